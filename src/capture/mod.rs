@@ -1,0 +1,433 @@
+//! Capture sources: saved files (pcap and pcapng, through libpcap) and live interfaces.
+//!
+//! Owns: the `pcap` crate, file opening, link-type checks, the BPF filter, merging several files
+//! in timestamp order, frame numbering, libpcap's drop counters. Must not: decode headers or keep
+//! per-flow state.
+//!
+//! Invariants:
+//! - `Frame::number` is 1-based and counts *every* record of its file, including records the BPF
+//!   filter rejects, so it equals Wireshark's `frame.number` for that file. (This is why the filter
+//!   is compiled and run here with `pcap_offline_filter` instead of being installed on the handle:
+//!   libpcap would silently skip records and renumber.)
+//! - A frame's `data` is borrowed until the next frame is produced; nothing is copied for a single
+//!   file. With several files, each file's pending record is copied into one reused buffer.
+//! - A file that ends in the middle of a record is read up to that point and reported as a
+//!   `FileInfo::stopped_early` warning, never a panic.
+
+use crate::error::{Error, Result};
+use crate::time::Timestamp;
+use pcap::{Capture, Offline, Precision};
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+
+/// Link-layer framings proxyscope decodes (a closed set; anything else is a clear error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LinkType {
+    /// DLT_EN10MB (1), with optional 802.1Q / 802.1ad (QinQ) tags.
+    Ethernet,
+    /// DLT_LINUX_SLL (113), `tcpdump -i any` before libpcap 1.10.
+    LinuxSll,
+    /// DLT_LINUX_SLL2 (276), `tcpdump -i any` with libpcap >= 1.10.
+    LinuxSll2,
+    /// DLT_RAW (12 / 14 / LINKTYPE_RAW 101): the frame starts with an IPv4 or IPv6 header.
+    RawIp,
+    /// DLT_IPV4 (228).
+    Ipv4,
+    /// DLT_IPV6 (229).
+    Ipv6,
+    /// DLT_NULL (0): 4-byte address family in the *capturing host's* byte order.
+    Null,
+    /// DLT_LOOP (108): 4-byte address family in network byte order.
+    Loop,
+}
+
+impl LinkType {
+    pub fn from_dlt(dlt: i32) -> Option<LinkType> {
+        Some(match dlt {
+            1 => LinkType::Ethernet,
+            113 => LinkType::LinuxSll,
+            276 => LinkType::LinuxSll2,
+            12 | 14 | 101 => LinkType::RawIp,
+            228 => LinkType::Ipv4,
+            229 => LinkType::Ipv6,
+            0 => LinkType::Null,
+            108 => LinkType::Loop,
+            _ => return None,
+        })
+    }
+
+    /// The DLT value libpcap uses on Linux (for writing evidence captures).
+    pub fn dlt(self) -> i32 {
+        match self {
+            LinkType::Ethernet => 1,
+            LinkType::LinuxSll => 113,
+            LinkType::LinuxSll2 => 276,
+            LinkType::RawIp => 12,
+            LinkType::Ipv4 => 228,
+            LinkType::Ipv6 => 229,
+            LinkType::Null => 0,
+            LinkType::Loop => 108,
+        }
+    }
+
+    /// Short stable name used in reports (`ethernet`, `linux-sll2`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkType::Ethernet => "ethernet",
+            LinkType::LinuxSll => "linux-sll",
+            LinkType::LinuxSll2 => "linux-sll2",
+            LinkType::RawIp => "raw-ip",
+            LinkType::Ipv4 => "raw-ipv4",
+            LinkType::Ipv6 => "raw-ipv6",
+            LinkType::Null => "bsd-null",
+            LinkType::Loop => "bsd-loop",
+        }
+    }
+}
+
+/// One captured record, borrowed from the capture source until the next one is produced.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    /// Index of the file in the order given on the command line (0 for a single file or live).
+    pub file: u16,
+    /// 1-based record number within its file: Wireshark's `frame.number`.
+    pub number: u64,
+    pub ts: Timestamp,
+    /// Bytes captured (`caplen`); `data.len() == caplen`.
+    pub caplen: u32,
+    /// Bytes on the wire (`len`); larger than `caplen` when the snaplen truncated the frame.
+    pub wire_len: u32,
+    pub link: LinkType,
+    pub data: &'a [u8],
+}
+
+/// What is known about one input file after reading it.
+#[derive(Clone, Debug, Default)]
+pub struct FileInfo {
+    pub path: PathBuf,
+    pub link: Option<LinkType>,
+    pub snaplen: u32,
+    /// Records read (including those the filter rejected).
+    pub frames: u64,
+    /// Records that passed the filter and were analysed.
+    pub frames_matched: u64,
+    /// Records with `caplen < len` (snaplen truncation).
+    pub frames_truncated: u64,
+    pub first_ts: Option<Timestamp>,
+    pub last_ts: Option<Timestamp>,
+    /// Set when reading stopped before the end of the file (truncated/corrupt record): libpcap's
+    /// message and the last good frame number.
+    pub stopped_early: Option<String>,
+}
+
+/// Size of the stdio buffer given to libpcap's file reader (the default is 4 KiB; see
+/// `docs/architecture.md`, "Reading files fast").
+const FILE_BUFFER_BYTES: usize = 1 << 20;
+
+extern "C" {
+    fn pcap_fopen_offline_with_tstamp_precision(
+        fp: *mut libc::FILE,
+        precision: libc::c_uint,
+        errbuf: *mut libc::c_char,
+    ) -> *mut libc::c_void;
+}
+
+/// A page-aligned heap buffer handed to `setvbuf`; freed only after the `FILE` is closed.
+struct AlignedBuf(*mut libc::c_void);
+
+impl AlignedBuf {
+    fn new(size: usize) -> Option<AlignedBuf> {
+        let mut p: *mut libc::c_void = std::ptr::null_mut();
+        // SAFETY: posix_memalign writes a valid pointer on success (return 0).
+        let rc = unsafe { libc::posix_memalign(&mut p, 4096, size) };
+        (rc == 0 && !p.is_null()).then_some(AlignedBuf(p))
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        // SAFETY: allocated by posix_memalign, freed once.
+        unsafe { libc::free(self.0) }
+    }
+}
+
+/// An open capture file. Field order matters: `cap` (which closes the FILE) drops before `_buf`.
+pub struct CaptureFile {
+    cap: Capture<Offline>,
+    _buf: Option<AlignedBuf>,
+    filter: Option<pcap::BpfProgram>,
+    index: u16,
+    info: FileInfo,
+    done: bool,
+}
+
+fn cstr_err(buf: &[libc::c_char]) -> String {
+    let bytes: Vec<u8> = buf
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Opens `path` with a 1 MiB page-aligned stdio buffer; falls back to `pcap_open_offline`.
+fn open_offline(path: &Path) -> Result<(Capture<Offline>, Option<AlignedBuf>)> {
+    use std::ffi::CString;
+    let cpath = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Error::Open {
+        path: path.to_path_buf(),
+        reason: "path contains a NUL byte".into(),
+    })?;
+    // SAFETY: plain libc calls on a valid C string; every pointer is checked before use, and on
+    // success libpcap owns the FILE (pcap_close will fclose it).
+    unsafe {
+        let fp = libc::fopen(cpath.as_ptr(), c"rb".as_ptr());
+        if fp.is_null() {
+            let e = std::io::Error::last_os_error();
+            return Err(Error::Open {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            });
+        }
+        let buf = AlignedBuf::new(FILE_BUFFER_BYTES);
+        if let Some(b) = &buf {
+            libc::setvbuf(
+                fp,
+                b.0 as *mut libc::c_char,
+                libc::_IOFBF,
+                FILE_BUFFER_BYTES,
+            );
+        }
+        let mut errbuf = [0 as libc::c_char; 256];
+        // 1 = PCAP_TSTAMP_PRECISION_NANO: keep nanosecond timestamps as they are in the file.
+        let p = pcap_fopen_offline_with_tstamp_precision(fp, 1, errbuf.as_mut_ptr());
+        match NonNull::new(p) {
+            Some(nn) => Ok((Capture::<Offline>::from(nn.cast()), buf)),
+            None => {
+                libc::fclose(fp);
+                Err(Error::NotACapture {
+                    path: path.to_path_buf(),
+                    reason: cstr_err(&errbuf),
+                })
+            }
+        }
+    }
+}
+
+impl CaptureFile {
+    pub fn open(path: &Path, index: u16, filter: Option<&str>) -> Result<CaptureFile> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::Open {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        if meta.is_dir() {
+            return Err(Error::Open {
+                path: path.to_path_buf(),
+                reason: "is a directory".into(),
+            });
+        }
+        if meta.len() == 0 {
+            return Err(Error::NoPackets {
+                path: path.to_path_buf(),
+                reason: "empty file (0 bytes), not a capture".into(),
+            });
+        }
+        let (cap, buf) = open_offline(path).or_else(|e| match e {
+            Error::NotACapture { .. } => Err(e),
+            _ => Capture::from_file_with_precision(path, Precision::Nano)
+                .map(|c| (c, None))
+                .map_err(|e| Error::NotACapture {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                }),
+        })?;
+        let dlt = cap.get_datalink();
+        let link = LinkType::from_dlt(dlt.0).ok_or_else(|| Error::UnsupportedLinkType {
+            path: path.to_path_buf(),
+            dlt: dlt.0,
+            name: dlt.get_name().unwrap_or_else(|_| "unknown".into()),
+        })?;
+        let filter = match filter {
+            Some(expr) => Some(cap.compile(expr, true).map_err(|e| Error::Filter {
+                expr: expr.to_string(),
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
+        // SAFETY: the handle is valid for the lifetime of `cap`.
+        let snaplen = unsafe { pcap_snapshot(cap.as_ptr() as *mut libc::c_void) }.max(0) as u32;
+        Ok(CaptureFile {
+            cap,
+            _buf: buf,
+            filter,
+            index,
+            info: FileInfo {
+                path: path.to_path_buf(),
+                link: Some(link),
+                snaplen,
+                ..Default::default()
+            },
+            done: false,
+        })
+    }
+
+    pub fn info(&self) -> &FileInfo {
+        &self.info
+    }
+
+    /// Reads the next record that passes the filter; `None` at the end of the file (or where a
+    /// truncated/corrupt record stopped it, recorded in `stopped_early`).
+    fn next_frame(&mut self) -> Option<Frame<'_>> {
+        if self.done {
+            return None;
+        }
+        let link = self.info.link.unwrap_or(LinkType::Ethernet);
+        let cap: *mut Capture<Offline> = &mut self.cap;
+        loop {
+            // SAFETY: `cap` points at `self.cap`, alive for `'_`. Each packet borrowed from it is
+            // either returned (ending the loop) or dropped before the next call, so borrows never
+            // overlap; the raw pointer only sidesteps the borrow checker's loop limitation.
+            match unsafe { (*cap).next_packet() } {
+                Ok(pkt) => {
+                    self.info.frames += 1;
+                    let number = self.info.frames;
+                    if let Some(f) = &self.filter {
+                        if !f.filter(pkt.data) {
+                            continue;
+                        }
+                    }
+                    let h = pkt.header;
+                    let ts = Timestamp::from_parts(h.ts.tv_sec as i64, h.ts.tv_usec as i64);
+                    let info = &mut self.info;
+                    info.frames_matched += 1;
+                    if h.caplen < h.len {
+                        info.frames_truncated += 1;
+                    }
+                    if info.first_ts.is_none() {
+                        info.first_ts = Some(ts);
+                    }
+                    info.last_ts = Some(ts);
+                    return Some(Frame {
+                        file: self.index,
+                        number,
+                        ts,
+                        caplen: h.caplen,
+                        wire_len: h.len,
+                        link,
+                        data: pkt.data,
+                    });
+                }
+                Err(pcap::Error::NoMorePackets) => {
+                    self.done = true;
+                    return None;
+                }
+                Err(e) => {
+                    self.done = true;
+                    self.info.stopped_early = Some(format!(
+                        "reading stopped after frame {}: {}",
+                        self.info.frames, e
+                    ));
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+extern "C" {
+    fn pcap_snapshot(p: *mut libc::c_void) -> libc::c_int;
+}
+
+/// Several capture files read as one stream of frames in timestamp order (ties keep the
+/// command-line order). Frame numbers stay per file.
+pub struct OfflineSet {
+    files: Vec<CaptureFile>,
+}
+
+/// A copied record waiting in the merge (only used with several files).
+struct Pending {
+    number: u64,
+    ts: Timestamp,
+    caplen: u32,
+    wire_len: u32,
+    data: Vec<u8>,
+    valid: bool,
+}
+
+impl OfflineSet {
+    pub fn open(paths: &[PathBuf], filter: Option<&str>) -> Result<OfflineSet> {
+        if paths.len() > u16::MAX as usize {
+            return Err(Error::Usage("too many capture files".into()));
+        }
+        let mut files = Vec::with_capacity(paths.len());
+        for (i, p) in paths.iter().enumerate() {
+            files.push(CaptureFile::open(p, i as u16, filter)?);
+        }
+        Ok(OfflineSet { files })
+    }
+
+    pub fn infos(&self) -> Vec<FileInfo> {
+        self.files.iter().map(|f| f.info.clone()).collect()
+    }
+
+    /// Pushes every frame, in timestamp order, into `sink`.
+    pub fn run(&mut self, mut sink: impl FnMut(&Frame<'_>)) {
+        if self.files.len() == 1 {
+            let f = &mut self.files[0];
+            while let Some(frame) = f.next_frame() {
+                sink(&frame);
+            }
+            return;
+        }
+        let mut pend: Vec<Pending> = (0..self.files.len())
+            .map(|_| Pending {
+                number: 0,
+                ts: Timestamp(0),
+                caplen: 0,
+                wire_len: 0,
+                data: Vec::new(),
+                valid: false,
+            })
+            .collect();
+        for (i, f) in self.files.iter_mut().enumerate() {
+            refill(f, &mut pend[i]);
+        }
+        loop {
+            let mut best: Option<usize> = None;
+            for (i, p) in pend.iter().enumerate() {
+                if p.valid && best.is_none_or(|b| p.ts < pend[b].ts) {
+                    best = Some(i);
+                }
+            }
+            let Some(i) = best else { break };
+            {
+                let p = &pend[i];
+                let frame = Frame {
+                    file: i as u16,
+                    number: p.number,
+                    ts: p.ts,
+                    caplen: p.caplen,
+                    wire_len: p.wire_len,
+                    link: self.files[i].info.link.unwrap_or(LinkType::Ethernet),
+                    data: &p.data,
+                };
+                sink(&frame);
+            }
+            refill(&mut self.files[i], &mut pend[i]);
+        }
+    }
+}
+
+fn refill(f: &mut CaptureFile, p: &mut Pending) {
+    match f.next_frame() {
+        Some(fr) => {
+            p.number = fr.number;
+            p.ts = fr.ts;
+            p.caplen = fr.caplen;
+            p.wire_len = fr.wire_len;
+            p.data.clear();
+            p.data.extend_from_slice(fr.data);
+            p.valid = true;
+        }
+        None => p.valid = false,
+    }
+}

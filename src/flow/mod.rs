@@ -1,0 +1,996 @@
+//! TCP flow tracking: one record per connection attempt, Zeek-compatible, with Wireshark's
+//! retransmission classification.
+//!
+//! Owns: the flow table (a slab of connections plus a hash map from the direction-free 4-tuple),
+//! per-direction endpoint state, sequence tracking, retransmission classification, capture
+//! duplicates, history letters, idle expiry in capture time, TIME_WAIT bookkeeping for 4-tuple
+//! reuse. Must not: interpret payload bytes (that is `app/`), read a clock, or allocate per packet
+//! (the table grows when connections are added; summaries are built once per connection).
+//!
+//! Invariants:
+//! - The originator is the side that sent the SYN. Without a SYN (capture began mid-connection)
+//!   `pick_originator` decides and the record is marked `partial`.
+//! - A SYN whose sequence number differs from what the table knows for that direction starts a
+//!   new connection on the same 4-tuple (port reuse), as Wireshark splits `tcp.stream`; a SYN with
+//!   the same ISN is a retransmission of the same attempt.
+//! - Retransmission classes are computed with Wireshark's rules (`wireshark.rs`), for every frame
+//!   including capture duplicates, so `ws_class` equals tshark's `tcp.analysis.*` flags; the
+//!   connection's own counters then leave capture duplicates out.
+//! - Memory is bounded by concurrently active connections: closed ones expire after
+//!   `closed_timeout`, idle ones after `idle_timeout` / `attempt_timeout`, all in capture time.
+
+pub mod seq;
+pub mod state;
+mod wireshark;
+
+#[cfg(test)]
+mod tests;
+
+use crate::decode::{flags, IcmpError, TcpSegment};
+use crate::time::{Timestamp, NANOS_PER_MILLI, NANOS_PER_SEC};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use std::net::{IpAddr, SocketAddr};
+
+pub use state::{ConnState, EndpointState, History};
+pub use wireshark::RetransClass;
+use wireshark::WsDir;
+
+/// A frame's identity for evidence: file index, Wireshark frame number and time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+pub struct FrameRef {
+    pub file: u16,
+    pub number: u64,
+    #[serde(skip)]
+    pub ts: Timestamp,
+}
+
+/// Direction within a connection: a role, not a source/destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Orig,
+    Resp,
+}
+
+impl Direction {
+    #[inline]
+    pub fn idx(self) -> usize {
+        self as usize
+    }
+    #[inline]
+    pub fn other(self) -> Direction {
+        match self {
+            Direction::Orig => Direction::Resp,
+            Direction::Resp => Direction::Orig,
+        }
+    }
+}
+
+/// Tunables of the tracker, all in capture time (see `Config` for the user-facing flags).
+#[derive(Clone, Copy, Debug)]
+pub struct TrackerConfig {
+    /// An established or partial connection with no packet for this long is finished.
+    pub idle_timeout_ns: i64,
+    /// An attempt that never got an answer (only SYNs) is finished after this much silence.
+    /// Longer than the largest gap between Linux SYN retransmissions (32 s with the default
+    /// `tcp_syn_retries = 6`).
+    pub attempt_timeout_ns: i64,
+    /// A connection closed by FIN on both sides, or reset, is finished after this much silence
+    /// (late ACKs and retransmitted FINs still land in it).
+    pub closed_timeout_ns: i64,
+    /// How long the side that closed first holds TIME_WAIT (Linux: 60 s). A SYN on a 4-tuple
+    /// closed less than this ago is flagged `reused_in_time_wait`.
+    pub time_wait_ns: i64,
+    /// Identical segments (same IP id, TCP seq/ack/flags/window/checksum/length) in the same
+    /// direction this close together are one packet captured twice, not a retransmission.
+    pub duplicate_window_ns: i64,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            idle_timeout_ns: 300 * NANOS_PER_SEC,
+            attempt_timeout_ns: 60 * NANOS_PER_SEC,
+            closed_timeout_ns: 5 * NANOS_PER_SEC,
+            time_wait_ns: 60 * NANOS_PER_SEC,
+            duplicate_window_ns: 20 * NANOS_PER_MILLI,
+        }
+    }
+}
+
+/// Frames kept per retransmitted segment (evidence); further copies are only counted.
+pub const MAX_SEGMENT_FRAMES: usize = 8;
+/// Distinct retransmitted segments tracked at once per direction (least recently used evicted).
+pub const MAX_TRACKED_SEGMENTS: usize = 4;
+
+/// One segment that was sent more than once.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SegmentRetx {
+    /// Absolute sequence number of the segment's first byte.
+    pub seq: u32,
+    /// Relative sequence number (as Wireshark shows it by default), when the ISN is known.
+    pub rel_seq: Option<u32>,
+    pub len: u32,
+    /// Times the segment was sent again (retransmissions and fast retransmissions; spurious
+    /// ones and capture duplicates excluded).
+    pub times: u32,
+    /// The original transmission, when it was captured.
+    pub original: Option<FrameRef>,
+    /// The retransmissions (up to `MAX_SEGMENT_FRAMES`).
+    pub frames: Vec<FrameRef>,
+    #[serde(skip)]
+    last_use: u64,
+}
+
+/// Per-direction counters and facts (the "sender" is the endpoint of that direction).
+#[derive(Clone, Debug, Default)]
+pub struct DirStats {
+    pub state: EndpointState,
+    /// Packets sent, capture duplicates excluded.
+    pub pkts: u64,
+    /// Payload bytes on the wire (`tcp.len` summed), capture duplicates excluded.
+    pub bytes: u64,
+    pub retransmissions: u32,
+    pub fast_retransmissions: u32,
+    pub spurious_retransmissions: u32,
+    pub out_of_order: u32,
+    pub keepalives: u32,
+    pub capture_duplicates: u32,
+    pub zero_windows: u32,
+    /// Segments that start beyond the highest sequence seen: a gap (lost before the capture
+    /// point, or not captured).
+    pub gaps: u32,
+    /// Largest number of times one segment was sent again (see `SegmentRetx::times`).
+    pub max_segment_retransmits: u32,
+    pub worst_segment: Option<SegmentRetx>,
+    /// TTL / hop limit range of this sender's non-RST packets.
+    pub ttl_min: u8,
+    pub ttl_max: u8,
+    pub first_data: Option<FrameRef>,
+    pub last_data: Option<FrameRef>,
+    pub first_fin: Option<FrameRef>,
+    /// Frames truncated by the snaplen.
+    pub truncated: u32,
+}
+
+/// The first RST of a connection and its context.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct RstInfo {
+    pub from: Direction,
+    pub frame: FrameRef,
+    pub ttl: u8,
+    /// Payload bytes the RST sender had sent that the peer had not acknowledged yet.
+    pub unacked_by_peer: u32,
+    /// Payload bytes the peer had sent that the RST sender had not acknowledged yet.
+    pub unacked_from_peer: u32,
+    /// A FIN had been seen (from either side) before the RST.
+    pub after_fin: bool,
+    /// Which side sent the last payload before the RST.
+    pub last_data_from: Option<Direction>,
+}
+
+/// An ICMP error that quoted one of this connection's segments.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct IcmpInfo {
+    pub frame: FrameRef,
+    pub reporter: IpAddr,
+    pub v6: bool,
+    pub icmp_type: u8,
+    pub code: u8,
+}
+
+/// Why a connection record was finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndReason {
+    /// Closed (both FINs, or a RST) and quiet for `closed_timeout`.
+    Closed,
+    /// No packet for the idle/attempt timeout.
+    Idle,
+    /// A new connection started on the same 4-tuple.
+    Superseded,
+    /// The capture ended while the connection was still open.
+    CaptureEnd,
+}
+
+/// Bookkeeping of one live connection. Frozen into a `FlowSummary` when it ends.
+#[derive(Clone, Debug)]
+struct Conn {
+    id: u64,
+    orig: SocketAddr,
+    resp: SocketAddr,
+    partial: bool,
+    dir: [DirStats; 2],
+    ws: [WsDir; 2],
+    /// Wireshark's `ts_mru_syn` / `ts_first_rtt` (conversation-wide).
+    ws_mru_syn: Option<Timestamp>,
+    ws_first_rtt: i64,
+    history: History,
+    first: FrameRef,
+    last: FrameRef,
+    syn_count: u32,
+    first_syn: Option<FrameRef>,
+    last_syn: Option<FrameRef>,
+    synack: Option<FrameRef>,
+    handshake_ack: Option<FrameRef>,
+    isn_orig: Option<u32>,
+    isn_resp: Option<u32>,
+    rst: Option<RstInfo>,
+    rst_count: u32,
+    icmp: Option<IcmpInfo>,
+    first_fin_from: Option<Direction>,
+    /// When both directions had sent a FIN (start of TIME_WAIT for the first closer).
+    closed_at: Option<Timestamp>,
+    port_reused: bool,
+    reused_in_time_wait: bool,
+    /// Last segment fingerprint per direction, for capture-duplicate detection.
+    last_fp: [Option<Fingerprint>; 2],
+    last_data_from: Option<Direction>,
+    /// Per-direction retransmitted-segment tracker, allocated on the first retransmission.
+    retx: [Option<Box<RetxTracker>>; 2],
+    /// The frame that last advanced each direction's highest sequence number, and its seq.
+    last_advance: [Option<(u32, FrameRef)>; 2],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Fingerprint {
+    ip_id: Option<u16>,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    window: u16,
+    checksum: u16,
+    len: u32,
+    ts: Timestamp,
+}
+
+#[derive(Clone, Debug, Default)]
+struct RetxTracker {
+    slots: Vec<SegmentRetx>,
+    clock: u64,
+}
+
+/// A finished connection: everything later stages (signatures, reports) need.
+#[derive(Clone, Debug, Serialize)]
+pub struct FlowSummary {
+    /// Sequential connection number in order of first packet (0-based).
+    pub id: u64,
+    pub orig: SocketAddr,
+    pub resp: SocketAddr,
+    /// The handshake was not seen: the originator was chosen by heuristic.
+    pub partial: bool,
+    pub conn_state: ConnState,
+    pub history: String,
+    #[serde(skip)]
+    pub orig_stats: DirStats,
+    #[serde(skip)]
+    pub resp_stats: DirStats,
+    pub first: FrameRef,
+    pub last: FrameRef,
+    #[serde(skip)]
+    pub start: Timestamp,
+    #[serde(skip)]
+    pub end: Timestamp,
+    pub syn_count: u32,
+    pub first_syn: Option<FrameRef>,
+    pub last_syn: Option<FrameRef>,
+    pub synack: Option<FrameRef>,
+    /// Handshake round-trip time (SYN-ACK to SYN plus ACK to SYN-ACK), seen from the capture point.
+    pub rtt_ns: Option<i64>,
+    pub rst: Option<RstInfo>,
+    pub rst_count: u32,
+    pub icmp: Option<IcmpInfo>,
+    pub first_fin_from: Option<Direction>,
+    #[serde(skip)]
+    pub closed_at: Option<Timestamp>,
+    pub port_reused: bool,
+    pub reused_in_time_wait: bool,
+    pub end_reason: EndReason,
+}
+
+impl FlowSummary {
+    pub fn stats(&self, d: Direction) -> &DirStats {
+        match d {
+            Direction::Orig => &self.orig_stats,
+            Direction::Resp => &self.resp_stats,
+        }
+    }
+    pub fn retransmissions(&self) -> u32 {
+        [&self.orig_stats, &self.resp_stats]
+            .iter()
+            .map(|d| d.retransmissions + d.fast_retransmissions + d.spurious_retransmissions)
+            .sum()
+    }
+    pub fn max_segment_retransmits(&self) -> u32 {
+        self.orig_stats
+            .max_segment_retransmits
+            .max(self.resp_stats.max_segment_retransmits)
+    }
+    pub fn duration_ns(&self) -> i64 {
+        self.end.nanos_since(self.start)
+    }
+    pub fn capture_duplicates(&self) -> u32 {
+        self.orig_stats.capture_duplicates + self.resp_stats.capture_duplicates
+    }
+}
+
+/// What the tracker concluded about one segment (for per-frame consumers and tests).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SegmentOutcome {
+    /// Connection number (`FlowSummary::id`).
+    pub flow: u64,
+    pub dir: Option<Direction>,
+    /// Wireshark's classification of this frame (computed for duplicates too).
+    pub ws_class: Option<RetransClass>,
+    pub ws_keepalive: bool,
+    /// This frame is a capture duplicate of the previous one in its direction.
+    pub duplicate: bool,
+    /// This SYN started a new connection on a 4-tuple that had one.
+    pub port_reused: bool,
+}
+
+/// Direction-free key: the two socket addresses in canonical order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FlowKey {
+    lo: (IpAddr, u16),
+    hi: (IpAddr, u16),
+}
+
+impl FlowKey {
+    fn new(a: (IpAddr, u16), b: (IpAddr, u16)) -> FlowKey {
+        if a <= b {
+            FlowKey { lo: a, hi: b }
+        } else {
+            FlowKey { lo: b, hi: a }
+        }
+    }
+}
+
+/// Receives finished connections.
+pub trait FlowSink {
+    fn flow_end(&mut self, summary: FlowSummary);
+}
+
+impl<F: FnMut(FlowSummary)> FlowSink for F {
+    fn flow_end(&mut self, summary: FlowSummary) {
+        self(summary)
+    }
+}
+
+/// Counters of the table itself.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct TableStats {
+    pub connections: u64,
+    pub peak_active: usize,
+    pub port_reuses: u64,
+    pub icmp_errors_matched: u64,
+    pub icmp_errors_unmatched: u64,
+}
+
+/// The flow table.
+pub struct FlowTable {
+    cfg: TrackerConfig,
+    map: FxHashMap<FlowKey, u32>,
+    slab: Vec<Option<Conn>>,
+    free: Vec<u32>,
+    /// 4-tuples closed by FIN recently: when, for TIME_WAIT reuse detection.
+    recently_closed: FxHashMap<FlowKey, Timestamp>,
+    next_id: u64,
+    last_sweep: Option<Timestamp>,
+    now: Timestamp,
+    pub stats: TableStats,
+}
+
+/// Capture time between sweeps for expired connections.
+const SWEEP_INTERVAL_NS: i64 = NANOS_PER_SEC;
+
+/// Ports a server commonly listens on: when the handshake was not seen, the side using one of
+/// these is taken as the responder.
+fn is_service_port(p: u16) -> bool {
+    p < 1024
+        || matches!(
+            p,
+            1080 | 1433
+                | 2375
+                | 2379
+                | 3000
+                | 3128
+                | 3306
+                | 5000
+                | 5432
+                | 5672
+                | 6379
+                | 8000
+                | 8008
+                | 8080
+                | 8081
+                | 8443
+                | 8888
+                | 9000
+                | 9090
+                | 9200
+                | 9443
+                | 11211
+                | 27017
+        )
+}
+
+/// Without a SYN: decides whether the sender of the first seen segment is the originator.
+/// A SYN-ACK's sender is the responder; otherwise a service port on exactly one side marks the
+/// responder; otherwise the lower port is taken as the server's (ephemeral ports are high).
+fn sender_is_originator(seg: &TcpSegment<'_>) -> bool {
+    if seg.has(flags::SYN) {
+        return !seg.has(flags::ACK);
+    }
+    match (is_service_port(seg.sport), is_service_port(seg.dport)) {
+        (false, true) => true,
+        (true, false) => false,
+        _ => seg.sport > seg.dport || (seg.sport == seg.dport),
+    }
+}
+
+impl FlowTable {
+    pub fn new(cfg: TrackerConfig) -> FlowTable {
+        FlowTable {
+            cfg,
+            map: FxHashMap::default(),
+            slab: Vec::new(),
+            free: Vec::new(),
+            recently_closed: FxHashMap::default(),
+            next_id: 0,
+            last_sweep: None,
+            now: Timestamp(0),
+            stats: TableStats::default(),
+        }
+    }
+
+    pub fn active(&self) -> usize {
+        self.map.len()
+    }
+
+    fn alloc(&mut self, key: FlowKey, conn: Conn) -> u32 {
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.slab[i as usize] = Some(conn);
+                i
+            }
+            None => {
+                self.slab.push(Some(conn));
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.map.insert(key, idx);
+        self.stats.connections += 1;
+        self.stats.peak_active = self.stats.peak_active.max(self.map.len());
+        idx
+    }
+
+    fn new_conn(&mut self, seg: &TcpSegment<'_>, fr: FrameRef) -> Conn {
+        let sender_orig = sender_is_originator(seg);
+        let a = SocketAddr::new(seg.src, seg.sport);
+        let b = SocketAddr::new(seg.dst, seg.dport);
+        let (orig, resp) = if sender_orig { (a, b) } else { (b, a) };
+        let partial = !(seg.has(flags::SYN) && !seg.has(flags::ACK));
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut history = History::default();
+        if !sender_orig && !seg.has(flags::SYN) {
+            history.flip();
+        }
+        Conn {
+            id,
+            orig,
+            resp,
+            partial,
+            dir: Default::default(),
+            ws: Default::default(),
+            ws_mru_syn: None,
+            ws_first_rtt: 0,
+            history,
+            first: fr,
+            last: fr,
+            syn_count: 0,
+            first_syn: None,
+            last_syn: None,
+            synack: None,
+            handshake_ack: None,
+            isn_orig: None,
+            isn_resp: None,
+            rst: None,
+            rst_count: 0,
+            icmp: None,
+            first_fin_from: None,
+            closed_at: None,
+            port_reused: false,
+            reused_in_time_wait: false,
+            last_fp: [None, None],
+            last_data_from: None,
+            retx: [None, None],
+            last_advance: [None, None],
+        }
+    }
+
+    /// Feeds one TCP segment. Finished connections (port reuse, expiry) go to `sink`.
+    pub fn process(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        fr: FrameRef,
+        sink: &mut impl FlowSink,
+    ) -> SegmentOutcome {
+        self.now = fr.ts;
+        if self
+            .last_sweep
+            .is_none_or(|t| fr.ts.nanos_since(t) >= SWEEP_INTERVAL_NS)
+        {
+            self.sweep(fr.ts, sink);
+            self.last_sweep = Some(fr.ts);
+        }
+        let key = FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport));
+        let is_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
+        let mut reused = false;
+        let idx = match self.map.get(&key).copied() {
+            Some(i) => {
+                let c = self.slab[i as usize].as_ref().expect("mapped slot is live");
+                let d = if SocketAddr::new(seg.src, seg.sport) == c.orig {
+                    Direction::Orig
+                } else {
+                    Direction::Resp
+                };
+                // Wireshark: a SYN whose sequence number differs from the direction's base
+                // sequence starts a new conversation ("TCP port numbers reused").
+                let new_attempt = is_syn && c.ws[d.idx()].base_seq.is_some_and(|b| b != seg.seq);
+                if new_attempt {
+                    self.finish(i, EndReason::Superseded, sink);
+                    reused = true;
+                    None
+                } else {
+                    Some(i)
+                }
+            }
+            None => None,
+        };
+        let idx = match idx {
+            Some(i) => i,
+            None => {
+                let mut conn = self.new_conn(seg, fr);
+                if let Some(closed) = self.recently_closed.remove(&key) {
+                    if is_syn && fr.ts.nanos_since(closed) < self.cfg.time_wait_ns {
+                        conn.reused_in_time_wait = true;
+                        reused = true;
+                    }
+                }
+                conn.port_reused = reused;
+                if reused {
+                    self.stats.port_reuses += 1;
+                }
+                self.alloc(key, conn)
+            }
+        };
+        let cfg = self.cfg;
+        let conn = self.slab[idx as usize].as_mut().expect("live slot");
+        let mut out = conn.on_segment(seg, fr, &cfg);
+        out.port_reused = reused;
+        out
+    }
+
+    /// Attaches an ICMP error to the connection whose segment it quotes.
+    pub fn icmp(&mut self, e: &IcmpError, fr: FrameRef) {
+        let key = FlowKey::new((e.src, e.sport), (e.dst, e.dport));
+        match self
+            .map
+            .get(&key)
+            .and_then(|&i| self.slab[i as usize].as_mut())
+        {
+            Some(c) => {
+                self.stats.icmp_errors_matched += 1;
+                if c.icmp.is_none() {
+                    c.icmp = Some(IcmpInfo {
+                        frame: fr,
+                        reporter: e.reporter,
+                        v6: e.v6,
+                        icmp_type: e.icmp_type,
+                        code: e.code,
+                    });
+                }
+            }
+            None => self.stats.icmp_errors_unmatched += 1,
+        }
+    }
+
+    fn finish(&mut self, idx: u32, reason: EndReason, sink: &mut impl FlowSink) {
+        let Some(conn) = self.slab[idx as usize].take() else {
+            return;
+        };
+        let key = FlowKey::new(
+            (conn.orig.ip(), conn.orig.port()),
+            (conn.resp.ip(), conn.resp.port()),
+        );
+        self.map.remove(&key);
+        self.free.push(idx);
+        if let Some(t) = conn.closed_at {
+            if conn.rst.is_none() {
+                self.recently_closed.insert(key, t);
+            }
+        }
+        sink.flow_end(conn.summarize(reason));
+    }
+
+    /// Finishes connections whose timeout passed at capture time `now`.
+    pub fn sweep(&mut self, now: Timestamp, sink: &mut impl FlowSink) {
+        let cfg = self.cfg;
+        for i in 0..self.slab.len() {
+            let Some(c) = &self.slab[i] else { continue };
+            let idle = now.nanos_since(c.last.ts);
+            let expired = if c.is_closed() {
+                idle >= cfg.closed_timeout_ns
+            } else if c.is_attempt_only() {
+                idle >= cfg.attempt_timeout_ns
+            } else {
+                idle >= cfg.idle_timeout_ns
+            };
+            if expired {
+                let reason = if c.is_closed() {
+                    EndReason::Closed
+                } else {
+                    EndReason::Idle
+                };
+                self.finish(i as u32, reason, sink);
+            }
+        }
+        let tw = cfg.time_wait_ns;
+        self.recently_closed.retain(|_, t| now.nanos_since(*t) < tw);
+    }
+
+    /// The capture ended: finishes every connection, in order of first packet.
+    pub fn finish_all(&mut self, sink: &mut impl FlowSink) {
+        let mut live: Vec<(u64, u32)> = self
+            .slab
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().map(|c| (c.id, i as u32)))
+            .collect();
+        live.sort_unstable();
+        for (_, i) in live {
+            let reason = if self.slab[i as usize]
+                .as_ref()
+                .is_some_and(|c| c.is_closed())
+            {
+                EndReason::Closed
+            } else {
+                EndReason::CaptureEnd
+            };
+            self.finish(i, reason, sink);
+        }
+        self.recently_closed.clear();
+    }
+}
+
+impl Conn {
+    fn is_closed(&self) -> bool {
+        self.rst.is_some()
+            || (self.dir[0].state == EndpointState::Closed
+                && self.dir[1].state == EndpointState::Closed)
+    }
+
+    fn is_attempt_only(&self) -> bool {
+        self.dir[1].pkts == 0 && self.dir[0].bytes == 0
+    }
+
+    fn on_segment(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        fr: FrameRef,
+        cfg: &TrackerConfig,
+    ) -> SegmentOutcome {
+        let d = if SocketAddr::new(seg.src, seg.sport) == self.orig {
+            Direction::Orig
+        } else {
+            Direction::Resp
+        };
+        let di = d.idx();
+        let syn = seg.has(flags::SYN);
+        let ack = seg.has(flags::ACK);
+        let fin = seg.has(flags::FIN);
+        let rst = seg.has(flags::RST);
+
+        // Wireshark's first-RTT bookkeeping happens before its sequence analysis.
+        if syn && !ack {
+            self.ws_mru_syn = Some(fr.ts);
+        }
+        if ack && !syn && self.ws_first_rtt == 0 {
+            if let Some(t) = self.ws_mru_syn {
+                self.ws_first_rtt = fr.ts.nanos_since(t);
+            }
+        }
+        let (fwd, rev) = split_pair(&mut self.ws, di);
+        let ws = fwd.analyze(rev, seg, fr, self.ws_first_rtt);
+
+        // Capture duplicate: the same packet seen twice within a few milliseconds.
+        let fp = Fingerprint {
+            ip_id: seg.ip_id,
+            seq: seg.seq,
+            ack: seg.ack,
+            flags: seg.flags,
+            window: seg.window,
+            checksum: seg.checksum,
+            len: seg.payload_len,
+            ts: fr.ts,
+        };
+        let duplicate = self.last_fp[di].is_some_and(|p| {
+            fr.ts.nanos_since(p.ts) <= cfg.duplicate_window_ns
+                && Fingerprint { ts: fr.ts, ..p } == fp
+        });
+        self.last_fp[di] = Some(fp);
+        self.last = fr;
+        let mut out = SegmentOutcome {
+            flow: self.id,
+            dir: Some(d),
+            ws_class: ws.class,
+            ws_keepalive: ws.keepalive,
+            duplicate,
+            port_reused: false,
+        };
+        if duplicate {
+            self.dir[di].capture_duplicates += 1;
+            return out;
+        }
+
+        let orig = d == Direction::Orig;
+        // Handshake facts.
+        if syn && !ack {
+            self.syn_count += 1;
+            if self.first_syn.is_none() {
+                self.first_syn = Some(fr);
+            }
+            self.last_syn = Some(fr);
+            if orig && self.isn_orig.is_none() {
+                self.isn_orig = Some(seg.seq);
+            }
+        }
+        if syn && ack && self.synack.is_none() {
+            self.synack = Some(fr);
+            if !orig {
+                self.isn_resp = Some(seg.seq);
+            }
+        }
+        if !syn && ack && orig && self.synack.is_some() && self.handshake_ack.is_none() {
+            self.handshake_ack = Some(fr);
+        }
+
+        // RST context, before the state changes.
+        if rst {
+            self.rst_count += 1;
+            if self.rst.is_none() {
+                let o = d.other().idx();
+                let unacked = |sender: &WsDir, receiver: &WsDir| -> u32 {
+                    if sender.nextseq == 0 || receiver.lastack == 0 {
+                        return 0;
+                    }
+                    let n = sender.nextseq.wrapping_sub(receiver.lastack) as i32;
+                    n.clamp(0, i32::MAX) as u32
+                };
+                self.rst = Some(RstInfo {
+                    from: d,
+                    frame: fr,
+                    ttl: seg.ttl,
+                    unacked_by_peer: unacked(&self.ws[di], &self.ws[o]),
+                    unacked_from_peer: unacked(&self.ws[o], &self.ws[di]),
+                    after_fin: self.first_fin_from.is_some(),
+                    last_data_from: self.last_data_from,
+                });
+            }
+        }
+
+        // Endpoint states.
+        let (own, peer) = split_pair(&mut self.dir, di);
+        EndpointState::on_send(&mut own.state, &mut peer.state, syn, ack, fin, rst);
+
+        // Counters.
+        let st = &mut self.dir[di];
+        st.pkts += 1;
+        st.bytes += seg.payload_len as u64;
+        if seg.truncated {
+            st.truncated += 1;
+        }
+        if !rst {
+            if st.ttl_max == 0 && st.ttl_min == 0 {
+                st.ttl_min = seg.ttl;
+                st.ttl_max = seg.ttl;
+            } else {
+                st.ttl_min = st.ttl_min.min(seg.ttl);
+                st.ttl_max = st.ttl_max.max(seg.ttl);
+            }
+        }
+        if seg.payload_len > 0 {
+            if st.first_data.is_none() {
+                st.first_data = Some(fr);
+            }
+            st.last_data = Some(fr);
+            self.last_data_from = Some(d);
+        }
+        if fin && st.first_fin.is_none() {
+            st.first_fin = Some(fr);
+            if self.first_fin_from.is_none() {
+                self.first_fin_from = Some(d);
+            }
+        }
+        if ws.zero_window {
+            st.zero_windows += 1;
+        }
+        if ws.gap {
+            st.gaps += 1;
+        }
+        if ws.keepalive {
+            st.keepalives += 1;
+        }
+        match ws.class {
+            Some(RetransClass::Retransmission) => st.retransmissions += 1,
+            Some(RetransClass::FastRetransmission) => st.fast_retransmissions += 1,
+            Some(RetransClass::SpuriousRetransmission) => st.spurious_retransmissions += 1,
+            Some(RetransClass::OutOfOrder) => st.out_of_order += 1,
+            None => {}
+        }
+        if self.closed_at.is_none()
+            && self.dir[0].first_fin.is_some()
+            && self.dir[1].first_fin.is_some()
+        {
+            self.closed_at = Some(fr.ts);
+        }
+
+        // Per-segment retransmission counts (data and FIN segments; SYNs are counted as
+        // `syn_count`). Spurious retransmissions do not count: the data had arrived.
+        if matches!(
+            ws.class,
+            Some(RetransClass::Retransmission | RetransClass::FastRetransmission)
+        ) && !syn
+        {
+            let isn = if orig { self.isn_orig } else { self.isn_resp };
+            let original = self.last_advance[di]
+                .filter(|(s, _)| *s == seg.seq)
+                .map(|(_, f)| f);
+            let t = self.retx[di].get_or_insert_with(Default::default);
+            let times = t.record(seg.seq, seg.payload_len, fr, original, isn);
+            let st = &mut self.dir[di];
+            if times > st.max_segment_retransmits {
+                st.max_segment_retransmits = times;
+                st.worst_segment = t.slots.iter().find(|s| s.seq == seg.seq).cloned();
+            } else if st.worst_segment.as_ref().is_some_and(|w| w.seq == seg.seq) {
+                st.worst_segment = t.slots.iter().find(|s| s.seq == seg.seq).cloned();
+            }
+        }
+        if ws.advanced && (seg.payload_len > 0 || fin) {
+            self.last_advance[di] = Some((seg.seq, fr));
+        }
+
+        // History letters (Zeek): upper case for the originator.
+        let h = &mut self.history;
+        if syn {
+            h.once(orig, if ack { b'h' } else { b's' });
+            if fin || rst {
+                h.once(orig, b'q');
+            }
+        } else if fin && rst {
+            h.once(orig, b'i');
+        }
+        if fin {
+            h.once(orig, b'f');
+        }
+        if rst {
+            h.once(orig, b'r');
+        }
+        if seg.payload_len > 0 {
+            h.once(orig, b'd');
+        } else if ack && !syn && !fin && !rst {
+            h.once(orig, b'a');
+        }
+        if seg.payload_len > 0
+            && matches!(
+                ws.class,
+                Some(
+                    RetransClass::Retransmission
+                        | RetransClass::FastRetransmission
+                        | RetransClass::SpuriousRetransmission
+                )
+            )
+        {
+            h.scaled(orig, b't');
+        }
+        if ws.zero_window {
+            h.scaled(orig, b'w');
+        }
+        if ws.gap {
+            h.scaled(orig, b'g');
+        }
+        out.dir = Some(d);
+        out
+    }
+
+    fn summarize(self, reason: EndReason) -> FlowSummary {
+        let [o, r] = self.dir;
+        let history = self.history.as_str().to_string();
+        let conn_state = ConnState::compute(o.state, r.state, o.bytes, r.bytes, &history);
+        let rtt_ns = match (self.last_syn, self.synack, self.handshake_ack) {
+            (Some(s), Some(sa), Some(a)) if sa.ts >= s.ts && a.ts >= sa.ts => {
+                Some(a.ts.nanos_since(s.ts))
+            }
+            _ => None,
+        };
+        FlowSummary {
+            id: self.id,
+            orig: self.orig,
+            resp: self.resp,
+            partial: self.partial,
+            conn_state,
+            history,
+            orig_stats: o,
+            resp_stats: r,
+            first: self.first,
+            last: self.last,
+            start: self.first.ts,
+            end: self.last.ts,
+            syn_count: self.syn_count,
+            first_syn: self.first_syn,
+            last_syn: self.last_syn,
+            synack: self.synack,
+            rtt_ns,
+            rst: self.rst,
+            rst_count: self.rst_count,
+            icmp: self.icmp,
+            first_fin_from: self.first_fin_from,
+            closed_at: self.closed_at,
+            port_reused: self.port_reused,
+            reused_in_time_wait: self.reused_in_time_wait,
+            end_reason: reason,
+        }
+    }
+}
+
+impl RetxTracker {
+    /// Counts one more retransmission of the segment starting at `seq`; returns its count.
+    fn record(
+        &mut self,
+        seq: u32,
+        len: u32,
+        fr: FrameRef,
+        original: Option<FrameRef>,
+        isn: Option<u32>,
+    ) -> u32 {
+        self.clock += 1;
+        let clock = self.clock;
+        if let Some(s) = self.slots.iter_mut().find(|s| s.seq == seq) {
+            s.times += 1;
+            s.len = s.len.max(len);
+            s.last_use = clock;
+            if s.frames.len() < MAX_SEGMENT_FRAMES {
+                s.frames.push(fr);
+            }
+            return s.times;
+        }
+        let entry = SegmentRetx {
+            seq,
+            rel_seq: isn.map(|i| seq.wrapping_sub(i)),
+            len,
+            times: 1,
+            original,
+            frames: vec![fr],
+            last_use: clock,
+        };
+        if self.slots.len() < MAX_TRACKED_SEGMENTS {
+            self.slots.push(entry);
+        } else if let Some(lru) = self.slots.iter_mut().min_by_key(|s| s.last_use) {
+            *lru = entry;
+        }
+        1
+    }
+}
+
+/// Mutable access to element `i` of a pair and the other one.
+fn split_pair<T>(pair: &mut [T; 2], i: usize) -> (&mut T, &mut T) {
+    let (a, b) = pair.split_at_mut(1);
+    if i == 0 {
+        (&mut a[0], &mut b[0])
+    } else {
+        (&mut b[0], &mut a[0])
+    }
+}

@@ -1,0 +1,25 @@
+//! proxyscope reads a packet capture and tells which hop of a client → proxy → backend path
+//! broke, how, and which frames prove it.
+//!
+//! The pipeline (data flows downstream only):
+//!
+//! ```text
+//!  capture/ ──Frame<'a>──▶ decode/ ──TcpSegment<'a>──▶ flow/ ──FlowSummary──▶ report/
+//!  (libpcap: files,        (link layer, IPv4/IPv6,     (flow table, Zeek states,    (table, JSON)
+//!   BPF, frame numbers)     TCP, ICMP errors; lax)      Wireshark retransmission
+//!                                                        classes, expiry)
+//! ```
+//!
+//! `pipeline` wires the stages; `cli` turns argv into a `config` and runs them. The library never
+//! sees clap, never reads the wall clock (capture time is the only clock), and borrows packet data
+//! on the hot path.
+
+pub mod capture;
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod error;
+pub mod flow;
+pub mod pipeline;
+pub mod report;
+pub mod time;

@@ -1,0 +1,16 @@
+//! The `proxyscope` binary: parses argv and hands over to `proxyscope::cli`.
+
+use clap::Parser;
+
+fn main() {
+    let cli = match proxyscope::cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and --version are not errors; usage mistakes exit 2 with clap's message.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    std::process::exit(proxyscope::cli::run(cli));
+}

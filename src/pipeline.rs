@@ -1,0 +1,162 @@
+//! Wiring: pushes frames from `capture/` through `decode/` into `flow/`, and hands finished
+//! connections to an `Observer`. Holds no protocol logic.
+
+use crate::capture::{FileInfo, Frame, OfflineSet};
+use crate::config::InputConfig;
+use crate::decode::{self, Decoded, Skip, TcpSegment};
+use crate::error::{Error, Result};
+use crate::flow::{FlowSink, FlowSummary, FlowTable, FrameRef, SegmentOutcome, TableStats};
+use crate::time::Timestamp;
+use serde::Serialize;
+
+/// Receives what the pipeline produces. Every method but `flow_end` is optional.
+pub trait Observer {
+    /// A finished connection (port reuse, expiry, or end of capture).
+    fn flow_end(&mut self, summary: FlowSummary);
+    /// One decoded TCP segment and the tracker's verdict on it.
+    fn segment(&mut self, _frame: &Frame<'_>, _seg: &TcpSegment<'_>, _outcome: &SegmentOutcome) {}
+}
+
+struct SinkAdapter<'a, O: Observer>(&'a mut O);
+
+impl<O: Observer> FlowSink for SinkAdapter<'_, O> {
+    fn flow_end(&mut self, summary: FlowSummary) {
+        self.0.flow_end(summary)
+    }
+}
+
+/// Frames that were not TCP, by reason.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct SkipCounts {
+    pub not_ip: u64,
+    pub not_tcp: u64,
+    pub ip_fragment: u64,
+    pub malformed: u64,
+}
+
+/// Facts about the whole run, for the report header and the warnings list.
+#[derive(Clone, Debug, Default)]
+pub struct CaptureSummary {
+    pub files: Vec<FileInfo>,
+    /// Frames read, filter-rejected ones included.
+    pub frames: u64,
+    /// Frames that passed the filter.
+    pub frames_matched: u64,
+    pub tcp_segments: u64,
+    pub icmp_errors: u64,
+    pub skipped: SkipCounts,
+    pub first_ts: Option<Timestamp>,
+    pub last_ts: Option<Timestamp>,
+    pub table: TableStats,
+    /// Frames truncated by the snaplen.
+    pub truncated_frames: u64,
+    /// Capture time ran backwards between consecutive frames (per file).
+    pub time_reversals: u64,
+}
+
+impl CaptureSummary {
+    /// Capture-level artefacts, one line each (never outages).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        for f in &self.files {
+            if let Some(s) = &f.stopped_early {
+                w.push(format!(
+                    "{}: file is truncated or corrupt, {}; the frames before it were analysed",
+                    f.path.display(),
+                    s
+                ));
+            }
+            if f.frames_truncated > 0 {
+                w.push(format!(
+                    "{}: {} of {} frames were cut by the snaplen ({} bytes); headers were analysed, payload beyond the cut was not",
+                    f.path.display(),
+                    f.frames_truncated,
+                    f.frames_matched,
+                    f.snaplen
+                ));
+            }
+        }
+        if self.skipped.malformed > 0 {
+            w.push(format!(
+                "{} frames had malformed or cut link/IP/TCP headers and were skipped",
+                self.skipped.malformed
+            ));
+        }
+        if self.skipped.ip_fragment > 0 {
+            w.push(format!(
+                "{} IP fragments were skipped (fragments are not reassembled)",
+                self.skipped.ip_fragment
+            ));
+        }
+        if self.time_reversals > 0 {
+            w.push(format!(
+                "capture time went backwards {} times between consecutive frames",
+                self.time_reversals
+            ));
+        }
+        w
+    }
+}
+
+/// Reads every input file and runs the tracker; returns the capture summary.
+pub fn run<O: Observer>(input: &InputConfig, obs: &mut O) -> Result<CaptureSummary> {
+    let mut set = OfflineSet::open(&input.files, input.filter.as_deref())?;
+    let mut table = FlowTable::new(input.tracker);
+    let mut sum = CaptureSummary::default();
+    let mut prev_ts: Vec<Option<Timestamp>> = vec![None; input.files.len()];
+    set.run(|frame| {
+        sum.frames_matched += 1;
+        if frame.caplen < frame.wire_len {
+            sum.truncated_frames += 1;
+        }
+        let slot = &mut prev_ts[frame.file as usize];
+        if slot.is_some_and(|p| frame.ts < p) {
+            sum.time_reversals += 1;
+        }
+        *slot = Some(frame.ts);
+        if sum.first_ts.is_none_or(|t| frame.ts < t) {
+            sum.first_ts = Some(frame.ts);
+        }
+        if sum.last_ts.is_none_or(|t| frame.ts > t) {
+            sum.last_ts = Some(frame.ts);
+        }
+        let fr = FrameRef {
+            file: frame.file,
+            number: frame.number,
+            ts: frame.ts,
+        };
+        match decode::decode(frame.link, frame.data) {
+            Decoded::Tcp(seg) => {
+                sum.tcp_segments += 1;
+                let outcome = table.process(&seg, fr, &mut SinkAdapter(obs));
+                obs.segment(frame, &seg, &outcome);
+            }
+            Decoded::Icmp(e) => {
+                sum.icmp_errors += 1;
+                table.icmp(&e, fr);
+            }
+            Decoded::Skip(s) => match s {
+                Skip::NotIp => sum.skipped.not_ip += 1,
+                Skip::NotTcp => sum.skipped.not_tcp += 1,
+                Skip::Fragment => sum.skipped.ip_fragment += 1,
+                Skip::Malformed => sum.skipped.malformed += 1,
+            },
+        }
+    });
+    table.finish_all(&mut SinkAdapter(obs));
+    sum.files = set.infos();
+    sum.frames = sum.files.iter().map(|f| f.frames).sum();
+    sum.table = table.stats;
+    if sum.frames == 0 {
+        let f = &sum.files[0];
+        let reason = match &f.stopped_early {
+            Some(s) => format!("no packet could be read ({})", s),
+            None => "capture contains no packets".to_string(),
+        };
+        return Err(Error::NoPackets {
+            path: f.path.clone(),
+            reason,
+        });
+    }
+    Ok(sum)
+}

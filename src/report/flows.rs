@@ -1,0 +1,251 @@
+//! `proxyscope flows`: one row/object per TCP connection. The JSON schema is documented in
+//! `docs/flows-schema.md`.
+//!
+//! JSON is streamed: each connection is written when it ends, reordered into first-frame order
+//! through a bounded buffer (`REORDER_MAX`), so memory stays bounded by concurrent connections
+//! rather than by the capture's size.
+
+use crate::flow::{Direction, FlowSummary};
+use crate::time::{human_duration, Timestamp};
+use serde::Serialize;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+/// Connections held back at most to restore first-frame order; beyond it the oldest pending one
+/// is written out of order (only when a connection stays open while this many others finish).
+pub const REORDER_MAX: usize = 65_536;
+
+/// One connection in the `flows` JSON output (schema version 1).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FlowRow {
+    pub id: u64,
+    pub orig: String,
+    pub resp: String,
+    pub conn_state: &'static str,
+    pub history: String,
+    pub orig_pkts: u64,
+    pub resp_pkts: u64,
+    pub orig_bytes: u64,
+    pub resp_bytes: u64,
+    /// Retransmissions of both directions (Wireshark's retransmission + fast + spurious),
+    /// capture duplicates excluded.
+    pub retransmissions: u32,
+    pub fast_retransmissions: u32,
+    pub spurious_retransmissions: u32,
+    pub max_segment_retransmits: u32,
+    pub out_of_order: u32,
+    pub capture_duplicates: u32,
+    pub zero_windows: u32,
+    pub syn_count: u32,
+    pub first_frame: u64,
+    pub last_frame: u64,
+    /// File of the first frame (only with several input files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    pub start: String,
+    /// Seconds from first to last frame, as a decimal string-free number.
+    pub duration: Duration6,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt: Option<Duration6>,
+    pub partial: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rst_from: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rst_frame: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_fin_from: Option<&'static str>,
+    pub port_reused: bool,
+    pub end_reason: &'static str,
+}
+
+/// Seconds with microsecond precision, serialized as a JSON number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Duration6(pub i64);
+
+impl Serialize for Duration6 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Round to microseconds so the number prints without float noise.
+        let micros = (self.0 + 500) / 1000;
+        s.serialize_f64(micros as f64 / 1e6)
+    }
+}
+
+fn dir_name(d: Direction) -> &'static str {
+    match d {
+        Direction::Orig => "orig",
+        Direction::Resp => "resp",
+    }
+}
+
+impl FlowRow {
+    pub fn from_summary(s: &FlowSummary, files: &[PathBuf]) -> FlowRow {
+        let o = &s.orig_stats;
+        let r = &s.resp_stats;
+        FlowRow {
+            id: s.id,
+            orig: s.orig.to_string(),
+            resp: s.resp.to_string(),
+            conn_state: s.conn_state.name(),
+            history: s.history.clone(),
+            orig_pkts: o.pkts,
+            resp_pkts: r.pkts,
+            orig_bytes: o.bytes,
+            resp_bytes: r.bytes,
+            retransmissions: s.retransmissions(),
+            fast_retransmissions: o.fast_retransmissions + r.fast_retransmissions,
+            spurious_retransmissions: o.spurious_retransmissions + r.spurious_retransmissions,
+            max_segment_retransmits: s.max_segment_retransmits(),
+            out_of_order: o.out_of_order + r.out_of_order,
+            capture_duplicates: s.capture_duplicates(),
+            zero_windows: o.zero_windows + r.zero_windows,
+            syn_count: s.syn_count,
+            first_frame: s.first.number,
+            last_frame: s.last.number,
+            file: (files.len() > 1).then(|| files[s.first.file as usize].display().to_string()),
+            start: Timestamp::rfc3339(s.start),
+            duration: Duration6(s.duration_ns()),
+            rtt: s.rtt_ns.map(Duration6),
+            partial: s.partial,
+            rst_from: s.rst.map(|r| dir_name(r.from)),
+            rst_frame: s.rst.map(|r| r.frame.number),
+            first_fin_from: s.first_fin_from.map(dir_name),
+            port_reused: s.port_reused,
+            end_reason: match s.end_reason {
+                crate::flow::EndReason::Closed => "closed",
+                crate::flow::EndReason::Idle => "idle",
+                crate::flow::EndReason::Superseded => "superseded",
+                crate::flow::EndReason::CaptureEnd => "capture-end",
+            },
+        }
+    }
+}
+
+/// Writes rows in id order as they arrive, as one JSON array.
+pub struct JsonStream<W: Write> {
+    out: W,
+    pending: BinaryHeap<Reverse<FlowRow>>,
+    next_id: u64,
+    written: u64,
+    pub error: Option<io::Error>,
+}
+
+impl<W: Write> JsonStream<W> {
+    pub fn new(out: W) -> JsonStream<W> {
+        JsonStream {
+            out,
+            pending: BinaryHeap::new(),
+            next_id: 0,
+            written: 0,
+            error: None,
+        }
+    }
+
+    pub fn push(&mut self, row: FlowRow) {
+        if self.error.is_some() {
+            return;
+        }
+        self.pending.push(Reverse(row));
+        while let Some(Reverse(top)) = self.pending.peek() {
+            if top.id > self.next_id && self.pending.len() <= REORDER_MAX {
+                break;
+            }
+            let Reverse(row) = self.pending.pop().expect("peeked");
+            self.next_id = self.next_id.max(row.id + 1);
+            if let Err(e) = self.write_row(&row) {
+                self.error = Some(e);
+                return;
+            }
+        }
+    }
+
+    fn write_row(&mut self, row: &FlowRow) -> io::Result<()> {
+        self.out.write_all(if self.written == 0 {
+            b"[\n  "
+        } else {
+            b",\n  "
+        })?;
+        serde_json::to_writer(&mut self.out, row).map_err(io::Error::other)?;
+        self.written += 1;
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        while let Some(Reverse(row)) = self.pending.pop() {
+            self.write_row(&row)?;
+        }
+        self.out
+            .write_all(if self.written == 0 { b"[]\n" } else { b"\n]\n" })?;
+        self.out.flush()
+    }
+}
+
+/// The terminal table: one row per connection, in first-frame order.
+pub fn table(rows: &mut [FlowRow], color: bool) -> String {
+    use comfy_table::{
+        presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Color, ContentArrangement, Table,
+    };
+    rows.sort_by_key(|r| r.id);
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    if !color {
+        t.force_no_tty();
+    } else {
+        t.enforce_styling();
+    }
+    t.set_header(vec![
+        "orig",
+        "resp",
+        "state",
+        "history",
+        "pkts o/r",
+        "bytes o/r",
+        "retx",
+        "duration",
+        "first frame",
+    ]);
+    for r in rows.iter() {
+        let state_color = match r.conn_state {
+            "SF" | "S1" => None,
+            "REJ" | "S0" | "RSTOS0" => Some(Color::Red),
+            "RSTO" | "RSTR" | "RSTRH" => Some(Color::Yellow),
+            _ => None,
+        };
+        let mut state = Cell::new(format!(
+            "{}{}",
+            r.conn_state,
+            if r.partial { " (partial)" } else { "" }
+        ));
+        if let (true, Some(c)) = (color, state_color) {
+            state = state.fg(c);
+        }
+        let retx = if r.retransmissions > 0 {
+            format!("{} (max {}×)", r.retransmissions, r.max_segment_retransmits)
+        } else {
+            "0".to_string()
+        };
+        t.add_row(vec![
+            Cell::new(&r.orig),
+            Cell::new(&r.resp),
+            state,
+            Cell::new(&r.history),
+            Cell::new(format!("{}/{}", r.orig_pkts, r.resp_pkts))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(format!("{}/{}", r.orig_bytes, r.resp_bytes))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(retx).set_alignment(CellAlignment::Right),
+            Cell::new(human_duration(r.duration.0)).set_alignment(CellAlignment::Right),
+            Cell::new(match &r.file {
+                Some(f) => format!("{}#{}", f, r.first_frame),
+                None => r.first_frame.to_string(),
+            })
+            .set_alignment(CellAlignment::Right),
+        ]);
+    }
+    t.to_string()
+}

@@ -1,0 +1,40 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared/corpus` beside the checkout, or None (with a note on stderr) when it is absent, as
+/// on a user's clone.
+pub fn shared_corpus() -> Option<PathBuf> {
+    let p = repo().join("..").join("shared").join("corpus");
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIPPED: {} is absent (only developers and CI have the shared corpus)",
+            p.display()
+        );
+        None
+    }
+}
+
+/// tshark is the oracle; tests that need it fail loudly when it is missing.
+pub fn require_tshark() {
+    let ok = Command::new("tshark")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(ok, "tshark is not installed: run `apt-get install -y tshark` (the README's test command and .ci/run do)");
+}
+
+/// The release-or-debug binary built by cargo for integration tests.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_proxyscope"))
+}
