@@ -2,22 +2,26 @@
 //! Owns argv, stdout/stderr and exit codes (0 done, 1 `--fail-on` matched, 2 error). Must not
 //! contain analysis logic.
 
-use crate::config::{FlowsConfig, Format, InputConfig};
+use crate::config::{AnalyzeConfig, FlowsConfig, Format, InputConfig};
 use crate::error::Error;
 use crate::flow::{FlowSummary, TrackerConfig};
 use crate::pipeline::{self, Observer};
 use crate::report::{self, flows::FlowRow};
+use crate::signature::{Severity, Thresholds};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 const EXAMPLES: &str = "\
 Examples:
+  proxyscope analyze captures/refused-nginx-backleg.pcap
+  proxyscope analyze --format markdown -o incident.md --evidence-pcap evidence.pcap link.pcap
+  proxyscope analyze --fail-on warning -f 'host 10.78.2.2 and port 8080' link.pcap
   proxyscope flows captures/refused-nginx-backleg.pcap
   proxyscope flows --format json -f 'host 10.78.2.2 and port 8080' link.pcap | jq '.[] | select(.conn_state==\"REJ\")'
   proxyscope flows client.pcap proxy.pcapng        # several files, merged by time
 
-Exit codes: 0 done, 2 error (unreadable file, not a capture, unsupported link type, bad filter).";
+Exit codes: 0 done, 1 a verdict at or above --fail-on, 2 error (unreadable file, not a capture, unsupported link type, bad filter).";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -33,6 +37,9 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Find outages: verdicts with evidence frames (Wireshark frame numbers).
+    #[command(after_help = EXAMPLES)]
+    Analyze(AnalyzeArgs),
     /// List every TCP connection: Zeek-style state and history, packets, bytes, retransmissions.
     #[command(after_help = EXAMPLES)]
     Flows(FlowsArgs),
@@ -42,6 +49,50 @@ pub enum Command {
 pub enum FlowsFormat {
     Table,
     Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnalyzeFormat {
+    Table,
+    Json,
+    Markdown,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeverityArg {
+    Info,
+    Warning,
+    Critical,
+}
+
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Report format [default: table on a terminal, json otherwise]
+    #[arg(long, value_enum)]
+    pub format: Option<AnalyzeFormat>,
+    /// Write the report to FILE instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Exit with code 1 when a verdict at or above this severity exists.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<SeverityArg>,
+    /// An unanswered SYN less than this many seconds before the end of the capture is inconclusive.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    pub syn_timeout: f64,
+    /// Retransmissions of one segment that make a retransmission storm.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub retrans_threshold: u32,
+    /// Connections concurrently in TIME_WAIT on one host (towards one endpoint) that make a pileup.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub time_wait_threshold: u32,
+    /// Evidence frames listed per verdict.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_evidence: usize,
+    /// Also write the frames of the connections behind the verdicts to this pcap (opens in Wireshark).
+    #[arg(long, value_name = "FILE")]
+    pub evidence_pcap: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -97,6 +148,7 @@ fn use_color() -> bool {
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
+        Command::Analyze(a) => a.validate().and_then(analyze),
         Command::Flows(a) => a.input.validate().and_then(|input| {
             let format = match a.format {
                 Some(FlowsFormat::Json) => Format::Json,
@@ -118,6 +170,106 @@ pub fn run(cli: Cli) -> i32 {
             2
         }
     }
+}
+
+impl AnalyzeArgs {
+    fn validate(self) -> Result<AnalyzeConfig, Error> {
+        let input = self.input.validate()?;
+        if self.retrans_threshold < 1 {
+            return Err(Error::Usage(
+                "--retrans-threshold must be at least 1".into(),
+            ));
+        }
+        if self.max_evidence < 1 {
+            return Err(Error::Usage("--max-evidence must be at least 1".into()));
+        }
+        let thresholds = Thresholds {
+            syn_timeout_ns: secs(self.syn_timeout, "syn-timeout")?,
+            retrans_threshold: self.retrans_threshold,
+            time_wait_threshold: self.time_wait_threshold,
+            ..Thresholds::default()
+        };
+        let to_terminal = self.output.is_none() && std::io::stdout().is_terminal();
+        let format = match self.format {
+            Some(AnalyzeFormat::Table) => Format::Table,
+            Some(AnalyzeFormat::Json) => Format::Json,
+            Some(AnalyzeFormat::Markdown) => Format::Markdown,
+            None if to_terminal => Format::Table,
+            None => Format::Json,
+        };
+        let command = std::iter::once("proxyscope".to_string())
+            .chain(std::env::args().skip(1).map(|a| {
+                if a.contains(' ') {
+                    format!("'{}'", a)
+                } else {
+                    a
+                }
+            }))
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(AnalyzeConfig {
+            input,
+            format,
+            color: to_terminal && use_color(),
+            output: self.output,
+            thresholds,
+            max_evidence: self.max_evidence,
+            fail_on: self.fail_on.map(|s| match s {
+                SeverityArg::Info => Severity::Info,
+                SeverityArg::Warning => Severity::Warning,
+                SeverityArg::Critical => Severity::Critical,
+            }),
+            evidence_pcap: self.evidence_pcap,
+            command,
+        })
+    }
+}
+
+fn analyze(cfg: AnalyzeConfig) -> Result<i32, Error> {
+    let a = crate::analyze::run(&cfg.input, cfg.thresholds, cfg.max_evidence)?;
+    let text = match cfg.format {
+        Format::Json => {
+            let r = report::analyze::Report::build(
+                &a,
+                cfg.command.clone(),
+                cfg.input.filter.as_deref(),
+            );
+            let mut s = serde_json::to_string_pretty(&r).map_err(|e| Error::Output {
+                what: "report".into(),
+                reason: e.to_string(),
+            })?;
+            s.push('\n');
+            s
+        }
+        Format::Markdown => report::analyze::markdown(&a, &cfg.command),
+        Format::Table => report::analyze::table(&a, cfg.color),
+    };
+    match &cfg.output {
+        Some(p) => std::fs::write(p, text.as_bytes()).map_err(|e| Error::Output {
+            what: p.display().to_string(),
+            reason: e.to_string(),
+        })?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                return output_error(e);
+            }
+        }
+    }
+    if let Some(p) = &cfg.evidence_pcap {
+        let sel = crate::analyze::EvidenceSelector::new(&a.verdicts);
+        let n = crate::capture::write_selected(
+            &cfg.input.files,
+            cfg.input.filter.as_deref(),
+            p,
+            |f| sel.keep(f),
+        )?;
+        eprintln!("proxyscope: wrote {} evidence frames to {}", n, p.display());
+    }
+    let failed = cfg
+        .fail_on
+        .is_some_and(|t| a.verdicts.iter().any(|v| v.severity >= t));
+    Ok(if failed { 1 } else { 0 })
 }
 
 fn print_warnings(sum: &pipeline::CaptureSummary) {

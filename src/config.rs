@@ -2,6 +2,7 @@
 //! never sees clap. Must not: do I/O.
 
 use crate::flow::TrackerConfig;
+use crate::signature::{Severity, Thresholds};
 use std::path::PathBuf;
 
 /// Output format of a report.
@@ -28,4 +29,23 @@ pub struct FlowsConfig {
     pub format: Format,
     /// Use colors (only on a terminal and without NO_COLOR).
     pub color: bool,
+}
+
+/// `proxyscope analyze`.
+#[derive(Clone, Debug)]
+pub struct AnalyzeConfig {
+    pub input: InputConfig,
+    pub format: Format,
+    /// Write the report here instead of standard output.
+    pub output: Option<PathBuf>,
+    pub color: bool,
+    pub thresholds: Thresholds,
+    /// Evidence frames per verdict (default 10).
+    pub max_evidence: usize,
+    /// Exit 1 when a verdict at or above this severity exists.
+    pub fail_on: Option<Severity>,
+    /// Also write the frames of the connections behind the verdicts to this pcap.
+    pub evidence_pcap: Option<PathBuf>,
+    /// The command line as typed, for the report.
+    pub command: String,
 }

@@ -4,16 +4,20 @@
 //! The pipeline (data flows downstream only):
 //!
 //! ```text
-//!  capture/ ──Frame<'a>──▶ decode/ ──TcpSegment<'a>──▶ flow/ ──FlowSummary──▶ report/
-//!  (libpcap: files,        (link layer, IPv4/IPv6,     (flow table, Zeek states,    (table, JSON)
-//!   BPF, frame numbers)     TCP, ICMP errors; lax)      Wireshark retransmission
-//!                                                        classes, expiry)
+//!  capture/ ──Frame<'a>──▶ decode/ ──TcpSegment<'a>──▶ flow/ ──FlowSummary──▶ signature/
+//!  (libpcap: files,        (link layer, IPv4/IPv6,     (flow table, Zeek states,    (one pure rule
+//!   BPF, frame numbers)     TCP, ICMP errors; lax)      Wireshark retransmission      per outage)
+//!                                                        classes, expiry)                 │ Finding
+//!                                                                                         ▼
+//!                                            report/ ◀──Verdict── verdict/ (one per signature,
+//!                                  (table, JSON, Markdown)         hop and server endpoint)
 //! ```
 //!
-//! `pipeline` wires the stages; `cli` turns argv into a `config` and runs them. The library never
+//! `pipeline` wires the stages (and `analyze` runs the signatures on what it produces); `cli` turns argv into a `config` and runs them. The library never
 //! sees clap, never reads the wall clock (capture time is the only clock), and borrows packet data
 //! on the hot path.
 
+pub mod analyze;
 pub mod capture;
 pub mod cli;
 pub mod config;
@@ -22,4 +26,6 @@ pub mod error;
 pub mod flow;
 pub mod pipeline;
 pub mod report;
+pub mod signature;
 pub mod time;
+pub mod verdict;

@@ -15,7 +15,6 @@ use proxyscope::flow::{FlowSummary, SegmentOutcome, TrackerConfig};
 use proxyscope::pipeline::{self, Observer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 mod common;
 
@@ -63,58 +62,26 @@ struct TsharkFrame {
 }
 
 fn tshark_frames(path: &Path) -> Vec<TsharkFrame> {
-    let out = Command::new("tshark")
-        .args(["-n", "-r"])
-        .arg(path)
-        .args([
-            "-T",
-            "fields",
-            "-E",
-            "separator=|",
-            "-e",
-            "frame.number",
-            "-e",
-            "tcp.stream",
-            "-e",
-            "tcp.analysis.retransmission",
-            "-e",
-            "tcp.flags.syn",
-            "-e",
-            "tcp.flags.ack",
-            "-e",
-            "tcp.flags.reset",
-            "-e",
-            "icmp.type",
-            "-e",
-            "icmpv6.type",
-        ])
-        .output()
-        .expect("run tshark");
-    assert!(
-        out.status.success(),
-        "tshark failed on {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
+    let rows = common::tshark_fields(
+        path,
+        &[
+            "frame.number", "tcp.stream", "tcp.analysis.retransmission", "tcp.flags.syn", "tcp.flags.ack",
+            "tcp.flags.reset", "icmp.type", "icmpv6.type",
+        ],
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split('|').collect();
+    rows.iter()
+        .map(|f| {
             let first = |s: &str| s.split(',').next().unwrap_or("").to_string();
             let is_icmp = !f[6].is_empty() || !f[7].is_empty();
-            let stream = if is_icmp {
-                None
-            } else {
-                first(f[1]).parse().ok()
-            };
+            let stream = if is_icmp { None } else { first(&f[1]).parse().ok() };
             let flag = |s: &str| stream.is_some() && matches!(first(s).as_str(), "1" | "True");
             TsharkFrame {
                 number: f[0].parse().expect("frame number"),
                 stream,
                 retrans: stream.is_some() && !f[2].is_empty(),
-                syn: flag(f[3]),
-                ack: flag(f[4]),
-                rst: flag(f[5]),
+                syn: flag(&f[3]),
+                ack: flag(&f[4]),
+                rst: flag(&f[5]),
             }
         })
         .collect()

@@ -106,6 +106,8 @@ pub struct Frame<'a> {
 pub struct FileInfo {
     pub path: PathBuf,
     pub link: Option<LinkType>,
+    /// The link type as libpcap reported it (kept when writing evidence captures).
+    pub dlt: i32,
     pub snaplen: u32,
     /// Records read (including those the filter rejected).
     pub frames: u64,
@@ -430,4 +432,53 @@ fn refill(f: &mut CaptureFile, p: &mut Pending) {
         }
         None => p.valid = false,
     }
+}
+
+/// Writes the frames of `input` (read again, in the same merged order) for which `keep` returns
+/// true into a new pcap at `out`, with the input's link type and nanosecond timestamps. Returns
+/// the number of frames written. All inputs must share one link type.
+pub fn write_selected(
+    paths: &[PathBuf],
+    filter: Option<&str>,
+    out: &Path,
+    mut keep: impl FnMut(&Frame<'_>) -> bool,
+) -> Result<u64> {
+    let mut set = OfflineSet::open(paths, filter)?;
+    let infos = set.infos();
+    let dlt = infos[0].dlt;
+    if let Some(other) = infos.iter().find(|i| i.dlt != dlt) {
+        return Err(Error::Usage(format!(
+            "--evidence-pcap needs one link type, but {} has link type {} and {} has {}",
+            infos[0].path.display(),
+            dlt,
+            other.path.display(),
+            other.dlt
+        )));
+    }
+    let out_err = |e: pcap::Error| Error::Output {
+        what: out.display().to_string(),
+        reason: e.to_string(),
+    };
+    let dead =
+        Capture::dead_with_precision(pcap::Linktype(dlt), Precision::Nano).map_err(out_err)?;
+    let mut sf = dead.savefile(out).map_err(out_err)?;
+    let mut n = 0u64;
+    set.run(|f| {
+        if keep(f) {
+            let secs = f.ts.0.div_euclid(crate::time::NANOS_PER_SEC);
+            let nanos = f.ts.0.rem_euclid(crate::time::NANOS_PER_SEC);
+            let header = pcap::PacketHeader {
+                ts: libc::timeval {
+                    tv_sec: secs as libc::time_t,
+                    tv_usec: nanos as libc::suseconds_t,
+                },
+                caplen: f.caplen,
+                len: f.wire_len,
+            };
+            sf.write(&pcap::Packet::new(&header, f.data));
+            n += 1;
+        }
+    });
+    sf.flush().map_err(out_err)?;
+    Ok(n)
 }

@@ -143,7 +143,7 @@ pub struct DirStats {
     pub gaps: u32,
     /// Largest number of times one segment was sent again (see `SegmentRetx::times`).
     pub max_segment_retransmits: u32,
-    pub worst_segment: Option<SegmentRetx>,
+    pub worst_segment: Option<Box<SegmentRetx>>,
     /// TTL / hop limit range of this sender's non-RST packets.
     pub ttl_min: u8,
     pub ttl_max: u8,
@@ -373,7 +373,11 @@ pub struct FlowTable {
     cfg: TrackerConfig,
     map: FxHashMap<FlowKey, u32>,
     slab: Vec<Option<Conn>>,
+    /// Last packet time per slab slot, dense, so the expiry sweep does not touch every `Conn`.
+    last_seen: Vec<i64>,
     free: Vec<u32>,
+    /// The flow of the previous segment: consecutive segments usually share it.
+    last_hit: Option<(FlowKey, u32)>,
     /// 4-tuples closed by FIN recently: when, for TIME_WAIT reuse detection.
     recently_closed: FxHashMap<FlowKey, Timestamp>,
     next_id: u64,
@@ -436,7 +440,9 @@ impl FlowTable {
             cfg,
             map: FxHashMap::default(),
             slab: Vec::new(),
+            last_seen: Vec::new(),
             free: Vec::new(),
+            last_hit: None,
             recently_closed: FxHashMap::default(),
             next_id: 0,
             last_sweep: None,
@@ -457,6 +463,7 @@ impl FlowTable {
             }
             None => {
                 self.slab.push(Some(conn));
+                self.last_seen.push(0);
                 (self.slab.len() - 1) as u32
             }
         };
@@ -529,7 +536,11 @@ impl FlowTable {
         let key = FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport));
         let is_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
         let mut reused = false;
-        let idx = match self.map.get(&key).copied() {
+        let found = match self.last_hit {
+            Some((k, i)) if k == key => Some(i),
+            _ => self.map.get(&key).copied(),
+        };
+        let idx = match found {
             Some(i) => {
                 let c = self.slab[i as usize].as_ref().expect("mapped slot is live");
                 let d = if SocketAddr::new(seg.src, seg.sport) == c.orig {
@@ -568,6 +579,8 @@ impl FlowTable {
             }
         };
         let cfg = self.cfg;
+        self.last_hit = Some((key, idx));
+        self.last_seen[idx as usize] = fr.ts.0;
         let conn = self.slab[idx as usize].as_mut().expect("live slot");
         let mut out = conn.on_segment(seg, fr, &cfg);
         out.port_reused = reused;
@@ -608,6 +621,9 @@ impl FlowTable {
         );
         self.map.remove(&key);
         self.free.push(idx);
+        if self.last_hit.is_some_and(|(_, i)| i == idx) {
+            self.last_hit = None;
+        }
         if let Some(t) = conn.closed_at {
             if conn.rst.is_none() {
                 self.recently_closed.insert(key, t);
@@ -619,7 +635,14 @@ impl FlowTable {
     /// Finishes connections whose timeout passed at capture time `now`.
     pub fn sweep(&mut self, now: Timestamp, sink: &mut impl FlowSink) {
         let cfg = self.cfg;
+        let shortest = cfg
+            .closed_timeout_ns
+            .min(cfg.attempt_timeout_ns)
+            .min(cfg.idle_timeout_ns);
         for i in 0..self.slab.len() {
+            if now.0.saturating_sub(self.last_seen[i]) < shortest {
+                continue;
+            }
             let Some(c) = &self.slab[i] else { continue };
             let idle = now.nanos_since(c.last.ts);
             let expired = if c.is_closed() {
@@ -852,11 +875,10 @@ impl Conn {
             let t = self.retx[di].get_or_insert_with(Default::default);
             let times = t.record(seg.seq, seg.payload_len, fr, original, isn);
             let st = &mut self.dir[di];
-            if times > st.max_segment_retransmits {
-                st.max_segment_retransmits = times;
-                st.worst_segment = t.slots.iter().find(|s| s.seq == seg.seq).cloned();
-            } else if st.worst_segment.as_ref().is_some_and(|w| w.seq == seg.seq) {
-                st.worst_segment = t.slots.iter().find(|s| s.seq == seg.seq).cloned();
+            let is_worst = st.worst_segment.as_ref().is_some_and(|w| w.seq == seg.seq);
+            if times > st.max_segment_retransmits || is_worst {
+                st.max_segment_retransmits = st.max_segment_retransmits.max(times);
+                st.worst_segment = t.slots.iter().find(|s| s.seq == seg.seq).cloned().map(Box::new);
             }
         }
         if ws.advanced && (seg.payload_len > 0 || fin) {

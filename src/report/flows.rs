@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 /// Connections held back at most to restore first-frame order; beyond it the oldest pending one
 /// is written out of order (only when a connection stays open while this many others finish).
-pub const REORDER_MAX: usize = 65_536;
+pub const REORDER_MAX: usize = 8_192;
 
 /// One connection in the `flows` JSON output (schema version 1).
 #[derive(Clone, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]

@@ -2,6 +2,7 @@
 //! separate from the domain types, so the JSON wire format changes only on purpose. Must not
 //! compute anything new: it formats what the pipeline produced.
 
+pub mod analyze;
 pub mod flows;
 
 use std::io::{self, Write};

@@ -38,3 +38,19 @@ pub fn require_tshark() {
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_proxyscope"))
 }
+
+/// Runs `tshark -n -r FILE -T fields` with the given fields; one Vec per frame, one String per
+/// field (multi-valued fields keep tshark's comma-separated text).
+pub fn tshark_fields(path: &std::path::Path, fields: &[&str]) -> Vec<Vec<String>> {
+    let mut cmd = Command::new("tshark");
+    cmd.args(["-n", "-r"]).arg(path).args(["-T", "fields", "-E", "separator=|"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().expect("run tshark");
+    assert!(out.status.success(), "tshark failed on {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('|').map(str::to_string).collect())
+        .collect()
+}

@@ -1,0 +1,416 @@
+//! The `analyze` report: JSON (schema version 1, `docs/report-schema.md`), a terminal table, and
+//! Markdown for incident tickets. Output types here are the wire contract; they are built from the
+//! domain types and change only additively within a schema version.
+
+use crate::analyze::{Analysis, Warning};
+use crate::flow::FrameRef;
+use crate::signature::Severity;
+use crate::time::{human_duration, Timestamp};
+use crate::verdict::Verdict;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub tool: Tool,
+    pub command: String,
+    pub capture: CaptureOut,
+    pub verdicts: Vec<VerdictOut>,
+}
+
+#[derive(Serialize)]
+pub struct Tool {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct CaptureOut {
+    pub files: Vec<FileOut>,
+    /// Frames read (filter-rejected included).
+    pub packets: u64,
+    /// Frames that passed the BPF filter.
+    pub packets_matched: u64,
+    pub tcp_segments: u64,
+    pub connections: u64,
+    pub first_ts: Option<String>,
+    pub last_ts: Option<String>,
+    pub duration: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    pub warnings: Vec<WarningOut>,
+}
+
+#[derive(Serialize)]
+pub struct FileOut {
+    pub path: String,
+    pub link_type: &'static str,
+    pub packets: u64,
+    pub snaplen: u32,
+    pub truncated_frames: u64,
+}
+
+#[derive(Serialize)]
+pub struct WarningOut {
+    pub kind: &'static str,
+    pub message: String,
+    pub count: u64,
+    pub frames: Vec<FrameOut>,
+}
+
+#[derive(Serialize, Clone)]
+pub struct FrameOut {
+    pub frame: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    pub ts: String,
+}
+
+#[derive(Serialize)]
+pub struct EvidenceOut {
+    pub frame: u64,
+    pub kind: crate::signature::EvidenceKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    pub ts: String,
+    pub description: String,
+}
+
+#[derive(Serialize)]
+pub struct VerdictOut {
+    pub signature: &'static str,
+    pub severity: &'static str,
+    pub hop: &'static str,
+    pub client: String,
+    pub clients: u32,
+    pub server: String,
+    pub flow_count: u64,
+    pub total_flows: u64,
+    pub first_ts: String,
+    pub last_ts: String,
+    pub summary: String,
+    pub details: Vec<String>,
+    pub likely_causes: Vec<String>,
+    pub next_checks: Vec<String>,
+    pub wireshark_filter: String,
+    pub evidence: Vec<EvidenceOut>,
+    pub facts: BTreeMap<&'static str, String>,
+}
+
+fn file_name(files: &[PathBuf], fr: &FrameRef) -> Option<String> {
+    (files.len() > 1).then(|| files[fr.file as usize].display().to_string())
+}
+
+impl Report {
+    pub fn build(a: &Analysis, command: String, filter: Option<&str>) -> Report {
+        let files: Vec<PathBuf> = a.capture.files.iter().map(|f| f.path.clone()).collect();
+        let c = &a.capture;
+        Report {
+            schema_version: SCHEMA_VERSION,
+            tool: Tool {
+                name: "proxyscope",
+                version: env!("CARGO_PKG_VERSION"),
+            },
+            command,
+            capture: CaptureOut {
+                files: c
+                    .files
+                    .iter()
+                    .map(|f| FileOut {
+                        path: f.path.display().to_string(),
+                        link_type: f.link.map(|l| l.name()).unwrap_or("unknown"),
+                        packets: f.frames,
+                        snaplen: f.snaplen,
+                        truncated_frames: f.frames_truncated,
+                    })
+                    .collect(),
+                packets: c.frames,
+                packets_matched: c.frames_matched,
+                tcp_segments: c.tcp_segments,
+                connections: a.connections,
+                first_ts: c.first_ts.map(|t| t.to_string()),
+                last_ts: c.last_ts.map(|t| t.to_string()),
+                duration: match (c.first_ts, c.last_ts) {
+                    (Some(a), Some(b)) => (b.nanos_since(a) / 1000) as f64 / 1e6,
+                    _ => 0.0,
+                },
+                filter: filter.map(str::to_string),
+                warnings: a.warnings.iter().map(|w| warning_out(w, &files)).collect(),
+            },
+            verdicts: a.verdicts.iter().map(|v| verdict_out(v, &files)).collect(),
+        }
+    }
+}
+
+fn warning_out(w: &Warning, files: &[PathBuf]) -> WarningOut {
+    WarningOut {
+        kind: w.kind,
+        message: w.message.clone(),
+        count: w.count,
+        frames: w
+            .frames
+            .iter()
+            .map(|f| FrameOut {
+                frame: f.number,
+                file: file_name(files, f),
+                ts: f.ts.to_string(),
+            })
+            .collect(),
+    }
+}
+
+fn verdict_out(v: &Verdict, files: &[PathBuf]) -> VerdictOut {
+    VerdictOut {
+        signature: v.signature.name(),
+        severity: v.severity.name(),
+        hop: v.hop.name(),
+        client: v.client.to_string(),
+        clients: v.clients,
+        server: v.server.to_string(),
+        flow_count: v.flow_count,
+        total_flows: v.total_flows,
+        first_ts: v.first_ts.to_string(),
+        last_ts: v.last_ts.to_string(),
+        summary: v.summary.clone(),
+        details: v.notes.clone(),
+        likely_causes: v.likely_causes.clone(),
+        next_checks: v.next_checks.clone(),
+        wireshark_filter: v.wireshark_filter.clone(),
+        evidence: v
+            .evidence
+            .iter()
+            .map(|e| EvidenceOut {
+                frame: e.frame.number,
+                kind: e.kind,
+                file: file_name(files, &e.frame),
+                ts: e.frame.ts.to_string(),
+                description: e.description.clone(),
+            })
+            .collect(),
+        facts: v.facts.iter().cloned().collect(),
+    }
+}
+
+fn span(a: &Analysis) -> String {
+    match (a.capture.first_ts, a.capture.last_ts) {
+        (Some(x), Some(y)) => format!("{} → {} ({})", x, y, human_duration(y.nanos_since(x))),
+        _ => "empty".into(),
+    }
+}
+
+fn frame_label(files: &[PathBuf], fr: &FrameRef) -> String {
+    match file_name(files, fr) {
+        Some(f) => format!("{}#{}", f, fr.number),
+        None => format!("#{}", fr.number),
+    }
+}
+
+fn rel(ts: Timestamp, start: Option<Timestamp>) -> String {
+    match start {
+        Some(s) => format!("+{:.6}s", ts.secs_since(s)),
+        None => ts.to_string(),
+    }
+}
+
+/// The terminal report: header, one row per verdict, then evidence per verdict, then warnings.
+pub fn table(a: &Analysis, color: bool) -> String {
+    use comfy_table::{
+        presets::UTF8_FULL_CONDENSED, Attribute, Cell, Color, ContentArrangement, Table,
+    };
+    let files: Vec<PathBuf> = a.capture.files.iter().map(|f| f.path.clone()).collect();
+    let start = a.capture.first_ts;
+    let mut out = String::new();
+    let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    out.push_str(&format!(
+        "proxyscope {} — {}\ncapture: {}\n{} packets ({} TCP), {} connections\n\n",
+        env!("CARGO_PKG_VERSION"),
+        names.join(", "),
+        span(a),
+        a.capture.frames_matched,
+        a.capture.tcp_segments,
+        a.connections
+    ));
+    let sev_color = |s: Severity| match s {
+        Severity::Critical => Color::Red,
+        Severity::Warning => Color::Yellow,
+        Severity::Info => Color::Blue,
+    };
+    if a.verdicts.is_empty() {
+        out.push_str("No outage signature matched: every connection behaved normally.\n");
+    } else {
+        let mut t = Table::new();
+        t.load_style(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(140);
+        if color {
+            t.enforce_styling();
+        } else {
+            t.force_no_tty();
+        }
+        t.set_header(vec![
+            "#",
+            "severity",
+            "signature",
+            "hop",
+            "server",
+            "conns",
+            "window",
+            "summary",
+        ]);
+        for (i, v) in a.verdicts.iter().enumerate() {
+            let mut sev = Cell::new(v.severity.name());
+            if color {
+                sev = sev.fg(sev_color(v.severity)).add_attribute(Attribute::Bold);
+            }
+            t.add_row(vec![
+                Cell::new(i + 1),
+                sev,
+                Cell::new(v.signature.name()),
+                Cell::new(v.hop.name()),
+                Cell::new(v.server),
+                Cell::new(format!("{}/{}", v.flow_count, v.total_flows)),
+                Cell::new(format!(
+                    "{} … {}",
+                    rel(v.first_ts, start),
+                    rel(v.last_ts, start)
+                )),
+                Cell::new(&v.summary),
+            ]);
+        }
+        out.push_str(&t.to_string());
+        out.push('\n');
+        for (i, v) in a.verdicts.iter().enumerate() {
+            out.push_str(&format!(
+                "\n[{}] {} {} — {}\n",
+                i + 1,
+                v.severity.name(),
+                v.signature.name(),
+                v.summary
+            ));
+            for n in v.notes.iter().take(3) {
+                out.push_str(&format!("    · {}\n", n));
+            }
+            if v.notes.len() > 3 {
+                out.push_str(&format!("    · … and {} more\n", v.notes.len() - 3));
+            }
+            out.push_str("  evidence:\n");
+            for e in &v.evidence {
+                out.push_str(&format!(
+                    "    {:>8}  {}  {}\n",
+                    frame_label(&files, &e.frame),
+                    rel(e.frame.ts, start),
+                    e.description
+                ));
+            }
+            out.push_str(&format!("  wireshark: {}\n", v.wireshark_filter));
+            out.push_str(&format!("  likely: {}\n", v.likely_causes.join("; ")));
+            out.push_str(&format!("  next: {}\n", v.next_checks.join("; ")));
+        }
+    }
+    if !a.warnings.is_empty() {
+        out.push_str("\ncapture warnings (artefacts of how the capture was taken, not outages):\n");
+        for w in &a.warnings {
+            out.push_str(&format!("  - [{}] {}\n", w.kind, w.message));
+        }
+    }
+    out
+}
+
+/// A Markdown report to paste into a ticket.
+pub fn markdown(a: &Analysis, command: &str) -> String {
+    let files: Vec<PathBuf> = a.capture.files.iter().map(|f| f.path.clone()).collect();
+    let start = a.capture.first_ts;
+    let mut o = String::new();
+    o.push_str("## proxyscope report\n\n");
+    let worst = a.verdicts.iter().map(|v| v.severity).max();
+    o.push_str(&match worst {
+        None => {
+            "**No outage signature matched**: every connection behaved normally.\n\n".to_string()
+        }
+        Some(s) => format!(
+            "**{} verdict{}**, worst severity **{}**. Top: {}\n\n",
+            a.verdicts.len(),
+            if a.verdicts.len() == 1 { "" } else { "s" },
+            s.name(),
+            a.verdicts[0].summary
+        ),
+    });
+    if !a.verdicts.is_empty() {
+        o.push_str("| # | severity | signature | hop | server | connections | window | summary |\n|---|---|---|---|---|---|---|---|\n");
+        for (i, v) in a.verdicts.iter().enumerate() {
+            o.push_str(&format!(
+                "| {} | {} | `{}` | {} | `{}` | {}/{} | {} … {} | {} |\n",
+                i + 1,
+                v.severity.name(),
+                v.signature.name(),
+                v.hop.name(),
+                v.server,
+                v.flow_count,
+                v.total_flows,
+                rel(v.first_ts, start),
+                rel(v.last_ts, start),
+                v.summary.replace('|', "\\|")
+            ));
+        }
+        for (i, v) in a.verdicts.iter().enumerate() {
+            o.push_str(&format!(
+                "\n### {}. `{}` ({}) — {}\n\n",
+                i + 1,
+                v.signature.name(),
+                v.severity.name(),
+                v.server
+            ));
+            o.push_str(&format!("{}\n\n", v.summary));
+            for n in v.notes.iter().take(5) {
+                o.push_str(&format!("- {}\n", n));
+            }
+            o.push_str("\n| frame | time | what |\n|---|---|---|\n");
+            for e in &v.evidence {
+                o.push_str(&format!(
+                    "| {} | {} | {} |\n",
+                    frame_label(&files, &e.frame),
+                    rel(e.frame.ts, start),
+                    e.description.replace('|', "\\|")
+                ));
+            }
+            o.push_str(&format!("\nWireshark filter: `{}`\n\n", v.wireshark_filter));
+            o.push_str("Likely causes:\n");
+            for c in &v.likely_causes {
+                o.push_str(&format!("- {}\n", c));
+            }
+            o.push_str("\nNext checks:\n");
+            for c in &v.next_checks {
+                o.push_str(&format!("- {}\n", c));
+            }
+        }
+    }
+    o.push_str("\n### Capture\n\n");
+    o.push_str(&format!("- command: `{}`\n", command));
+    for f in &a.capture.files {
+        o.push_str(&format!(
+            "- file: `{}` ({}, {} packets, snaplen {})\n",
+            f.path.display(),
+            f.link.map(|l| l.name()).unwrap_or("unknown"),
+            f.frames,
+            f.snaplen
+        ));
+    }
+    o.push_str(&format!(
+        "- span: {}\n- {} packets ({} TCP), {} connections\n",
+        span(a),
+        a.capture.frames_matched,
+        a.capture.tcp_segments,
+        a.connections
+    ));
+    if !a.warnings.is_empty() {
+        o.push_str("\nCapture warnings (not outages):\n");
+        for w in &a.warnings {
+            o.push_str(&format!("- `{}`: {}\n", w.kind, w.message));
+        }
+    }
+    o
+}

@@ -1,0 +1,272 @@
+//! Verdicts: findings merged into one verdict per (signature, hop, server endpoint), never one per
+//! packet, with severity, counts out of all connections to that endpoint, time window, summary,
+//! likely causes, next checks, a Wireshark display filter and up to `max_evidence` evidence
+//! frames. Must not: format output.
+
+use crate::flow::{FlowSummary, FrameRef};
+use crate::signature::{Evidence, Finding, Severity, SignatureId};
+use crate::time::{Timestamp, NANOS_PER_SEC};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use std::net::{IpAddr, SocketAddr};
+
+/// Which leg of the path a verdict is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Hop {
+    #[serde(rename = "client->proxy")]
+    ClientToProxy,
+    #[serde(rename = "proxy->backend")]
+    ProxyToBackend,
+    #[serde(rename = "client->server")]
+    ClientToServer,
+}
+
+impl Hop {
+    pub fn name(self) -> &'static str {
+        match self {
+            Hop::ClientToProxy => "client->proxy",
+            Hop::ProxyToBackend => "proxy->backend",
+            Hop::ClientToServer => "client->server",
+        }
+    }
+}
+
+/// A connection behind a verdict (for `--evidence-pcap`).
+#[derive(Clone, Copy, Debug)]
+pub struct FlowRef {
+    pub orig: SocketAddr,
+    pub resp: SocketAddr,
+    pub first: FrameRef,
+    pub last: FrameRef,
+}
+
+/// Connections remembered per verdict for `--evidence-pcap`.
+pub const MAX_FLOW_REFS: usize = 1000;
+/// Per-connection notes kept per verdict.
+pub const MAX_NOTES: usize = 20;
+/// A refusal followed this soon by a successful connection from the same client to the same port
+/// on another address of the server (happy eyeballs: ::1 then 127.0.0.1) is only info.
+pub const FALLBACK_WINDOW_NS: i64 = 2 * NANOS_PER_SEC;
+
+#[derive(Clone, Debug)]
+pub struct Verdict {
+    pub signature: SignatureId,
+    pub severity: Severity,
+    pub hop: Hop,
+    /// The client (first seen) and how many distinct clients were affected.
+    pub client: IpAddr,
+    pub clients: u32,
+    pub server: SocketAddr,
+    /// Connections affected.
+    pub flow_count: u64,
+    /// All connections to `server` in the capture.
+    pub total_flows: u64,
+    /// Affected connections per severity.
+    pub by_severity: [u64; 3],
+    pub first_ts: Timestamp,
+    pub last_ts: Timestamp,
+    pub summary: String,
+    pub notes: Vec<String>,
+    pub likely_causes: Vec<String>,
+    pub next_checks: Vec<String>,
+    pub wireshark_filter: String,
+    pub evidence: Vec<Evidence>,
+    pub facts: Vec<(&'static str, String)>,
+    pub flows: Vec<FlowRef>,
+}
+
+struct Builder {
+    v: Verdict,
+    client_set: Vec<IpAddr>,
+    /// Findings' (severity, first evidence frame) for evidence selection.
+    findings: Vec<(Severity, Vec<Evidence>)>,
+    refused_times: Vec<(IpAddr, Timestamp)>,
+}
+
+/// Distinct clients remembered per verdict (beyond it, the count is a lower bound).
+const MAX_CLIENTS: usize = 256;
+
+pub struct Aggregator {
+    max_evidence: usize,
+    builders: FxHashMap<(SignatureId, Hop, SocketAddr), Builder>,
+    endpoint_flows: FxHashMap<SocketAddr, u64>,
+    endpoint_established: FxHashMap<SocketAddr, u64>,
+    /// (client ip, server port) -> (server ip, first successful connection start), capped.
+    successes: FxHashMap<(IpAddr, u16), Vec<(IpAddr, Timestamp)>>,
+}
+
+impl Aggregator {
+    pub fn new(max_evidence: usize) -> Aggregator {
+        Aggregator {
+            max_evidence,
+            builders: FxHashMap::default(),
+            endpoint_flows: FxHashMap::default(),
+            endpoint_established: FxHashMap::default(),
+            successes: FxHashMap::default(),
+        }
+    }
+
+    /// Counts every finished connection (the denominators of "n of m").
+    pub fn observe_flow(&mut self, f: &FlowSummary) {
+        *self.endpoint_flows.entry(f.resp).or_default() += 1;
+        if f.synack.is_some() || f.resp_stats.bytes > 0 {
+            *self.endpoint_established.entry(f.resp).or_default() += 1;
+            let v = self
+                .successes
+                .entry((f.orig.ip(), f.resp.port()))
+                .or_default();
+            if v.len() < 4 && !v.iter().any(|(ip, _)| *ip == f.resp.ip()) {
+                v.push((f.resp.ip(), f.start));
+            }
+        }
+    }
+
+    pub fn add(&mut self, fd: Finding, hop: Hop, flow: Option<&FlowSummary>) {
+        let key = (fd.signature, hop, fd.server);
+        let b = self.builders.entry(key).or_insert_with(|| Builder {
+            v: Verdict {
+                signature: fd.signature,
+                severity: fd.severity,
+                hop,
+                client: fd.client,
+                clients: 0,
+                server: fd.server,
+                flow_count: 0,
+                total_flows: 0,
+                by_severity: [0; 3],
+                first_ts: fd.first_ts,
+                last_ts: fd.last_ts,
+                summary: String::new(),
+                notes: Vec::new(),
+                likely_causes: Vec::new(),
+                next_checks: Vec::new(),
+                wireshark_filter: String::new(),
+                evidence: Vec::new(),
+                facts: Vec::new(),
+                flows: Vec::new(),
+            },
+            client_set: Vec::new(),
+            findings: Vec::new(),
+            refused_times: Vec::new(),
+        });
+        let v = &mut b.v;
+        v.severity = v.severity.max(fd.severity);
+        v.flow_count += 1;
+        v.by_severity[fd.severity as usize] += 1;
+        if fd.first_ts < v.first_ts {
+            v.first_ts = fd.first_ts;
+            v.client = fd.client;
+        }
+        v.last_ts = v.last_ts.max(fd.last_ts);
+        if !b.client_set.contains(&fd.client) && b.client_set.len() < MAX_CLIENTS {
+            b.client_set.push(fd.client);
+        }
+        if v.notes.len() < MAX_NOTES {
+            v.notes.push(fd.note.clone());
+        }
+        if v.facts.is_empty() {
+            v.facts = fd.facts.clone();
+        }
+        if fd.signature == SignatureId::ConnectionRefused {
+            b.refused_times.push((fd.client, fd.first_ts));
+        }
+        if let Some(f) = flow {
+            if v.flows.len() < MAX_FLOW_REFS {
+                v.flows.push(FlowRef {
+                    orig: f.orig,
+                    resp: f.resp,
+                    first: f.first,
+                    last: f.last,
+                });
+            }
+        }
+        // Keep the evidence of the most severe, earliest findings only (bounded).
+        b.findings.push((fd.severity, fd.evidence));
+        if b.findings.len() > self.max_evidence.max(1) * 4 {
+            b.findings.sort_by(|a, b| {
+                b.0.cmp(&a.0)
+                    .then(first_frame(&a.1).cmp(&first_frame(&b.1)))
+            });
+            b.findings.truncate(self.max_evidence.max(1));
+        }
+    }
+
+    /// The verdicts, most severe first, then by time.
+    pub fn finish(self) -> Vec<Verdict> {
+        let max_ev = self.max_evidence;
+        let mut out: Vec<Verdict> = Vec::new();
+        for (_, mut b) in self.builders {
+            let v = &mut b.v;
+            v.clients = b.client_set.len() as u32;
+            v.total_flows = self
+                .endpoint_flows
+                .get(&v.server)
+                .copied()
+                .unwrap_or(v.flow_count)
+                .max(v.flow_count);
+            let established = self
+                .endpoint_established
+                .get(&v.server)
+                .copied()
+                .unwrap_or(0);
+            // Severity adjustments that need the whole capture.
+            match v.signature {
+                SignatureId::ConnectionRefused => {
+                    let all_fell_back = !b.refused_times.is_empty()
+                        && b.refused_times.iter().all(|(client, t)| {
+                            self.successes
+                                .get(&(*client, v.server.port()))
+                                .is_some_and(|s| {
+                                    s.iter().any(|(ip, st)| {
+                                        *ip != v.server.ip()
+                                            && st.nanos_since(*t) >= 0
+                                            && st.nanos_since(*t) <= FALLBACK_WINDOW_NS
+                                    })
+                                })
+                        });
+                    if all_fell_back {
+                        v.severity = Severity::Info;
+                        v.by_severity = [v.flow_count, 0, 0];
+                        v.notes.push("each refused client connected to the same port on another address right after (address-family fallback, e.g. ::1 then 127.0.0.1)".into());
+                    } else if established > 0 {
+                        v.severity = Severity::Warning;
+                    }
+                }
+                SignatureId::SynUnanswered if established > 0 => v.severity = Severity::Warning,
+                _ => {}
+            }
+            // Evidence: most severe findings first, each finding's frames together, in frame order.
+            b.findings.sort_by(|a, b| {
+                b.0.cmp(&a.0)
+                    .then(first_frame(&a.1).cmp(&first_frame(&b.1)))
+            });
+            let mut ev: Vec<Evidence> = Vec::new();
+            for (_, e) in b.findings {
+                for x in e {
+                    if ev.len() < max_ev && !ev.iter().any(|y| y.frame == x.frame) {
+                        ev.push(x);
+                    }
+                }
+            }
+            ev.sort_by_key(|e| (e.frame.file, e.frame.number));
+            v.evidence = ev;
+            crate::verdict::text::fill(v, established);
+            out.push(b.v);
+        }
+        out.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(a.first_ts.cmp(&b.first_ts))
+                .then(a.signature.cmp(&b.signature))
+        });
+        out
+    }
+}
+
+fn first_frame(e: &[Evidence]) -> (u16, u64) {
+    e.first()
+        .map(|x| (x.frame.file, x.frame.number))
+        .unwrap_or((u16::MAX, u64::MAX))
+}
+
+pub mod text;

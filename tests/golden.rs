@@ -1,0 +1,221 @@
+//! Golden tests on the lab captures: every capture in `captures/expected.toml` gives the verdicts
+//! it states (signature and server endpoint), never a forbidden one, healthy captures give no
+//! warning or critical verdict, and the artefact warnings it names are reported. Each evidence
+//! frame is checked against tshark: it really is the SYN / RST / FIN / data / retransmission /
+//! ICMP frame it claims to be.
+//!
+//! The full JSON report of every capture is also committed under `tests/golden/` and compared
+//! exactly; `UPDATE_GOLDEN=1 cargo test --test golden` rewrites them (review the diff).
+
+use proxyscope::analyze;
+use proxyscope::config::InputConfig;
+use proxyscope::flow::TrackerConfig;
+use proxyscope::report::analyze::Report;
+use proxyscope::signature::{EvidenceKind, SignatureId, Thresholds};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+mod common;
+
+#[derive(Deserialize)]
+struct Expected {
+    capture: Vec<Capture>,
+}
+
+#[derive(Deserialize)]
+struct Capture {
+    file: String,
+    #[serde(default)]
+    healthy: bool,
+    #[serde(default)]
+    expect: Vec<Sig>,
+    #[serde(default)]
+    forbid: Vec<Sig>,
+    #[serde(default)]
+    warnings: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Sig {
+    signature: String,
+    #[serde(default)]
+    hop: Option<String>,
+    #[serde(default)]
+    server: Option<String>,
+}
+
+fn implemented(name: &str) -> bool {
+    SignatureId::ALL.iter().any(|s| s.name() == name)
+}
+
+fn tshark_kinds(path: &Path) -> BTreeMap<u64, Vec<EvidenceKind>> {
+    let rows = common::tshark_fields(
+        path,
+        &[
+            "frame.number", "tcp.flags.syn", "tcp.flags.ack", "tcp.flags.reset", "tcp.flags.fin", "tcp.len",
+            "tcp.analysis.retransmission", "icmp.type", "icmpv6.type",
+        ],
+    );
+    let mut m = BTreeMap::new();
+    for f in rows {
+        let on = |s: &str| matches!(s.split(',').next().unwrap_or(""), "1" | "True");
+        let checks = [
+            (on(&f[1]) && !on(&f[2]), EvidenceKind::Syn),
+            (on(&f[3]), EvidenceKind::Rst),
+            (on(&f[4]), EvidenceKind::Fin),
+            (f[5].split(',').next().unwrap_or("0").parse::<u64>().unwrap_or(0) > 0, EvidenceKind::Data),
+            (!f[6].is_empty(), EvidenceKind::Retransmission),
+            (!f[7].is_empty() || !f[8].is_empty(), EvidenceKind::Icmp),
+        ];
+        m.insert(f[0].parse().unwrap(), checks.iter().filter(|c| c.0).map(|c| c.1).collect());
+    }
+    m
+}
+
+#[test]
+fn lab_captures_give_their_expected_verdicts() {
+    common::require_tshark();
+    let root = common::repo();
+    let text = std::fs::read_to_string(root.join("captures/expected.toml"))
+        .expect("captures/expected.toml");
+    let exp: Expected = toml::from_str(&text).expect("parse expected.toml");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut errs = Vec::new();
+    let mut pending = Vec::new();
+    for c in &exp.capture {
+        let path = root.join("captures").join(&c.file);
+        let input = InputConfig {
+            files: vec![path.clone()],
+            filter: None,
+            tracker: TrackerConfig::default(),
+        };
+        let a = analyze::run(&input, Thresholds::default(), 10)
+            .unwrap_or_else(|e| panic!("{}: {}", c.file, e));
+        let mut report = Report::build(&a, format!("proxyscope analyze captures/{}", c.file), None);
+        report.capture.files[0].path = format!("captures/{}", c.file);
+        let found = |s: &Sig| {
+            report.verdicts.iter().any(|v| {
+                v.signature == s.signature && s.server.as_ref().is_none_or(|srv| &v.server == srv)
+            })
+        };
+        for s in &c.expect {
+            if !implemented(&s.signature) {
+                pending.push(format!("{}: {} (not implemented yet)", c.file, s.signature));
+                continue;
+            }
+            if !found(s) {
+                errs.push(format!(
+                    "{}: expected {} on {:?} ({:?}), got {:?}",
+                    c.file,
+                    s.signature,
+                    s.server,
+                    s.hop,
+                    report
+                        .verdicts
+                        .iter()
+                        .map(|v| format!("{} {} {}", v.signature, v.severity, v.server))
+                        .collect::<Vec<_>>()
+                ));
+            }
+        }
+        for s in &c.forbid {
+            if implemented(&s.signature) && found(s) {
+                errs.push(format!(
+                    "{}: forbidden {} was reported",
+                    c.file, s.signature
+                ));
+            }
+        }
+        if c.healthy {
+            for v in &report.verdicts {
+                if v.severity != "info" {
+                    errs.push(format!(
+                        "{}: healthy capture got {} {} on {}: {}",
+                        c.file, v.severity, v.signature, v.server, v.summary
+                    ));
+                }
+            }
+        }
+        for w in &c.warnings {
+            if !report.capture.warnings.iter().any(|x| x.kind == w) {
+                errs.push(format!(
+                    "{}: expected capture warning {}, got {:?}",
+                    c.file,
+                    w,
+                    report
+                        .capture
+                        .warnings
+                        .iter()
+                        .map(|x| x.kind)
+                        .collect::<Vec<_>>()
+                ));
+            }
+        }
+        // Every evidence frame is what it claims to be, per tshark.
+        let kinds = tshark_kinds(&path);
+        for v in &report.verdicts {
+            for e in &v.evidence {
+                let ok = kinds.get(&e.frame).is_some_and(|k| k.contains(&e.kind));
+                if !ok {
+                    errs.push(format!(
+                        "{}: {} evidence frame {} claims {:?} ({}), tshark says {:?}",
+                        c.file,
+                        v.signature,
+                        e.frame,
+                        e.kind,
+                        e.description,
+                        kinds.get(&e.frame)
+                    ));
+                }
+            }
+        }
+        // The committed report.
+        let golden = root.join("tests/golden").join(format!("{}.json", c.file));
+        let json = serde_json::to_string_pretty(&report).unwrap() + "\n";
+        if update {
+            std::fs::write(&golden, &json).unwrap();
+        } else {
+            match std::fs::read_to_string(&golden) {
+                Ok(g) if g == json => {}
+                Ok(_) => errs.push(format!(
+                    "{}: report differs from {} (UPDATE_GOLDEN=1 to accept)",
+                    c.file,
+                    golden.display()
+                )),
+                Err(_) => errs.push(format!(
+                    "{}: no golden report {} (UPDATE_GOLDEN=1 to create)",
+                    c.file,
+                    golden.display()
+                )),
+            }
+        }
+    }
+    for p in &pending {
+        eprintln!("pending: {}", p);
+    }
+    assert!(
+        errs.is_empty(),
+        "{} problems:\n{}",
+        errs.len(),
+        errs.join("\n")
+    );
+}
+
+#[test]
+fn every_capture_is_listed_in_expected_toml() {
+    let root = common::repo();
+    let text = std::fs::read_to_string(root.join("captures/expected.toml")).unwrap();
+    let exp: Expected = toml::from_str(&text).unwrap();
+    for e in std::fs::read_dir(root.join("captures")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            assert!(
+                exp.capture.iter().any(|c| c.file == name),
+                "{} is not in captures/expected.toml",
+                name
+            );
+        }
+    }
+}
