@@ -265,6 +265,7 @@ impl CaptureFile {
             info: FileInfo {
                 path: path.to_path_buf(),
                 link: Some(link),
+                dlt: dlt.0,
                 snaplen,
                 ..Default::default()
             },
@@ -298,6 +299,8 @@ impl CaptureFile {
                         }
                     }
                     let h = pkt.header;
+                    #[allow(clippy::unnecessary_cast)]
+                    // time_t / suseconds_t are not i64 everywhere
                     let ts = Timestamp::from_parts(h.ts.tv_sec as i64, h.ts.tv_usec as i64);
                     let info = &mut self.info;
                     info.frames_matched += 1;
@@ -337,6 +340,11 @@ impl CaptureFile {
 
 extern "C" {
     fn pcap_snapshot(p: *mut libc::c_void) -> libc::c_int;
+    fn pcap_open_dead_with_tstamp_precision(
+        linktype: libc::c_int,
+        snaplen: libc::c_int,
+        precision: libc::c_uint,
+    ) -> *mut libc::c_void;
 }
 
 /// Several capture files read as one stream of frames in timestamp order (ties keep the
@@ -459,8 +467,28 @@ pub fn write_selected(
         what: out.display().to_string(),
         reason: e.to_string(),
     };
-    let dead =
-        Capture::dead_with_precision(pcap::Linktype(dlt), Precision::Nano).map_err(out_err)?;
+    // The crate's `Capture::dead` fixes the snaplen at 65535; open the dead handle with the
+    // inputs' largest snaplen so no evidence frame is longer than the file claims to allow.
+    let snaplen = infos
+        .iter()
+        .map(|i| i.snaplen)
+        .max()
+        .unwrap_or(262_144)
+        .max(65_535);
+    // SAFETY: pcap_open_dead_with_tstamp_precision returns an owned handle or NULL; the Capture
+    // takes ownership and closes it.
+    let dead: Capture<pcap::Dead> = unsafe {
+        let p = pcap_open_dead_with_tstamp_precision(dlt, snaplen as libc::c_int, 1);
+        match NonNull::new(p) {
+            Some(nn) => Capture::from(nn.cast()),
+            None => {
+                return Err(Error::Output {
+                    what: out.display().to_string(),
+                    reason: "libpcap could not open a writer".into(),
+                })
+            }
+        }
+    };
     let mut sf = dead.savefile(out).map_err(out_err)?;
     let mut n = 0u64;
     set.run(|f| {

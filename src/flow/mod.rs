@@ -430,7 +430,7 @@ fn sender_is_originator(seg: &TcpSegment<'_>) -> bool {
     match (is_service_port(seg.sport), is_service_port(seg.dport)) {
         (false, true) => true,
         (true, false) => false,
-        _ => seg.sport > seg.dport || (seg.sport == seg.dport),
+        _ => seg.sport >= seg.dport,
     }
 }
 
@@ -478,11 +478,11 @@ impl FlowTable {
         let a = SocketAddr::new(seg.src, seg.sport);
         let b = SocketAddr::new(seg.dst, seg.dport);
         let (orig, resp) = if sender_orig { (a, b) } else { (b, a) };
-        let partial = !(seg.has(flags::SYN) && !seg.has(flags::ACK));
+        let partial = !seg.has(flags::SYN);
         let id = self.next_id;
         self.next_id += 1;
         let mut history = History::default();
-        if !sender_orig && !seg.has(flags::SYN) {
+        if !sender_orig {
             history.flip();
         }
         Conn {
@@ -726,6 +726,27 @@ impl Conn {
                 self.ws_first_rtt = fr.ts.nanos_since(t);
             }
         }
+        // RST context, from the state before this segment: a bare RST's ack field is 0 and
+        // must not count as its sender's last acknowledgement.
+        let rst_candidate = rst.then(|| {
+            let o = d.other().idx();
+            let unacked = |sender: &WsDir, receiver: &WsDir| -> u32 {
+                if sender.nextseq == 0 || receiver.lastack == 0 {
+                    return 0;
+                }
+                let n = sender.nextseq.wrapping_sub(receiver.lastack) as i32;
+                n.clamp(0, i32::MAX) as u32
+            };
+            RstInfo {
+                from: d,
+                frame: fr,
+                ttl: seg.ttl,
+                unacked_by_peer: unacked(&self.ws[di], &self.ws[o]),
+                unacked_from_peer: unacked(&self.ws[o], &self.ws[di]),
+                after_fin: self.first_fin_from.is_some(),
+                last_data_from: self.last_data_from,
+            }
+        });
         let (fwd, rev) = split_pair(&mut self.ws, di);
         let ws = fwd.analyze(rev, seg, fr, self.ws_first_rtt);
 
@@ -781,27 +802,10 @@ impl Conn {
             self.handshake_ack = Some(fr);
         }
 
-        // RST context, before the state changes.
         if rst {
             self.rst_count += 1;
             if self.rst.is_none() {
-                let o = d.other().idx();
-                let unacked = |sender: &WsDir, receiver: &WsDir| -> u32 {
-                    if sender.nextseq == 0 || receiver.lastack == 0 {
-                        return 0;
-                    }
-                    let n = sender.nextseq.wrapping_sub(receiver.lastack) as i32;
-                    n.clamp(0, i32::MAX) as u32
-                };
-                self.rst = Some(RstInfo {
-                    from: d,
-                    frame: fr,
-                    ttl: seg.ttl,
-                    unacked_by_peer: unacked(&self.ws[di], &self.ws[o]),
-                    unacked_from_peer: unacked(&self.ws[o], &self.ws[di]),
-                    after_fin: self.first_fin_from.is_some(),
-                    last_data_from: self.last_data_from,
-                });
+                self.rst = rst_candidate;
             }
         }
 
@@ -878,32 +882,34 @@ impl Conn {
             let is_worst = st.worst_segment.as_ref().is_some_and(|w| w.seq == seg.seq);
             if times > st.max_segment_retransmits || is_worst {
                 st.max_segment_retransmits = st.max_segment_retransmits.max(times);
-                st.worst_segment = t.slots.iter().find(|s| s.seq == seg.seq).cloned().map(Box::new);
+                st.worst_segment = t
+                    .slots
+                    .iter()
+                    .find(|s| s.seq == seg.seq)
+                    .cloned()
+                    .map(Box::new);
             }
         }
         if ws.advanced && (seg.payload_len > 0 || fin) {
             self.last_advance[di] = Some((seg.seq, fr));
         }
 
-        // History letters (Zeek): upper case for the originator.
+        // History letters, as Zeek's `UpdateHistory`: upper case for the originator; a packet
+        // with two or more of SYN/FIN/RST is only `q` (or `i` for FIN+RST); one of them gives
+        // its own letter and nothing else; otherwise `d` for payload, `a` for a pure ACK.
         let h = &mut self.history;
-        if syn {
+        let bits = syn as u8 + fin as u8 + rst as u8;
+        if bits > 1 {
+            h.once(orig, if fin && rst { b'i' } else { b'q' });
+        } else if syn {
             h.once(orig, if ack { b'h' } else { b's' });
-            if fin || rst {
-                h.once(orig, b'q');
-            }
-        } else if fin && rst {
-            h.once(orig, b'i');
-        }
-        if fin {
+        } else if fin {
             h.once(orig, b'f');
-        }
-        if rst {
+        } else if rst {
             h.once(orig, b'r');
-        }
-        if seg.payload_len > 0 {
+        } else if seg.payload_len > 0 {
             h.once(orig, b'd');
-        } else if ack && !syn && !fin && !rst {
+        } else if ack {
             h.once(orig, b'a');
         }
         if seg.payload_len > 0

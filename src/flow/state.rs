@@ -41,19 +41,29 @@ impl EndpointState {
     ) {
         use EndpointState::*;
         if rst {
-            // RFC 793 §3.4: a RST aborts the connection from this side, whatever its state.
+            // Zeek (UpdateClosedState): a RST after both sides sent FIN leaves the sender CLOSED,
+            // so a connection torn down with FINs and then reset stays SF.
+            if *own == Closed && *peer == Closed {
+                return;
+            }
+            // RFC 793 §3.4: otherwise a RST aborts the connection from this side.
             *own = Reset;
             return;
         }
         match (*own, syn, ack) {
             // Active open (RFC 793 §3.4, figure 7): SYN from a side that has sent nothing.
             (Inactive, true, false) => *own = SynSent,
-            // Passive open answered: SYN-ACK. A SYN-ACK from a side that sent a SYN is a
-            // simultaneous open; Zeek treats it the same way.
+            // SYN-ACK answering a SYN that was seen: Zeek establishes both sides here, without
+            // waiting for the third segment.
+            (Inactive | SynSent, true, true) if *peer == SynSent => {
+                *own = Established;
+                *peer = Established;
+            }
+            // SYN-ACK whose SYN was not captured.
             (Inactive | SynSent, true, true) => *own = SynAckSent,
-            // Third segment of the handshake (or the first data after it): both sides are
-            // established once each has sent its SYN.
-            (SynSent | SynAckSent, false, _) if matches!(*peer, SynSent | SynAckSent) => {
+            // The ACK (or data) after a SYN-ACK whose SYN was missed, or the third segment of a
+            // simultaneous open: both sides are established.
+            (Inactive | SynSent | SynAckSent, false, true) if *peer == SynAckSent => {
                 *own = Established;
                 *peer = Established;
             }
@@ -317,13 +327,33 @@ mod tests {
         EndpointState::on_send(&mut o, &mut r, true, false, false, false);
         assert_eq!(o, SynSent);
         EndpointState::on_send(&mut r, &mut o, true, true, false, false);
-        assert_eq!(r, SynAckSent);
+        assert_eq!(
+            (o, r),
+            (Established, Established),
+            "Zeek establishes both on the SYN-ACK"
+        );
         EndpointState::on_send(&mut o, &mut r, false, true, false, false);
         assert_eq!((o, r), (Established, Established));
         EndpointState::on_send(&mut o, &mut r, false, true, true, false);
         assert_eq!(o, Closed);
         EndpointState::on_send(&mut r, &mut o, false, true, false, true);
         assert_eq!(r, Reset);
+    }
+
+    #[test]
+    fn synack_without_syn_then_ack_establishes() {
+        let (mut o, mut r) = (Inactive, Inactive);
+        EndpointState::on_send(&mut r, &mut o, true, true, false, false);
+        assert_eq!((o, r), (Inactive, SynAckSent));
+        EndpointState::on_send(&mut o, &mut r, false, true, false, false);
+        assert_eq!((o, r), (Established, Established));
+    }
+
+    #[test]
+    fn rst_after_both_fins_keeps_closed() {
+        let (mut o, mut r) = (Closed, Closed);
+        EndpointState::on_send(&mut o, &mut r, false, true, false, true);
+        assert_eq!(o, Closed);
     }
 
     #[test]

@@ -174,10 +174,8 @@ impl WsDir {
 
         // Highest sequence number seen so far (zero-window probes do not advance it).
         let mut nextseq = seq.wrapping_add(seglen);
-        if seglen > 0 || syn || fin {
-            if syn || fin {
-                nextseq = nextseq.wrapping_add(1);
-            }
+        if syn || fin {
+            nextseq = nextseq.wrapping_add(1);
         }
         if (gt(nextseq, self.nextseq) || self.nextseq == 0) && !zwp {
             self.nextseq = nextseq;

@@ -174,13 +174,9 @@ impl TimeWaitTracker {
                     g.reuses
                 ));
             }
-            let severity = if g.reuses > 0 || share >= 50.0 {
-                Severity::Warning
-            } else if pileup {
-                Severity::Warning
-            } else {
-                Severity::Info
-            };
+            // Both a pileup over the threshold and a reuse inside TIME_WAIT are warnings: the
+            // host is one rate increase away from failing to connect.
+            let severity = Severity::Warning;
             let mut ev: Vec<Evidence> = g.example.into_iter().chain(g.peak_evidence).collect();
             ev.extend(g.reuse_evidence);
             ev.sort_by_key(|e| (e.frame.file, e.frame.number));
