@@ -128,6 +128,8 @@ pub struct Finding {
     pub server: SocketAddr,
     /// The connection (`FlowSummary::id`), or None for aggregate findings.
     pub flow: Option<u64>,
+    /// Connections this finding stands for (1, or the count behind an aggregate finding).
+    pub weight: u64,
     pub first_ts: Timestamp,
     pub last_ts: Timestamp,
     /// One line about this connection, e.g. "3 SYNs over 3.0 s, no answer".
@@ -151,6 +153,7 @@ impl Finding {
             client: f.orig.ip(),
             server: f.resp,
             flow: Some(f.id),
+            weight: 1,
             first_ts: f.start,
             last_ts: f.end,
             note,

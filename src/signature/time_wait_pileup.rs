@@ -31,7 +31,11 @@ struct Key {
 
 #[derive(Default)]
 struct Group {
-    expiries: BinaryHeap<Reverse<i64>>,
+    /// TIME_WAIT expiry per 4-tuple (holder port, peer port) currently held; a reused 4-tuple
+    /// replaces its entry (the kernel ended that TIME_WAIT early to allow the reuse).
+    held: FxHashMap<(u16, u16), i64>,
+    /// The same expiries in time order, for lazy removal (stale entries are skipped).
+    expiries: BinaryHeap<Reverse<(i64, u16, u16)>>,
     peak: u32,
     peak_at: Timestamp,
     closes: u64,
@@ -109,10 +113,19 @@ impl TimeWaitTracker {
             })
             .or_default();
         let t = closed.0;
-        while g.expiries.peek().is_some_and(|Reverse(e)| *e <= t) {
+        while let Some(&Reverse((e, a, b))) = g.expiries.peek() {
+            if e > t {
+                break;
+            }
             g.expiries.pop();
+            if g.held.get(&(a, b)) == Some(&e) {
+                g.held.remove(&(a, b));
+            }
         }
-        g.expiries.push(Reverse(t + self.th.time_wait_ns));
+        let tuple = (f.orig.port(), f.resp.port());
+        let expiry = t + self.th.time_wait_ns;
+        g.held.insert(tuple, expiry);
+        g.expiries.push(Reverse((expiry, tuple.0, tuple.1)));
         g.closes += 1;
         if g.last_client != Some(f.orig.ip()) {
             g.clients += 1;
@@ -129,7 +142,7 @@ impl TimeWaitTracker {
                 description: format!("first FIN from {} (it will hold TIME_WAIT)", holder),
             });
         }
-        let n = g.expiries.len() as u32;
+        let n = g.held.len() as u32;
         if n > g.peak {
             g.peak = n;
             g.peak_at = closed;
@@ -160,13 +173,13 @@ impl TimeWaitTracker {
             let rate = g.closes as f64 / (window_ns as f64 / NANOS_PER_SEC as f64).max(1e-3);
             let share = 100.0 * g.peak as f64 / EPHEMERAL_PORTS as f64;
             let side = if k.holder_is_client {
-                "client side (it closes first)"
+                "the client"
             } else {
-                "server side (it closes first)"
+                "the server"
             };
             let mut note = format!(
-                "{} holds up to {} connections to {} in TIME_WAIT ({}), {:.1}% of the 28 232-port ephemeral range; {} closes at {:.0}/s",
-                k.holder, g.peak, k.server, side, share, g.closes, rate
+                "{} ({}, it closes first) holds up to {} connections with {} in TIME_WAIT at once, {:.1}% of the 28 232-port ephemeral range; {} closes at {:.0}/s",
+                k.holder, side, g.peak, k.server, share, g.closes, rate
             );
             if g.reuses > 0 {
                 note.push_str(&format!(
@@ -191,6 +204,7 @@ impl TimeWaitTracker {
                 },
                 server: k.server,
                 flow: None,
+                weight: g.closes,
                 first_ts: g.first_start.unwrap_or(first),
                 last_ts: last,
                 note,

@@ -151,8 +151,8 @@ impl Aggregator {
         });
         let v = &mut b.v;
         v.severity = v.severity.max(fd.severity);
-        v.flow_count += 1;
-        v.by_severity[fd.severity as usize] += 1;
+        v.flow_count += fd.weight;
+        v.by_severity[fd.severity as usize] += fd.weight;
         if fd.first_ts < v.first_ts {
             v.first_ts = fd.first_ts;
             v.client = fd.client;
