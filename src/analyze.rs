@@ -2,11 +2,15 @@
 //! capture artefacts into warnings. Holds no protocol logic of its own: the rules live in
 //! `signature/`, the aggregation in `verdict/`.
 
+use crate::app::AppSummary;
 use crate::config::InputConfig;
 use crate::error::Result;
 use crate::flow::{FlowSummary, FrameRef};
 use crate::pipeline::{self, CaptureSummary, Observer};
-use crate::signature::{self, syn_unanswered, time_wait_pileup::TimeWaitTracker, Thresholds};
+use crate::signature::{
+    self, gateway_error, syn_unanswered, time_wait_pileup::TimeWaitTracker, tls_alert, tls_stall,
+    upstream_timeout, Thresholds,
+};
 use crate::time::{human_duration, Timestamp};
 use crate::verdict::{Aggregator, Hop, Verdict};
 use serde::Serialize;
@@ -17,8 +21,9 @@ const MAX_WARNING_FRAMES: usize = 5;
 /// A capture artefact: something about how the capture was taken, never an outage.
 #[derive(Clone, Debug, Serialize)]
 pub struct Warning {
-    /// Stable kind: `partial-flow`, `capture-ended-early`, `one-direction-only`, `snaplen`,
-    /// `file-truncated`, `malformed`, `ip-fragments`, `time-reversal`, `kernel-drops`.
+    /// Stable kind: `partial-flow`, `capture-ended-early`, `request-pending`,
+    /// `one-direction-only`, `snaplen`, `file-truncated`, `malformed`, `ip-fragments`,
+    /// `time-reversal`, `kernel-drops`.
     pub kind: &'static str,
     pub message: String,
     pub count: u64,
@@ -45,26 +50,66 @@ impl WarnAcc {
     }
 }
 
+/// Per server endpoint: what was asked of it and how it answered (every report has it).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct EndpointSummary {
+    pub server: String,
+    /// SNI and Host names seen towards it (first few).
+    pub names: Vec<String>,
+    pub connections: u64,
+    /// Connections whose handshake completed (SYN-ACK seen or data from the server).
+    pub established: u64,
+    pub refused: u64,
+    pub unanswered: u64,
+    pub reset: u64,
+    pub requests: u64,
+    pub responses: u64,
+    /// HTTP status code → responses.
+    pub status_counts: std::collections::BTreeMap<u16, u64>,
+    pub tls_handshakes: u64,
+    pub tls_ok: u64,
+    pub tls_alerts: u64,
+    pub tls_stalled: u64,
+    /// `Server` headers seen in its responses (first few).
+    pub server_headers: Vec<String>,
+}
+
+/// Endpoints listed in a report at most (the busiest first).
+pub const MAX_ENDPOINTS_REPORTED: usize = 50;
+/// Endpoints tracked at most (beyond it new endpoints are counted only in totals).
+const MAX_ENDPOINTS_TRACKED: usize = 10_000;
+/// Names kept per endpoint.
+const MAX_NAMES: usize = 4;
+
 /// Everything `analyze` produces.
 pub struct Analysis {
     pub capture: CaptureSummary,
     pub connections: u64,
     pub verdicts: Vec<Verdict>,
     pub warnings: Vec<Warning>,
+    /// The busiest endpoints first (at most `MAX_ENDPOINTS_REPORTED`).
+    pub endpoints: Vec<EndpointSummary>,
 }
 
 struct Analyzer {
     th: Thresholds,
     agg: Aggregator,
     tw: TimeWaitTracker,
-    /// Unanswered attempts still open at the end of the capture: judged once its end is known.
-    pending_end: Vec<FlowSummary>,
+    /// Connections still open at the end of the capture whose judgement needs the capture's end
+    /// (unanswered SYN, unanswered ClientHello, unanswered request).
+    pending_end: Vec<(FlowSummary, AppSummary)>,
     /// Latest connection start per (client host, server endpoint): a later attempt shows an
     /// earlier unanswered one was abandoned.
     latest_start: rustc_hash::FxHashMap<(std::net::IpAddr, std::net::SocketAddr), Timestamp>,
+    endpoints: rustc_hash::FxHashMap<std::net::SocketAddr, EndpointSummary>,
+    /// Capture time of the latest segment seen (when a connection expires, it had been quiet
+    /// until at least this time).
+    now: Timestamp,
     partial: WarnAcc,
     one_direction: WarnAcc,
     ended_early: WarnAcc,
+    tls_ended_early: WarnAcc,
+    request_pending: WarnAcc,
     connections: u64,
 }
 
@@ -88,12 +133,138 @@ impl Analyzer {
             syn_unanswered::Outcome::None => {}
         }
     }
+
+    /// The rules whose outcome depends on when the capture (or the connection's silence) ended.
+    fn judge_at_end(&mut self, f: &FlowSummary, app: &AppSummary, end: Timestamp) {
+        if syn_unanswered::is_unanswered_attempt(f) {
+            self.judge_attempt(f, end);
+        }
+        match tls_stall::check(f, app, end, &self.th) {
+            tls_stall::Outcome::Finding(fd) => {
+                self.endpoint(f).tls_stalled += 1;
+                self.agg.add(fd, Hop::ClientToServer, Some(f))
+            }
+            tls_stall::Outcome::Inconclusive { waited_ns } => {
+                self.tls_ended_early.add(f.first, || {
+                    format!(
+                        "{} → {}: ClientHello only {} before the end",
+                        f.orig,
+                        f.resp,
+                        human_duration(waited_ns)
+                    )
+                })
+            }
+            tls_stall::Outcome::None => {}
+        }
+        match upstream_timeout::check(f, app, end, self.th.response_timeout_ns) {
+            upstream_timeout::Outcome::Finding(fd) => {
+                self.agg.add(fd, Hop::ClientToServer, Some(f))
+            }
+            upstream_timeout::Outcome::Pending { waited_ns } => {
+                self.request_pending.add(f.first, || {
+                    format!(
+                        "{} → {}: request waiting {} when the capture ended",
+                        f.orig,
+                        f.resp,
+                        human_duration(waited_ns)
+                    )
+                })
+            }
+            upstream_timeout::Outcome::None => {}
+        }
+    }
+
+    fn endpoint(&mut self, f: &FlowSummary) -> &mut EndpointSummary {
+        if self.endpoints.len() >= MAX_ENDPOINTS_TRACKED && !self.endpoints.contains_key(&f.resp) {
+            // Over the cap: count into a shared overflow bucket.
+            return self
+                .endpoints
+                .entry(std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
+                .or_insert_with(|| EndpointSummary {
+                    server: "(other endpoints)".into(),
+                    ..Default::default()
+                });
+        }
+        self.endpoints
+            .entry(f.resp)
+            .or_insert_with(|| EndpointSummary {
+                server: f.resp.to_string(),
+                ..Default::default()
+            })
+    }
+
+    fn count_endpoint(&mut self, f: &FlowSummary, app: &AppSummary) {
+        let e = self.endpoint(f);
+        e.connections += 1;
+        if f.synack.is_some() || f.resp_stats.bytes > 0 {
+            e.established += 1;
+        }
+        match f.conn_state {
+            crate::flow::ConnState::REJ => e.refused += 1,
+            crate::flow::ConnState::S0 => e.unanswered += 1,
+            _ => {}
+        }
+        if f.rst.is_some() && f.conn_state != crate::flow::ConnState::REJ {
+            e.reset += 1;
+        }
+        let add_name = |e: &mut EndpointSummary, n: &str| {
+            if e.names.len() < MAX_NAMES && !e.names.iter().any(|x| x == n) {
+                e.names.push(n.to_string());
+            }
+        };
+        if let Some(t) = &app.tls {
+            if let Some(ch) = &t.client_hello {
+                e.tls_handshakes += 1;
+                if let Some(sni) = &ch.sni {
+                    add_name(e, sni);
+                }
+                if t.server_hello.is_some()
+                    && !t.alerts.iter().any(|a| a.level == 2 && !a.encrypted)
+                {
+                    e.tls_ok += 1;
+                }
+            }
+            if t.alerts.iter().any(|a| a.level == 2 && !a.encrypted) {
+                e.tls_alerts += 1;
+            }
+        }
+        if let Some(h) = &app.http {
+            e.requests += h.requests as u64;
+            e.responses += h.responses as u64;
+            for (s, n) in &h.status_counts {
+                *e.status_counts.entry(*s).or_default() += *n as u64;
+            }
+            for host in &h.hosts {
+                add_name(e, host);
+            }
+            for sv in &h.servers {
+                if e.server_headers.len() < MAX_NAMES && !e.server_headers.contains(sv) {
+                    e.server_headers.push(sv.clone());
+                }
+            }
+        }
+    }
 }
 
 impl Observer for Analyzer {
-    fn flow_end(&mut self, f: FlowSummary) {
+    fn wants_app(&self) -> bool {
+        true
+    }
+
+    fn segment(
+        &mut self,
+        frame: &crate::capture::Frame<'_>,
+        _seg: &crate::decode::TcpSegment<'_>,
+        _o: &crate::flow::SegmentOutcome,
+    ) {
+        self.now = self.now.max(frame.ts);
+    }
+
+    fn flow_end(&mut self, f: FlowSummary, app: Option<AppSummary>) {
+        let app = app.unwrap_or_default();
         self.connections += 1;
         self.agg.observe_flow(&f);
+        self.count_endpoint(&f, &app);
         let latest = self
             .latest_start
             .entry((f.orig.ip(), f.resp))
@@ -115,22 +286,24 @@ impl Observer for Analyzer {
                     .add(f.first, || format!("{} ↔ {}", f.orig, f.resp));
             }
         }
-        if syn_unanswered::is_unanswered_attempt(&f) {
-            if f.end_reason == crate::flow::EndReason::CaptureEnd {
-                self.pending_end.push(f.clone());
-            } else {
-                // Expired by idle time: far from the end of the capture by construction.
-                let end = f.end.add_nanos(self.th.syn_timeout_ns.max(0) + 1);
-                self.judge_attempt(&f, end);
-            }
+        if f.end_reason == crate::flow::EndReason::CaptureEnd {
+            self.pending_end.push((f.clone(), app.clone()));
+        } else {
+            // Expired or closed: it was quiet at least until now.
+            let end = self
+                .now
+                .max(f.end.add_nanos(self.th.syn_timeout_ns.max(0) + 1));
+            self.judge_at_end(&f, &app, end);
         }
         for fd in [
             signature::connection_refused::check(&f),
             signature::connection_reset::check(&f),
             signature::retransmission_storm::check(&f, &self.th),
+            tls_alert::check(&f, &app),
         ]
         .into_iter()
         .flatten()
+        .chain(gateway_error::check(&f, &app))
         {
             self.agg.add(fd, Hop::ClientToServer, Some(&f));
         }
@@ -144,14 +317,18 @@ pub fn run(input: &InputConfig, th: Thresholds, max_evidence: usize) -> Result<A
         tw: TimeWaitTracker::new(th),
         pending_end: Vec::new(),
         latest_start: Default::default(),
+        endpoints: Default::default(),
+        now: Timestamp::default(),
         partial: WarnAcc::default(),
         one_direction: WarnAcc::default(),
         ended_early: WarnAcc::default(),
+        tls_ended_early: WarnAcc::default(),
+        request_pending: WarnAcc::default(),
         connections: 0,
     };
     let capture = pipeline::run(input, &mut a)?;
     let end = capture.last_ts.unwrap_or_default();
-    for f in std::mem::take(&mut a.pending_end) {
+    for (f, app) in std::mem::take(&mut a.pending_end) {
         // The same client tried the same endpoint again after this attempt's last SYN: this one
         // was abandoned, so it is conclusive even near the end of the capture.
         let retried = f.last_syn.is_some_and(|s| {
@@ -159,54 +336,56 @@ pub fn run(input: &InputConfig, th: Thresholds, max_evidence: usize) -> Result<A
                 .get(&(f.orig.ip(), f.resp))
                 .is_some_and(|t| *t > s.ts)
         });
-        let judge_at = if retried {
+        let judge_at = if retried && syn_unanswered::is_unanswered_attempt(&f) {
             end.max(f.end.add_nanos(th.syn_timeout_ns + 1))
         } else {
             end
         };
-        a.judge_attempt(&f, judge_at);
+        a.judge_at_end(&f, &app, judge_at);
     }
     for fd in std::mem::replace(&mut a.tw, TimeWaitTracker::new(th)).findings() {
         a.agg.add(fd, Hop::ClientToServer, None);
     }
     let mut warnings = Vec::new();
-    let mut push = |kind: &'static str, acc: WarnAcc, msg: String| {
+    let mut push = |kind: &'static str, acc: WarnAcc, msg: &dyn Fn(u64, &str) -> String| {
         if acc.count > 0 {
+            let m = msg(acc.count, acc.detail.as_deref().unwrap_or(""));
             warnings.push(Warning {
                 kind,
-                message: msg,
+                message: m,
                 count: acc.count,
                 frames: acc.frames,
             });
         }
     };
-    let n = a.partial.count;
-    let d = a.partial.detail.clone().unwrap_or_default();
-    push(
-        "partial-flow",
-        a.partial,
-        format!("{} connection{} already open when the capture began (no handshake seen; originator guessed), e.g. {}", n, if n == 1 { " was" } else { "s were" }, d),
-    );
-    let n = a.ended_early.count;
-    let d = a.ended_early.detail.clone().unwrap_or_default();
-    push(
-        "capture-ended-early",
-        a.ended_early,
+    let s = |n: u64, one: &'static str, many: &'static str| if n == 1 { one } else { many };
+    push("partial-flow", a.partial, &|n, d| {
+        format!("{} connection{} already open when the capture began (no handshake seen; originator guessed), e.g. {}", n, s(n, " was", "s were"), d)
+    });
+    push("capture-ended-early", a.ended_early, &|n, d| {
         format!(
             "{} connection attempt{} still waiting for an answer when the capture ended (inconclusive, not reported as syn-unanswered; --syn-timeout {}), e.g. {}",
             n,
-            if n == 1 { " was" } else { "s were" },
+            s(n, " was", "s were"),
             human_duration(th.syn_timeout_ns),
             d
-        ),
-    );
-    let n = a.one_direction.count;
-    let d = a.one_direction.detail.clone().unwrap_or_default();
-    push(
-        "one-direction-only",
-        a.one_direction,
-        format!("{} connection{} only one direction: the capture missed the other (asymmetric routing, `tcpdump -Q`, or a filter), e.g. {}", n, if n == 1 { " shows" } else { "s show" }, d),
-    );
+        )
+    });
+    push("capture-ended-early", a.tls_ended_early, &|n, d| {
+        format!("{} TLS handshake{} still waiting for a ServerHello when the capture ended (inconclusive, not reported as tls-stall), e.g. {}", n, s(n, " was", "s were"), d)
+    });
+    push("request-pending", a.request_pending, &|n, d| {
+        format!(
+            "{} HTTP request{} still waiting for a response when the capture ended, for less than --response-timeout {} (pending, not reported as upstream-timeout), e.g. {}",
+            n,
+            s(n, " was", "s were"),
+            human_duration(th.response_timeout_ns),
+            d
+        )
+    });
+    push("one-direction-only", a.one_direction, &|n, d| {
+        format!("{} connection{} only one direction: the capture missed the other (asymmetric routing, `tcpdump -Q`, or a filter), e.g. {}", n, s(n, " shows", "s show"), d)
+    });
     for (kind, msg) in capture_warnings(&capture) {
         warnings.push(Warning {
             kind,
@@ -216,11 +395,19 @@ pub fn run(input: &InputConfig, th: Thresholds, max_evidence: usize) -> Result<A
         });
     }
     let verdicts = a.agg.finish();
+    let mut endpoints: Vec<EndpointSummary> = a.endpoints.into_values().collect();
+    endpoints.sort_by(|x, y| {
+        y.connections
+            .cmp(&x.connections)
+            .then(x.server.cmp(&y.server))
+    });
+    endpoints.truncate(MAX_ENDPOINTS_REPORTED);
     Ok(Analysis {
         capture,
         connections: a.connections,
         verdicts,
         warnings,
+        endpoints,
     })
 }
 

@@ -298,7 +298,7 @@ fn flows(cfg: FlowsConfig) -> Result<i32, Error> {
                 files: &'a [PathBuf],
             }
             impl Observer for Json<'_> {
-                fn flow_end(&mut self, s: FlowSummary) {
+                fn flow_end(&mut self, s: FlowSummary, _app: Option<crate::app::AppSummary>) {
                     self.stream.push(FlowRow::from_summary(&s, self.files));
                 }
             }
@@ -323,7 +323,7 @@ fn flows(cfg: FlowsConfig) -> Result<i32, Error> {
                 files: &'a [PathBuf],
             }
             impl Observer for Rows<'_> {
-                fn flow_end(&mut self, s: FlowSummary) {
+                fn flow_end(&mut self, s: FlowSummary, _app: Option<crate::app::AppSummary>) {
                     self.rows.push(FlowRow::from_summary(&s, self.files));
                 }
             }

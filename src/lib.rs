@@ -18,6 +18,7 @@
 //! on the hot path.
 
 pub mod analyze;
+pub mod app;
 pub mod capture;
 pub mod cli;
 pub mod config;

@@ -1,27 +1,72 @@
 //! Wiring: pushes frames from `capture/` through `decode/` into `flow/`, and hands finished
 //! connections to an `Observer`. Holds no protocol logic.
 
+use crate::app::{AppEvent, AppFlow, AppSummary};
 use crate::capture::{FileInfo, Frame, OfflineSet};
 use crate::config::InputConfig;
 use crate::decode::{self, Decoded, Skip, TcpSegment};
 use crate::error::{Error, Result};
-use crate::flow::{FlowSink, FlowSummary, FlowTable, FrameRef, SegmentOutcome, TableStats};
+use crate::flow::{
+    FlowSink, FlowSummary, FlowTable, FrameRef, SegmentOutcome, StreamCtx, StreamEvent, TableStats,
+};
 use crate::time::Timestamp;
 use serde::Serialize;
 
 /// Receives what the pipeline produces. Every method but `flow_end` is optional.
 pub trait Observer {
-    /// A finished connection (port reuse, expiry, or end of capture).
-    fn flow_end(&mut self, summary: FlowSummary);
+    /// A finished connection (port reuse, expiry, or end of capture), with what the
+    /// application layer learned about it when `wants_app` is true.
+    fn flow_end(&mut self, summary: FlowSummary, app: Option<AppSummary>);
+    /// Whether to reassemble streams and run the TLS / HTTP observers (costs time).
+    fn wants_app(&self) -> bool {
+        false
+    }
     /// One decoded TCP segment and the tracker's verdict on it.
     fn segment(&mut self, _frame: &Frame<'_>, _seg: &TcpSegment<'_>, _outcome: &SegmentOutcome) {}
+    /// One application-layer event (TLS hello/alert, HTTP request/response), as it happens.
+    fn app_event(&mut self, _flow: u64, _ev: &AppEvent) {}
 }
 
-struct SinkAdapter<'a, O: Observer>(&'a mut O);
+/// Routes the tracker's output: stream bytes to per-connection application state (indexed by
+/// the connection's table slot), finished connections to the observer.
+struct SinkAdapter<'a, O: Observer> {
+    obs: &'a mut O,
+    apps: Vec<Option<AppFlow>>,
+    want_app: bool,
+}
 
 impl<O: Observer> FlowSink for SinkAdapter<'_, O> {
     fn flow_end(&mut self, summary: FlowSummary) {
-        self.0.flow_end(summary)
+        let app = if self.want_app {
+            let slot = summary.slot as usize;
+            let a = self
+                .apps
+                .get_mut(slot)
+                .and_then(Option::take)
+                .filter(|a| a.flow == summary.id);
+            Some(a.map(AppFlow::finish).unwrap_or_default())
+        } else {
+            None
+        };
+        self.obs.flow_end(summary, app)
+    }
+
+    fn wants_streams(&self) -> bool {
+        self.want_app
+    }
+
+    fn stream(&mut self, ctx: StreamCtx, ev: StreamEvent<'_>) {
+        let slot = ctx.slot as usize;
+        if self.apps.len() <= slot {
+            self.apps.resize_with(slot + 1, || None);
+        }
+        let a = &mut self.apps[slot];
+        if a.as_ref().is_none_or(|a| a.flow != ctx.flow) {
+            *a = Some(AppFlow::new(ctx.flow));
+        }
+        let app = a.as_mut().expect("just set");
+        let obs = &mut *self.obs;
+        app.event(ctx.dir, ctx.frame, ev, &mut |e| obs.app_event(ctx.flow, e));
     }
 }
 
@@ -102,6 +147,12 @@ impl CaptureSummary {
 pub fn run<O: Observer>(input: &InputConfig, obs: &mut O) -> Result<CaptureSummary> {
     let mut set = OfflineSet::open(&input.files, input.filter.as_deref())?;
     let mut table = FlowTable::new(input.tracker);
+    let want_app = obs.wants_app();
+    let mut sink = SinkAdapter {
+        obs,
+        apps: Vec::new(),
+        want_app,
+    };
     let mut sum = CaptureSummary::default();
     let mut prev_ts: Vec<Option<Timestamp>> = vec![None; input.files.len()];
     set.run(|frame| {
@@ -128,8 +179,8 @@ pub fn run<O: Observer>(input: &InputConfig, obs: &mut O) -> Result<CaptureSumma
         match decode::decode(frame.link, frame.data) {
             Decoded::Tcp(seg) => {
                 sum.tcp_segments += 1;
-                let outcome = table.process(&seg, fr, &mut SinkAdapter(obs));
-                obs.segment(frame, &seg, &outcome);
+                let outcome = table.process(&seg, fr, &mut sink);
+                sink.obs.segment(frame, &seg, &outcome);
             }
             Decoded::Icmp(e) => {
                 sum.icmp_errors += 1;
@@ -143,7 +194,7 @@ pub fn run<O: Observer>(input: &InputConfig, obs: &mut O) -> Result<CaptureSumma
             },
         }
     });
-    table.finish_all(&mut SinkAdapter(obs));
+    table.finish_all(&mut sink);
     sum.files = set.infos();
     sum.frames = sum.files.iter().map(|f| f.frames).sum();
     sum.table = table.stats;

@@ -19,6 +19,7 @@
 //! - Memory is bounded by concurrently active connections: closed ones expire after
 //!   `closed_timeout`, idle ones after `idle_timeout` / `attempt_timeout`, all in capture time.
 
+pub mod reasm;
 pub mod seq;
 pub mod state;
 mod wireshark;
@@ -32,6 +33,7 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
 
+pub use reasm::StreamEvent;
 pub use state::{ConnState, EndpointState, History};
 pub use wireshark::RetransClass;
 use wireshark::WsDir;
@@ -195,7 +197,7 @@ pub enum EndReason {
 }
 
 /// Bookkeeping of one live connection. Frozen into a `FlowSummary` when it ends.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Conn {
     id: u64,
     orig: SocketAddr,
@@ -231,6 +233,8 @@ struct Conn {
     retx: [Option<Box<RetxTracker>>; 2],
     /// The frame that last advanced each direction's highest sequence number, and its seq.
     last_advance: [Option<(u32, FrameRef)>; 2],
+    /// Stream reassembly per direction (used only when the sink wants streams).
+    reasm: [reasm::Reassembler; 2],
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -256,6 +260,9 @@ struct RetxTracker {
 pub struct FlowSummary {
     /// Sequential connection number in order of first packet (0-based).
     pub id: u64,
+    /// The table slot it occupied (matches `StreamCtx::slot`).
+    #[serde(skip)]
+    pub slot: u32,
     pub orig: SocketAddr,
     pub resp: SocketAddr,
     /// The handshake was not seen: the originator was chosen by heuristic.
@@ -347,9 +354,27 @@ impl FlowKey {
     }
 }
 
-/// Receives finished connections.
+/// Where a piece of reassembled stream comes from.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamCtx {
+    /// Slot of the connection in the table (reused after it ends; pair it with `flow`).
+    pub slot: u32,
+    /// Connection number (`FlowSummary::id`).
+    pub flow: u64,
+    pub dir: Direction,
+    /// The frame whose segment delivered (or completed) these bytes.
+    pub frame: FrameRef,
+}
+
+/// Receives finished connections and, when it asks for them, reassembled stream bytes.
 pub trait FlowSink {
     fn flow_end(&mut self, summary: FlowSummary);
+    /// Whether the table should reassemble streams for `stream` (off: no reassembly cost).
+    fn wants_streams(&self) -> bool {
+        false
+    }
+    /// In-order stream data, gaps and ends, per direction.
+    fn stream(&mut self, _ctx: StreamCtx, _ev: StreamEvent<'_>) {}
 }
 
 impl<F: FnMut(FlowSummary)> FlowSink for F {
@@ -515,6 +540,7 @@ impl FlowTable {
             last_data_from: None,
             retx: [None, None],
             last_advance: [None, None],
+            reasm: Default::default(),
         }
     }
 
@@ -582,7 +608,7 @@ impl FlowTable {
         self.last_hit = Some((key, idx));
         self.last_seen[idx as usize] = fr.ts.0;
         let conn = self.slab[idx as usize].as_mut().expect("live slot");
-        let mut out = conn.on_segment(seg, fr, &cfg);
+        let mut out = conn.on_segment(seg, fr, &cfg, idx, sink);
         out.port_reused = reused;
         out
     }
@@ -612,9 +638,20 @@ impl FlowTable {
     }
 
     fn finish(&mut self, idx: u32, reason: EndReason, sink: &mut impl FlowSink) {
-        let Some(conn) = self.slab[idx as usize].take() else {
+        let Some(mut conn) = self.slab[idx as usize].take() else {
             return;
         };
+        if sink.wants_streams() {
+            for d in [Direction::Orig, Direction::Resp] {
+                let ctx = StreamCtx {
+                    slot: idx,
+                    flow: conn.id,
+                    dir: d,
+                    frame: conn.last,
+                };
+                conn.reasm[d.idx()].finish(|ev| sink.stream(ctx, ev));
+            }
+        }
         let key = FlowKey::new(
             (conn.orig.ip(), conn.orig.port()),
             (conn.resp.ip(), conn.resp.port()),
@@ -629,7 +666,9 @@ impl FlowTable {
                 self.recently_closed.insert(key, t);
             }
         }
-        sink.flow_end(conn.summarize(reason));
+        let mut summary = conn.summarize(reason);
+        summary.slot = idx;
+        sink.flow_end(summary);
     }
 
     /// Finishes connections whose timeout passed at capture time `now`.
@@ -705,6 +744,8 @@ impl Conn {
         seg: &TcpSegment<'_>,
         fr: FrameRef,
         cfg: &TrackerConfig,
+        slot: u32,
+        sink: &mut impl FlowSink,
     ) -> SegmentOutcome {
         let d = if SocketAddr::new(seg.src, seg.sport) == self.orig {
             Direction::Orig
@@ -781,6 +822,36 @@ impl Conn {
         }
 
         let orig = d == Direction::Orig;
+        if sink.wants_streams() {
+            let ctx = StreamCtx {
+                slot,
+                flow: self.id,
+                dir: d,
+                frame: fr,
+            };
+            let r = &mut self.reasm[di];
+            if syn {
+                r.syn(seg.seq);
+            }
+            let start = if syn {
+                seg.seq.wrapping_add(1)
+            } else {
+                seg.seq
+            };
+            r.segment(start, seg.payload_len, seg.payload, |ev| {
+                sink.stream(ctx, ev)
+            });
+            if fin || rst {
+                r.end(rst, |ev| sink.stream(ctx, ev));
+            }
+            if ack {
+                let octx = StreamCtx {
+                    dir: d.other(),
+                    ..ctx
+                };
+                self.reasm[d.other().idx()].acked(seg.ack, |ev| sink.stream(octx, ev));
+            }
+        }
         // Handshake facts.
         if syn && !ack {
             self.syn_count += 1;
@@ -946,6 +1017,7 @@ impl Conn {
         };
         FlowSummary {
             id: self.id,
+            slot: 0,
             orig: self.orig,
             resp: self.resp,
             partial: self.partial,

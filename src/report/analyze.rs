@@ -20,6 +20,8 @@ pub struct Report {
     pub command: String,
     pub capture: CaptureOut,
     pub verdicts: Vec<VerdictOut>,
+    /// Per server endpoint: connections, requests, status codes, TLS outcomes (busiest first).
+    pub endpoints: Vec<crate::analyze::EndpointSummary>,
 }
 
 #[derive(Serialize)]
@@ -142,6 +144,7 @@ impl Report {
                 warnings: a.warnings.iter().map(|w| warning_out(w, &files)).collect(),
             },
             verdicts: a.verdicts.iter().map(|v| verdict_out(v, &files)).collect(),
+            endpoints: a.endpoints.clone(),
         }
     }
 }
@@ -176,7 +179,7 @@ fn verdict_out(v: &Verdict, files: &[PathBuf]) -> VerdictOut {
         first_ts: v.first_ts.to_string(),
         last_ts: v.last_ts.to_string(),
         summary: v.summary.clone(),
-        details: v.notes.clone(),
+        details: v.note_lines(),
         likely_causes: v.likely_causes.clone(),
         next_checks: v.next_checks.clone(),
         wireshark_filter: v.wireshark_filter.clone(),
@@ -216,11 +219,24 @@ fn rel(ts: Timestamp, start: Option<Timestamp>) -> String {
     }
 }
 
+/// A terminal table in the house style; ANSI styling only when `color`.
+fn new_table(color: bool) -> comfy_table::Table {
+    use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(140);
+    if color {
+        t.enforce_styling();
+    } else {
+        t.force_no_tty();
+    }
+    t
+}
+
 /// The terminal report: header, one row per verdict, then evidence per verdict, then warnings.
 pub fn table(a: &Analysis, color: bool) -> String {
-    use comfy_table::{
-        presets::UTF8_FULL_CONDENSED, Attribute, Cell, Color, ContentArrangement, Table,
-    };
+    use comfy_table::{Attribute, Cell, Color};
     let files: Vec<PathBuf> = a.capture.files.iter().map(|f| f.path.clone()).collect();
     let start = a.capture.first_ts;
     let mut out = String::new();
@@ -242,15 +258,7 @@ pub fn table(a: &Analysis, color: bool) -> String {
     if a.verdicts.is_empty() {
         out.push_str("No outage signature matched: every connection behaved normally.\n");
     } else {
-        let mut t = Table::new();
-        t.load_style(UTF8_FULL_CONDENSED)
-            .set_content_arrangement(ContentArrangement::Dynamic)
-            .set_width(140);
-        if color {
-            t.enforce_styling();
-        } else {
-            t.force_no_tty();
-        }
+        let mut t = new_table(color);
         t.set_header(vec![
             "#",
             "severity",
@@ -291,11 +299,12 @@ pub fn table(a: &Analysis, color: bool) -> String {
                 v.signature.name(),
                 v.summary
             ));
-            for n in v.notes.iter().take(3) {
+            let notes = v.note_lines();
+            for n in notes.iter().take(3) {
                 out.push_str(&format!("    · {}\n", n));
             }
-            if v.notes.len() > 3 {
-                out.push_str(&format!("    · … and {} more\n", v.notes.len() - 3));
+            if notes.len() > 3 {
+                out.push_str(&format!("    · … and {} more\n", notes.len() - 3));
             }
             out.push_str("  evidence:\n");
             for e in &v.evidence {
@@ -311,6 +320,49 @@ pub fn table(a: &Analysis, color: bool) -> String {
             out.push_str(&format!("  next: {}\n", v.next_checks.join("; ")));
         }
     }
+    if !a.endpoints.is_empty() {
+        out.push_str("\nendpoints (server side of each connection):\n");
+        let mut t = new_table(color);
+        t.set_header(vec![
+            "server",
+            "names",
+            "conns",
+            "ok/refused/unanswered/reset",
+            "requests",
+            "status codes",
+            "TLS ok/alert/stall",
+        ]);
+        for e in a.endpoints.iter().take(ENDPOINT_ROWS) {
+            t.add_row(vec![
+                e.server.clone(),
+                e.names.join(", "),
+                e.connections.to_string(),
+                format!(
+                    "{}/{}/{}/{}",
+                    e.established, e.refused, e.unanswered, e.reset
+                ),
+                if e.requests > 0 {
+                    format!("{} → {}", e.requests, e.responses)
+                } else {
+                    "-".into()
+                },
+                status_text(e),
+                if e.tls_handshakes > 0 {
+                    format!("{}/{}/{}", e.tls_ok, e.tls_alerts, e.tls_stalled)
+                } else {
+                    "-".into()
+                },
+            ]);
+        }
+        out.push_str(&t.to_string());
+        out.push('\n');
+        if a.endpoints.len() > ENDPOINT_ROWS {
+            out.push_str(&format!(
+                "  … {} more endpoints in the JSON report\n",
+                a.endpoints.len() - ENDPOINT_ROWS
+            ));
+        }
+    }
     if !a.warnings.is_empty() {
         out.push_str("\ncapture warnings (artefacts of how the capture was taken, not outages):\n");
         for w in &a.warnings {
@@ -318,6 +370,20 @@ pub fn table(a: &Analysis, color: bool) -> String {
         }
     }
     out
+}
+
+/// Endpoint rows in the terminal and Markdown reports (all of them are in the JSON).
+const ENDPOINT_ROWS: usize = 15;
+
+fn status_text(e: &crate::analyze::EndpointSummary) -> String {
+    if e.status_counts.is_empty() {
+        return "-".into();
+    }
+    e.status_counts
+        .iter()
+        .map(|(s, n)| format!("{}×{}", s, n))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A Markdown report to paste into a ticket.
@@ -365,7 +431,7 @@ pub fn markdown(a: &Analysis, command: &str) -> String {
                 v.server
             ));
             o.push_str(&format!("{}\n\n", v.summary));
-            for n in v.notes.iter().take(5) {
+            for n in v.note_lines().iter().take(5) {
                 o.push_str(&format!("- {}\n", n));
             }
             o.push_str("\n| frame | time | what |\n|---|---|---|\n");
@@ -406,6 +472,32 @@ pub fn markdown(a: &Analysis, command: &str) -> String {
         a.capture.tcp_segments,
         a.connections
     ));
+    if !a.endpoints.is_empty() {
+        o.push_str("\n### Endpoints\n\n| server | names | connections | ok/refused/unanswered/reset | requests → responses | status codes | TLS ok/alert/stall |\n|---|---|---|---|---|---|---|\n");
+        for e in a.endpoints.iter().take(ENDPOINT_ROWS) {
+            o.push_str(&format!(
+                "| `{}` | {} | {} | {}/{}/{}/{} | {} | {} | {} |\n",
+                e.server,
+                e.names.join(", "),
+                e.connections,
+                e.established,
+                e.refused,
+                e.unanswered,
+                e.reset,
+                if e.requests > 0 {
+                    format!("{} → {}", e.requests, e.responses)
+                } else {
+                    "-".into()
+                },
+                status_text(e),
+                if e.tls_handshakes > 0 {
+                    format!("{}/{}/{}", e.tls_ok, e.tls_alerts, e.tls_stalled)
+                } else {
+                    "-".into()
+                },
+            ));
+        }
+    }
     if !a.warnings.is_empty() {
         o.push_str("\nCapture warnings (not outages):\n");
         for w in &a.warnings {

@@ -57,6 +57,10 @@ pub fn check(f: &FlowSummary) -> Option<Finding> {
                     rst.unacked_by_peer, peer, rst.unacked_from_peer
                 ),
             ),
+            Direction::Orig if orig_spoke_last => (
+                Severity::Info,
+                "as the client gave up while its request was unanswered (a timeout on the client's side: see upstream-timeout)".to_string(),
+            ),
             _ if f.orig_stats.bytes == 0 && f.resp_stats.bytes == 0 => (
                 Severity::Info,
                 "on an idle connection that carried no data".to_string(),

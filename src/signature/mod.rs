@@ -7,9 +7,13 @@
 
 pub mod connection_refused;
 pub mod connection_reset;
+pub mod gateway_error;
 pub mod retransmission_storm;
 pub mod syn_unanswered;
 pub mod time_wait_pileup;
+pub mod tls_alert;
+pub mod tls_stall;
+pub mod upstream_timeout;
 
 use crate::flow::{FlowSummary, FrameRef};
 use crate::time::{Timestamp, NANOS_PER_SEC};
@@ -24,15 +28,23 @@ pub enum SignatureId {
     ConnectionRefused,
     ConnectionReset,
     RetransmissionStorm,
+    TlsStall,
+    TlsAlert,
+    GatewayError,
+    UpstreamTimeout,
     TimeWaitPileup,
 }
 
 impl SignatureId {
-    pub const ALL: [SignatureId; 5] = [
+    pub const ALL: [SignatureId; 9] = [
         SignatureId::SynUnanswered,
         SignatureId::ConnectionRefused,
         SignatureId::ConnectionReset,
         SignatureId::RetransmissionStorm,
+        SignatureId::TlsStall,
+        SignatureId::TlsAlert,
+        SignatureId::GatewayError,
+        SignatureId::UpstreamTimeout,
         SignatureId::TimeWaitPileup,
     ];
 
@@ -42,6 +54,10 @@ impl SignatureId {
             SignatureId::ConnectionRefused => "connection-refused",
             SignatureId::ConnectionReset => "connection-reset",
             SignatureId::RetransmissionStorm => "retransmission-storm",
+            SignatureId::TlsStall => "tls-stall",
+            SignatureId::TlsAlert => "tls-alert",
+            SignatureId::GatewayError => "gateway-error",
+            SignatureId::UpstreamTimeout => "upstream-timeout",
             SignatureId::TimeWaitPileup => "time-wait-pileup",
         }
     }
@@ -78,6 +94,8 @@ pub struct Thresholds {
     pub time_wait_threshold: u32,
     /// How long TIME_WAIT lasts (Linux: 60 s).
     pub time_wait_ns: i64,
+    /// A request unanswered when the capture ended is only pending unless it waited longer.
+    pub response_timeout_ns: i64,
 }
 
 impl Default for Thresholds {
@@ -87,6 +105,7 @@ impl Default for Thresholds {
             retrans_threshold: 3,
             time_wait_threshold: 1000,
             time_wait_ns: 60 * NANOS_PER_SEC,
+            response_timeout_ns: 10 * NANOS_PER_SEC,
         }
     }
 }

@@ -66,7 +66,8 @@ pub struct Verdict {
     pub first_ts: Timestamp,
     pub last_ts: Timestamp,
     pub summary: String,
-    pub notes: Vec<String>,
+    /// One line per distinct per-connection note, with how many connections it describes.
+    pub notes: Vec<(String, u64)>,
     pub likely_causes: Vec<String>,
     pub next_checks: Vec<String>,
     pub wireshark_filter: String,
@@ -81,6 +82,8 @@ struct Builder {
     /// Findings' (severity, first evidence frame) for evidence selection.
     findings: Vec<(Severity, Vec<Evidence>)>,
     refused_times: Vec<(IpAddr, Timestamp)>,
+    /// Values of selected facts counted across findings (e.g. HTTP status → responses).
+    tallies: std::collections::BTreeMap<(&'static str, String), u64>,
 }
 
 /// Distinct clients remembered per verdict (beyond it, the count is a lower bound).
@@ -93,6 +96,22 @@ pub struct Aggregator {
     endpoint_established: FxHashMap<SocketAddr, u64>,
     /// (client ip, server port) -> (server ip, first successful connection start), capped.
     successes: FxHashMap<(IpAddr, u16), Vec<(IpAddr, Timestamp)>>,
+}
+
+impl Verdict {
+    /// The notes as lines, with "(×n)" where a note describes several connections.
+    pub fn note_lines(&self) -> Vec<String> {
+        self.notes
+            .iter()
+            .map(|(n, c)| {
+                if *c > 1 {
+                    format!("{} (×{})", n, c)
+                } else {
+                    n.clone()
+                }
+            })
+            .collect()
+    }
 }
 
 impl Aggregator {
@@ -148,6 +167,7 @@ impl Aggregator {
             client_set: Vec::new(),
             findings: Vec::new(),
             refused_times: Vec::new(),
+            tallies: Default::default(),
         });
         let v = &mut b.v;
         v.severity = v.severity.max(fd.severity);
@@ -161,11 +181,21 @@ impl Aggregator {
         if !b.client_set.contains(&fd.client) && b.client_set.len() < MAX_CLIENTS {
             b.client_set.push(fd.client);
         }
-        if v.notes.len() < MAX_NOTES {
-            v.notes.push(fd.note.clone());
+        if let Some((_, c)) = v.notes.iter_mut().find(|(n, _)| *n == fd.note) {
+            *c += fd.weight;
+        } else if v.notes.len() < MAX_NOTES {
+            v.notes.push((fd.note.clone(), fd.weight));
         }
         if v.facts.is_empty() {
             v.facts = fd.facts.clone();
+        }
+        for (k, val) in &fd.facts {
+            if matches!(
+                *k,
+                "status" | "server_header" | "alert" | "alert_from" | "sni"
+            ) {
+                *b.tallies.entry((k, val.clone())).or_default() += fd.weight;
+            }
         }
         if fd.signature == SignatureId::ConnectionRefused {
             b.refused_times.push((fd.client, fd.first_ts));
@@ -227,7 +257,7 @@ impl Aggregator {
                     if all_fell_back {
                         v.severity = Severity::Info;
                         v.by_severity = [v.flow_count, 0, 0];
-                        v.notes.push("each refused client connected to the same port on another address right after (address-family fallback, e.g. ::1 then 127.0.0.1)".into());
+                        v.notes.push(("each refused client connected to the same port on another address right after (address-family fallback, e.g. ::1 then 127.0.0.1)".into(), v.flow_count));
                     } else if established > 0 {
                         v.severity = Severity::Warning;
                     }
@@ -250,6 +280,25 @@ impl Aggregator {
             }
             ev.sort_by_key(|e| (e.frame.file, e.frame.number));
             v.evidence = ev;
+            // Facts seen with several values are summed up: "502×10, 504×2".
+            let mut keys: Vec<&'static str> = b.tallies.keys().map(|(k, _)| *k).collect();
+            keys.dedup();
+            for k in keys {
+                let vals: Vec<String> = b
+                    .tallies
+                    .iter()
+                    .filter(|((kk, _), _)| *kk == k)
+                    .map(|((_, val), n)| {
+                        if *n > 1 && k == "status" {
+                            format!("{}×{}", val, n)
+                        } else {
+                            val.clone()
+                        }
+                    })
+                    .collect();
+                v.facts.retain(|(fk, _)| *fk != k);
+                v.facts.push((k, vals.join(", ")));
+            }
             crate::verdict::text::fill(v, established);
             out.push(b.v);
         }

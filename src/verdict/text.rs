@@ -12,6 +12,10 @@ fn addr_field(server: &SocketAddr) -> &'static str {
     }
 }
 
+fn fact(v: &Verdict, k: &str) -> Option<String> {
+    v.facts.iter().find(|f| f.0 == k).map(|f| f.1.clone())
+}
+
 fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{} {}", n, if n == 1 { one } else { many })
 }
@@ -136,7 +140,7 @@ pub fn fill(v: &mut Verdict, established: u64) {
                     .find(|f| f.0 == "threshold")
                     .map(|f| f.1.clone())
                     .unwrap_or_else(|| "3".into()),
-                v.notes.first().cloned().unwrap_or_default()
+                v.notes.first().map(|n| n.0.clone()).unwrap_or_default()
             );
             v.likely_causes = vec![
                 "packet loss or congestion on the path".into(),
@@ -152,8 +156,118 @@ pub fn fill(v: &mut Verdict, established: u64) {
             v.wireshark_filter =
                 format!("{af}.addr=={ip} && tcp.port=={port} && tcp.analysis.retransmission");
         }
+        SignatureId::TlsStall => {
+            let sni = fact(v, "sni")
+                .map(|s| format!(" (SNI {})", s))
+                .unwrap_or_default();
+            v.summary = format!(
+                "{} of {} to {}{} sent a ClientHello that got no ServerHello and no alert",
+                plural(n, "TLS handshake", "TLS handshakes"),
+                m,
+                s,
+                sni
+            );
+            v.likely_causes = vec![
+                format!(
+                    "{} does not speak TLS (a plain-HTTP or other service, or the wrong port)",
+                    s
+                ),
+                "a middlebox or firewall dropping the handshake (e.g. SNI filtering)".into(),
+                "an overloaded or hung TLS server".into(),
+            ];
+            v.next_checks = vec![
+                format!(
+                    "`openssl s_client -connect {} -servername <name>` from {}",
+                    s, v.client
+                ),
+                format!(
+                    "`curl -v http://{}/` to see whether it speaks plain HTTP",
+                    s
+                ),
+                format!(
+                    "on {}: the service's logs and `ss -ltnp 'sport = :{}'`",
+                    ip, port
+                ),
+            ];
+            v.wireshark_filter = format!("{af}.addr=={ip} && tcp.port=={port} && (tls.handshake.type==1 || tcp.flags.fin==1 || tcp.flags.reset==1)");
+        }
+        SignatureId::TlsAlert => {
+            let alert = fact(v, "alert").unwrap_or_default();
+            let from = fact(v, "alert_from").unwrap_or_default();
+            v.summary = format!(
+                "{} of {} to {} failed with a TLS alert ({}, from the {})",
+                plural(n, "TLS handshake", "TLS handshakes"),
+                m,
+                s,
+                alert,
+                from
+            );
+            v.likely_causes = vec![
+                "no common TLS version, cipher suite or ALPN protocol between client and server".into(),
+                "an unknown SNI name, or a certificate the client rejects (expired, unknown CA, wrong name)".into(),
+                "a client certificate required or rejected".into(),
+            ];
+            v.next_checks = vec![
+                format!("`openssl s_client -connect {} -servername <name> -alpn h2,http/1.1` and compare with the ClientHello's offer", s),
+                "compare the TLS versions/ciphers/ALPN configured on both sides (ssl_protocols, ssl_ciphers, proxy_ssl_*)".into(),
+                format!("the server's certificate: `openssl s_client -connect {} -showcerts | openssl x509 -noout -dates -subject -issuer`", s),
+            ];
+            v.wireshark_filter = format!("{af}.addr=={ip} && tcp.port=={port} && (tls.handshake.type==1 || tls.handshake.type==2 || tls.record.content_type==21)");
+        }
+        SignatureId::GatewayError => {
+            let statuses = fact(v, "status").unwrap_or_default();
+            let server_hdr = fact(v, "server_header")
+                .map(|s| format!(" (Server: {})", s))
+                .unwrap_or_default();
+            v.summary = format!(
+                "{} answered {} with a gateway error: {}{}",
+                s,
+                plural(n, "request", "requests"),
+                statuses,
+                server_hdr
+            );
+            v.likely_causes = vec![
+                "502: the proxy's upstream refused, reset or sent garbage".into(),
+                "503: no healthy upstream (all servers down or marked down), or overload".into(),
+                "504: the upstream did not accept the connection or answer in time".into(),
+            ];
+            v.next_checks = vec![
+                format!("the error log of the proxy at {} around {} (nginx: `upstream` lines)", ip, v.first_ts),
+                "the proxy's upstream health and the backend's listener (see other verdicts on the backend leg)".into(),
+                "capture the proxy→backend leg too (`tcpdump -i any` on the proxy) to see the cause".into(),
+            ];
+            v.wireshark_filter = format!("{af}.src=={ip} && tcp.srcport=={port} && http.response.code >= 502 && http.response.code <= 504");
+        }
+        SignatureId::UpstreamTimeout => {
+            v.summary = format!(
+                "{} to {} got no response byte until the requester gave up",
+                plural(n, "request", "requests"),
+                s
+            );
+            v.likely_causes = vec![
+                format!(
+                    "{} is hung or too slow (blocked workers, a slow dependency, a long GC)",
+                    s
+                ),
+                "the proxy's read timeout is shorter than the backend's worst-case response time"
+                    .into(),
+            ];
+            v.next_checks = vec![
+                format!(
+                    "the service's logs and thread dumps on {} around {}",
+                    ip, v.first_ts
+                ),
+                "the proxy's timeouts (nginx `proxy_read_timeout`, haproxy `timeout server`)"
+                    .into(),
+                format!(
+                    "`curl -w '%{{time_starttransfer}}' http://{}/…` directly against the backend",
+                    s
+                ),
+            ];
+            v.wireshark_filter = format!("{af}.addr=={ip} && tcp.port=={port} && (http.request || tcp.flags.fin==1 || tcp.flags.reset==1)");
+        }
         SignatureId::TimeWaitPileup => {
-            v.summary = v.notes.first().cloned().unwrap_or_default();
+            v.summary = v.notes.first().map(|n| n.0.clone()).unwrap_or_default();
             let holder = v
                 .facts
                 .iter()

@@ -42,15 +42,43 @@ pub fn bin() -> PathBuf {
 /// Runs `tshark -n -r FILE -T fields` with the given fields; one Vec per frame, one String per
 /// field (multi-valued fields keep tshark's comma-separated text).
 pub fn tshark_fields(path: &std::path::Path, fields: &[&str]) -> Vec<Vec<String>> {
+    tshark_fields_with(path, &[], fields)
+}
+
+/// `tshark_fields` with extra tshark options (`-o pref:value`, `-d decode-as`).
+pub fn tshark_fields_with(
+    path: &std::path::Path,
+    extra: &[&str],
+    fields: &[&str],
+) -> Vec<Vec<String>> {
     let mut cmd = Command::new("tshark");
-    cmd.args(["-n", "-r"]).arg(path).args(["-T", "fields", "-E", "separator=|"]);
+    cmd.args(["-n", "-r"])
+        .arg(path)
+        .args(extra)
+        .args(["-T", "fields", "-E", "separator=|"]);
     for f in fields {
         cmd.args(["-e", f]);
     }
     let out = cmd.output().expect("run tshark");
-    assert!(out.status.success(), "tshark failed on {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tshark failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| l.split('|').map(str::to_string).collect())
         .collect()
+}
+
+/// The `.pcap` / `.pcapng` files of a directory, sorted.
+pub fn pcap_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {}", dir.display(), e))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .collect();
+    files.sort();
+    files
 }

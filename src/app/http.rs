@@ -1,0 +1,644 @@
+//! HTTP/1.x observer, fed only in-order stream bytes (`httparse` for the header blocks).
+//!
+//! Requests (method, target, Host) and responses (status, reason, `Server`, the first
+//! `BODY_SNIPPET` bytes of the body) are paired in order over keep-alive and pipelining. Bodies are
+//! skipped — never buffered — by Content-Length, chunked encoding, or connection close; `HEAD`,
+//! 1xx, 204 and 304 have none; a `CONNECT` answered 2xx turns the connection into a tunnel (the
+//! caller then looks for TLS inside); `101 Switching Protocols` ends HTTP parsing.
+//! Header blocks are buffered up to `MAX_HEADER_BYTES`; exceeding it, an unparsable block, or a
+//! gap outside a body stops the parser for that connection with an anomaly.
+
+use crate::flow::{Direction, FrameRef};
+use serde::Serialize;
+use std::collections::VecDeque;
+
+/// Largest request or response header block buffered.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Headers parsed per message (more is an anomaly).
+pub const MAX_HEADERS: usize = 64;
+/// Requests waiting for their response (HTTP pipelining depth).
+pub const MAX_PIPELINE: usize = 64;
+/// Body bytes kept from error responses, as text.
+pub const BODY_SNIPPET: usize = 256;
+/// Error exchanges (status ≥ 500) remembered per connection.
+pub const MAX_ERRORS: usize = 8;
+/// Distinct status codes counted per connection.
+pub const MAX_STATUS_KINDS: usize = 16;
+/// Longest method / target / host / server value kept.
+const MAX_FIELD: usize = 256;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Request {
+    pub frame: FrameRef,
+    pub method: String,
+    pub target: String,
+    pub host: Option<String>,
+    /// When the whole request (headers and body) had been sent.
+    #[serde(skip)]
+    pub complete_at: Option<FrameRef>,
+    /// Proxy headers naming the client (`X-Forwarded-For`, `X-Real-IP`, `Forwarded`, `Via`).
+    pub forwarded_for: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Response {
+    pub frame: FrameRef,
+    pub status: u16,
+    pub reason: String,
+    pub server: Option<String>,
+    pub via: Option<String>,
+    pub body_snippet: String,
+}
+
+/// A response and the request it answered (None when the request was not captured).
+#[derive(Clone, Debug, Serialize)]
+pub struct Exchange {
+    pub request: Option<Request>,
+    pub response: Response,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct HttpSummary {
+    pub requests: u32,
+    pub responses: u32,
+    /// (status, count), at most `MAX_STATUS_KINDS` kinds.
+    pub status_counts: Vec<(u16, u32)>,
+    /// Exchanges answered with 5xx (first `MAX_ERRORS`).
+    pub errors: Vec<Exchange>,
+    /// Requests with no response when the connection ended (the oldest first, at most
+    /// `MAX_PIPELINE`).
+    pub unanswered: Vec<Request>,
+    /// Response bytes received (since the last complete response header) while the
+    /// unanswered requests were waiting: 0 means the server sent nothing at all.
+    pub bytes_after_unanswered: u64,
+    /// Hosts seen in requests (first few).
+    pub hosts: Vec<String>,
+    pub servers: Vec<String>,
+    /// A CONNECT tunnel was established (TLS follows inside).
+    pub tunnel: bool,
+    pub anomaly: Option<&'static str>,
+}
+
+#[derive(Debug, Default)]
+enum Body {
+    #[default]
+    None,
+    Length(u64),
+    Chunked(Chunk),
+    UntilClose,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+enum Chunk {
+    #[default]
+    Size,
+    /// Skipping a chunk extension up to the end of the size line.
+    Ext,
+    SizeLf,
+    Data(u64),
+    DataCr,
+    DataLf,
+    /// After the last (0-size) chunk: trailer lines until an empty line.
+    Trailer {
+        line_len: u32,
+        cr: bool,
+    },
+}
+
+#[derive(Debug, Default)]
+struct DirState {
+    buf: Vec<u8>,
+    body: Body,
+    chunk_size: u64,
+    stopped: bool,
+    /// Lost sync in a gap: skip data until a chunk starts with a request / status line.
+    resync: bool,
+    /// Body bytes to copy into the last error response's snippet.
+    snippet: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct HttpParser {
+    req: DirState,
+    resp: DirState,
+    pending: VecDeque<Request>,
+    /// Set when a CONNECT got a 2xx: bytes that follow are the tunnel's.
+    pub tunnel: bool,
+    /// 101 Switching Protocols: no more HTTP/1 on this connection.
+    switched: bool,
+    pub summary: HttpSummary,
+    /// Events since the caller last drained them (reused buffer).
+    pub events: Vec<super::AppEvent>,
+    /// Response bytes received since the last response header while a request was waiting.
+    resp_bytes_while_pending: u64,
+    /// Responses presumed lost in gaps of the response stream (pending requests to forget).
+    lost_in_gap: u32,
+}
+
+const METHODS: [&[u8]; 9] = [
+    b"GET ",
+    b"POST ",
+    b"HEAD ",
+    b"PUT ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"CONNECT ",
+    b"PATCH ",
+    b"TRACE ",
+];
+
+/// Whether `b` starts like an HTTP/1 request (originator) or response (responder): `Some(true)`
+/// once a whole method token / `HTTP/1.` is there, `Some(false)` when it cannot be, `None` while
+/// `b` is still a prefix of one.
+pub fn http_start(dir: Direction, b: &[u8]) -> Option<bool> {
+    let tokens: &[&[u8]] = match dir {
+        Direction::Orig => &METHODS,
+        Direction::Resp => &[b"HTTP/1."],
+    };
+    if tokens.iter().any(|t| b.starts_with(t)) {
+        Some(true)
+    } else if tokens.iter().any(|t| t.starts_with(b)) {
+        None
+    } else {
+        Some(false)
+    }
+}
+
+/// Offset of the first message start (a method token / `HTTP/1.`) right after a CRLF in `b`.
+fn find_message_start(dir: Direction, b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(p) = b[i..].windows(2).position(|w| w == b"\r\n") {
+        let at = i + p + 2;
+        if at >= b.len() {
+            return None;
+        }
+        if http_start(dir, &b[at..]) == Some(true) {
+            return Some(at);
+        }
+        i = at;
+    }
+    None
+}
+
+fn text(b: &[u8]) -> String {
+    let b = &b[..b.len().min(MAX_FIELD)];
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn header<'a>(hs: &'a [httparse::Header<'a>], name: &str) -> Option<&'a [u8]> {
+    hs.iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
+}
+
+fn content_length(hs: &[httparse::Header<'_>]) -> Option<u64> {
+    header(hs, "content-length")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|s| s.trim().parse().ok())
+}
+
+fn is_chunked(hs: &[httparse::Header<'_>]) -> bool {
+    header(hs, "transfer-encoding").is_some_and(|v| {
+        String::from_utf8_lossy(v)
+            .rsplit(',')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"))
+    })
+}
+
+impl HttpParser {
+    fn stop(&mut self, why: &'static str) {
+        self.req.stopped = true;
+        self.resp.stopped = true;
+        self.summary.anomaly.get_or_insert(why);
+    }
+
+    pub fn gap(&mut self, dir: Direction, n: u32) {
+        let d = match dir {
+            Direction::Orig => &mut self.req,
+            Direction::Resp => &mut self.resp,
+        };
+        if d.stopped || self.tunnel || self.switched {
+            return;
+        }
+        // Inside a body a gap is just skipped body; anywhere else we lost sync.
+        match &mut d.body {
+            Body::Length(left) if *left >= n as u64 => {
+                *left -= n as u64;
+                if *left == 0 {
+                    d.body = Body::None;
+                }
+            }
+            Body::UntilClose => {}
+            Body::Chunked(Chunk::Data(left)) if *left >= n as u64 => {
+                *left -= n as u64;
+                if *left == 0 {
+                    d.body = Body::Chunked(Chunk::DataCr);
+                }
+            }
+            _ => {
+                // Lost sync: wait for the next chunk that starts a message (as Wireshark
+                // re-dissects every segment). A response lost in the gap answered the oldest
+                // pending request: that request is forgotten, not reported unanswered.
+                d.buf.clear();
+                d.body = Body::None;
+                d.resync = true;
+                d.snippet = false;
+                self.summary
+                    .anomaly
+                    .get_or_insert("gap in the HTTP stream: resynchronised on the next message");
+                if dir == Direction::Resp {
+                    self.lost_in_gap += 1;
+                }
+            }
+        }
+    }
+
+    /// Feeds in-order bytes; returns how many were consumed before a CONNECT tunnel began (the
+    /// rest belong to the tunnel).
+    pub fn data(&mut self, dir: Direction, frame: FrameRef, mut b: &[u8]) -> usize {
+        let total = b.len();
+        while !b.is_empty() {
+            if self.tunnel || self.switched {
+                return total - b.len();
+            }
+            let d = match dir {
+                Direction::Orig => &mut self.req,
+                Direction::Resp => &mut self.resp,
+            };
+            if d.stopped {
+                return total;
+            }
+            if d.resync {
+                // After a gap a message can begin at the start of a delivered chunk (as
+                // Wireshark re-dissects each segment) or right after a line end inside it.
+                let at = if b.len() == total && http_start(dir, b) == Some(true) {
+                    Some(0)
+                } else {
+                    find_message_start(dir, b)
+                };
+                let Some(at) = at else { return total };
+                b = &b[at..];
+                d.resync = false;
+                if dir == Direction::Resp {
+                    for _ in 0..std::mem::take(&mut self.lost_in_gap) {
+                        self.pending.pop_front();
+                    }
+                }
+                continue;
+            }
+            if dir == Direction::Resp && !self.pending.is_empty() {
+                self.resp_bytes_while_pending += b.len() as u64;
+            }
+            let used = match d.body {
+                Body::None => self.headers(dir, frame, b),
+                _ => self.body(dir, b),
+            };
+            b = &b[used..];
+        }
+        total
+    }
+
+    /// Skips / decodes body bytes; returns bytes consumed.
+    fn body(&mut self, dir: Direction, b: &[u8]) -> usize {
+        let d = match dir {
+            Direction::Orig => &mut self.req,
+            Direction::Resp => &mut self.resp,
+        };
+        let errors = &mut self.summary.errors;
+        let mut snippet = |d: &mut DirState, bytes: &[u8]| {
+            if d.snippet {
+                if let Some(e) = errors.last_mut() {
+                    let room = BODY_SNIPPET.saturating_sub(e.response.body_snippet.len());
+                    if room == 0 {
+                        d.snippet = false;
+                    } else {
+                        e.response
+                            .body_snippet
+                            .push_str(&String::from_utf8_lossy(&bytes[..bytes.len().min(room)]));
+                    }
+                }
+            }
+        };
+        match &mut d.body {
+            Body::Length(left) => {
+                let n = (*left).min(b.len() as u64) as usize;
+                *left -= n as u64;
+                if *left == 0 {
+                    d.body = Body::None;
+                }
+                snippet(d, &b[..n]);
+                if matches!(d.body, Body::None) {
+                    d.snippet = false;
+                    if dir == Direction::Orig {
+                        self.request_complete_frame_pending();
+                    }
+                }
+                n
+            }
+            Body::UntilClose => {
+                snippet(d, b);
+                b.len()
+            }
+            Body::Chunked(_) => {
+                let mut i = 0;
+                while i < b.len() {
+                    let Body::Chunked(state) = &mut d.body else {
+                        break;
+                    };
+                    let c = b[i];
+                    match *state {
+                        Chunk::Size => match c {
+                            b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+                                let v = (c as char).to_digit(16).unwrap_or(0) as u64;
+                                d.chunk_size = d.chunk_size.saturating_mul(16).saturating_add(v);
+                                i += 1;
+                            }
+                            b';' | b' ' | b'\t' => {
+                                *state = Chunk::Ext;
+                                i += 1;
+                            }
+                            b'\r' => {
+                                *state = Chunk::SizeLf;
+                                i += 1;
+                            }
+                            b'\n' => {
+                                *state = Chunk::SizeLf;
+                            }
+                            _ => {
+                                self.summary.anomaly.get_or_insert("bad chunk size");
+                                d.stopped = true;
+                                return b.len();
+                            }
+                        },
+                        Chunk::Ext => {
+                            if c == b'\r' || c == b'\n' {
+                                *state = Chunk::SizeLf;
+                            }
+                            i += (c != b'\n') as usize;
+                        }
+                        Chunk::SizeLf => {
+                            if c == b'\n' {
+                                i += 1;
+                            }
+                            *state = if d.chunk_size == 0 {
+                                Chunk::Trailer {
+                                    line_len: 0,
+                                    cr: false,
+                                }
+                            } else {
+                                Chunk::Data(d.chunk_size)
+                            };
+                            d.chunk_size = 0;
+                        }
+                        Chunk::Data(left) => {
+                            let n = left.min((b.len() - i) as u64) as usize;
+                            let chunk = &b[i..i + n];
+                            i += n;
+                            let left = left - n as u64;
+                            *state = if left == 0 {
+                                Chunk::DataCr
+                            } else {
+                                Chunk::Data(left)
+                            };
+                            snippet(d, chunk);
+                        }
+                        Chunk::DataCr => {
+                            *state = Chunk::DataLf;
+                            i += (c == b'\r') as usize;
+                        }
+                        Chunk::DataLf => {
+                            *state = Chunk::Size;
+                            i += (c == b'\n') as usize;
+                        }
+                        Chunk::Trailer { line_len, cr } => {
+                            i += 1;
+                            match c {
+                                b'\r' => *state = Chunk::Trailer { line_len, cr: true },
+                                b'\n' if line_len == 0 => {
+                                    d.body = Body::None;
+                                    d.snippet = false;
+                                    if dir == Direction::Orig {
+                                        self.request_complete_frame_pending();
+                                    }
+                                    return i;
+                                }
+                                b'\n' => {
+                                    *state = Chunk::Trailer {
+                                        line_len: 0,
+                                        cr: false,
+                                    }
+                                }
+                                _ => {
+                                    *state = Chunk::Trailer {
+                                        line_len: line_len + 1 + cr as u32,
+                                        cr: false,
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                b.len()
+            }
+            Body::None => 0,
+        }
+    }
+
+    /// Marks the newest request as completely sent (its body ended) — frame set by `data`.
+    fn request_complete_frame_pending(&mut self) {
+        if let Some(r) = self.pending.back_mut() {
+            if r.complete_at.is_none() {
+                r.complete_at = Some(r.frame);
+            }
+        }
+    }
+
+    /// Buffers a header block; parses it when complete. Returns bytes consumed.
+    fn headers(&mut self, dir: Direction, frame: FrameRef, b: &[u8]) -> usize {
+        let d = match dir {
+            Direction::Orig => &mut self.req,
+            Direction::Resp => &mut self.resp,
+        };
+        // Find the end of the header block across the old buffer and the new bytes.
+        let old = d.buf.len();
+        let search_from = old.saturating_sub(3);
+        d.buf.extend_from_slice(
+            &b[..b
+                .len()
+                .min(MAX_HEADER_BYTES + 4 - old.min(MAX_HEADER_BYTES))],
+        );
+        let end = d.buf[search_from..]
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|p| search_from + p + 4);
+        let Some(end) = end else {
+            if d.buf.len() > MAX_HEADER_BYTES {
+                self.stop("HTTP header block larger than the cap");
+                return b.len();
+            }
+            return b.len();
+        };
+        let used = end - old;
+        let block = std::mem::take(&mut d.buf);
+        match dir {
+            Direction::Orig => self.parse_request(frame, &block[..end]),
+            Direction::Resp => self.parse_response(frame, &block[..end]),
+        }
+        let d = match dir {
+            Direction::Orig => &mut self.req,
+            Direction::Resp => &mut self.resp,
+        };
+        d.buf = block;
+        d.buf.clear();
+        used
+    }
+
+    fn parse_request(&mut self, frame: FrameRef, block: &[u8]) {
+        let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut hs);
+        match req.parse(block) {
+            Ok(httparse::Status::Complete(_)) => {}
+            _ => return self.stop("unparsable HTTP request"),
+        }
+        let method = req.method.unwrap_or("");
+        let host = header(req.headers, "host").map(text);
+        let fwd = ["x-forwarded-for", "x-real-ip", "forwarded", "via"]
+            .iter()
+            .find_map(|n| header(req.headers, n).map(|v| format!("{}: {}", n, text(v))));
+        let body = if is_chunked(req.headers) {
+            Body::Chunked(Chunk::Size)
+        } else {
+            match content_length(req.headers) {
+                Some(n) if n > 0 => Body::Length(n),
+                _ => Body::None,
+            }
+        };
+        let complete = matches!(body, Body::None);
+        let r = Request {
+            frame,
+            method: text(method.as_bytes()),
+            target: text(req.path.unwrap_or("").as_bytes()),
+            host: host.clone(),
+            complete_at: complete.then_some(frame),
+            forwarded_for: fwd,
+        };
+        self.summary.requests += 1;
+        self.events.push(super::AppEvent::HttpRequest { frame });
+        if let Some(h) = host {
+            if self.summary.hosts.len() < 4 && !self.summary.hosts.contains(&h) {
+                self.summary.hosts.push(h);
+            }
+        }
+        if self.pending.len() < MAX_PIPELINE {
+            self.pending.push_back(r);
+        } else {
+            self.summary
+                .anomaly
+                .get_or_insert("more pipelined requests than the cap");
+        }
+        self.req.body = body;
+    }
+
+    fn parse_response(&mut self, frame: FrameRef, block: &[u8]) {
+        let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut hs);
+        match resp.parse(block) {
+            Ok(httparse::Status::Complete(_)) => {}
+            _ => return self.stop("unparsable HTTP response"),
+        }
+        let status = resp.code.unwrap_or(0);
+        let server = header(resp.headers, "server").map(text);
+        let via = header(resp.headers, "via").map(text);
+        if let Some(s) = &server {
+            if self.summary.servers.len() < 4 && !self.summary.servers.contains(s) {
+                self.summary.servers.push(s.clone());
+            }
+        }
+        // 1xx (except 101) are interim: the request stays pending.
+        let interim = (100..200).contains(&status) && status != 101;
+        let request = if interim {
+            None
+        } else {
+            self.pending.pop_front()
+        };
+        self.summary.responses += 1;
+        self.resp_bytes_while_pending = 0;
+        self.events
+            .push(super::AppEvent::HttpResponse { frame, status });
+        if let Some((_, n)) = self
+            .summary
+            .status_counts
+            .iter_mut()
+            .find(|(s, _)| *s == status)
+        {
+            *n += 1;
+        } else if self.summary.status_counts.len() < MAX_STATUS_KINDS {
+            self.summary.status_counts.push((status, 1));
+        }
+        let method = request
+            .as_ref()
+            .map(|r| r.method.clone())
+            .unwrap_or_default();
+        let no_body =
+            method == "HEAD" || (100..200).contains(&status) || status == 204 || status == 304;
+        let body = if no_body {
+            Body::None
+        } else if method == "CONNECT" && (200..300).contains(&status) {
+            self.tunnel = true;
+            self.summary.tunnel = true;
+            Body::None
+        } else if is_chunked(resp.headers) {
+            Body::Chunked(Chunk::Size)
+        } else {
+            match content_length(resp.headers) {
+                Some(0) => Body::None,
+                Some(n) => Body::Length(n),
+                None => Body::UntilClose,
+            }
+        };
+        if status == 101 {
+            self.switched = true;
+        }
+        let error = status >= 500;
+        if error && self.summary.errors.len() < MAX_ERRORS {
+            self.summary.errors.push(Exchange {
+                request,
+                response: Response {
+                    frame,
+                    status,
+                    reason: text(resp.reason.unwrap_or("").as_bytes()),
+                    server,
+                    via,
+                    body_snippet: String::new(),
+                },
+            });
+            self.resp.snippet = !matches!(body, Body::None);
+        } else {
+            self.resp.snippet = false;
+        }
+        self.resp.body = body;
+    }
+
+    /// The connection ended: requests still pending are unanswered.
+    pub fn finish(&mut self) {
+        if !self.pending.is_empty() {
+            self.summary.bytes_after_unanswered = self.resp_bytes_while_pending;
+        }
+        self.summary.unanswered.extend(self.pending.drain(..));
+    }
+
+    /// Called when a request's body completes in a later frame than its header.
+    pub fn note_frame(&mut self, dir: Direction, frame: FrameRef) {
+        if dir == Direction::Orig {
+            if let Some(r) = self.pending.back_mut() {
+                if r.complete_at == Some(r.frame)
+                    && matches!(self.req.body, Body::None)
+                    && r.frame != frame
+                {
+                    r.complete_at = Some(frame);
+                }
+            }
+        }
+    }
+}

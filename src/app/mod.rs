@@ -1,0 +1,190 @@
+//! Application-layer observers: TLS and HTTP/1.x, detected by content on any port, fed only
+//! in-order stream events (`StreamEvent`: data, gap, end) from `flow/`'s reassembly.
+//!
+//! Owns: protocol detection, the per-connection parsers, and their frozen `AppSummary`.
+//! Must not: see packets or change flow state. Per-connection memory is bounded by the parsers'
+//! named caps (`tls::MAX_HANDSHAKE_MSG`, `http::MAX_HEADER_BYTES`, `http::MAX_PIPELINE`, …).
+
+pub mod http;
+pub mod tls;
+
+use crate::flow::{Direction, FrameRef, StreamEvent};
+use serde::Serialize;
+
+/// Bytes looked at before deciding what protocol a connection speaks.
+const SNIFF_BYTES: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Proto {
+    /// No payload seen yet.
+    #[default]
+    Unknown,
+    Tls,
+    Http,
+    /// An HTTP CONNECT tunnel (forward proxy) carrying TLS.
+    HttpConnectTls,
+    /// Something else (not parsed).
+    Other,
+}
+
+/// One application-layer fact, as it happens (for live output and differential tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppEvent {
+    /// A complete HTTP request header block, in the frame that completed it.
+    HttpRequest { frame: FrameRef },
+    /// A complete HTTP response header block, in the frame that completed it.
+    HttpResponse { frame: FrameRef, status: u16 },
+    /// A TLS handshake message (1 ClientHello, 2 ServerHello) completed in this frame.
+    TlsHandshake { frame: FrameRef, msg: u8 },
+    /// A TLS alert record (level/description 0 when encrypted).
+    TlsAlert {
+        frame: FrameRef,
+        level: u8,
+        description: u8,
+        encrypted: bool,
+    },
+}
+
+/// What the application layer learned about one connection.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AppSummary {
+    pub proto: Proto,
+    pub tls: Option<tls::TlsSummary>,
+    pub http: Option<http::HttpSummary>,
+}
+
+/// Per-connection application state.
+#[derive(Debug, Default)]
+pub struct AppFlow {
+    /// Connection number this state belongs to (`FlowSummary::id`).
+    pub flow: u64,
+    proto: Proto,
+    sniff: [[u8; SNIFF_BYTES]; 2],
+    sniff_len: [u8; 2],
+    tls: Option<Box<tls::TlsParser>>,
+    http: Option<Box<http::HttpParser>>,
+}
+
+impl AppFlow {
+    pub fn new(flow: u64) -> AppFlow {
+        AppFlow {
+            flow,
+            ..Default::default()
+        }
+    }
+
+    pub fn event(
+        &mut self,
+        dir: Direction,
+        frame: FrameRef,
+        ev: StreamEvent<'_>,
+        out: &mut impl FnMut(&AppEvent),
+    ) {
+        match ev {
+            StreamEvent::Data(b) => {
+                self.data(dir, frame, b);
+                for p in [
+                    self.http.as_mut().map(|h| &mut h.events),
+                    self.tls.as_mut().map(|t| &mut t.events),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    for e in p.drain(..) {
+                        out(&e);
+                    }
+                }
+            }
+            StreamEvent::Gap(n) => match self.proto {
+                Proto::Unknown => self.proto = Proto::Other,
+                Proto::Http => {
+                    if let Some(h) = &mut self.http {
+                        h.gap(dir, n)
+                    }
+                }
+                Proto::Tls | Proto::HttpConnectTls => {
+                    if let Some(t) = &mut self.tls {
+                        t.gap(dir)
+                    }
+                }
+                Proto::Other => {}
+            },
+            StreamEvent::End { .. } => {}
+        }
+    }
+
+    fn data(&mut self, dir: Direction, frame: FrameRef, b: &[u8]) {
+        if self.proto == Proto::Unknown {
+            let di = dir.idx();
+            let have = self.sniff_len[di] as usize;
+            let take = (SNIFF_BYTES - have).min(b.len());
+            self.sniff[di][have..have + take].copy_from_slice(&b[..take]);
+            self.sniff_len[di] += take as u8;
+            let seen = &self.sniff[di][..self.sniff_len[di] as usize];
+            let decided = if tls::looks_like_tls(seen) {
+                Some(Proto::Tls)
+            } else {
+                match http::http_start(dir, seen) {
+                    Some(true) => Some(Proto::Http),
+                    None if seen.len() < SNIFF_BYTES => None,
+                    _ if seen.len() >= 3 => Some(Proto::Other),
+                    _ => None,
+                }
+            };
+            match decided {
+                None => return,
+                Some(p) => {
+                    self.proto = p;
+                    match p {
+                        Proto::Tls => self.tls = Some(Box::default()),
+                        Proto::Http => self.http = Some(Box::default()),
+                        _ => return,
+                    }
+                    // Replay what was sniffed before this chunk, then the chunk.
+                    let before = self.sniff[di];
+                    let data = &before[..have];
+                    if !data.is_empty() {
+                        self.route(dir, frame, data);
+                    }
+                }
+            }
+        }
+        self.route(dir, frame, b);
+    }
+
+    fn route(&mut self, dir: Direction, frame: FrameRef, b: &[u8]) {
+        match self.proto {
+            Proto::Tls | Proto::HttpConnectTls => {
+                if let Some(t) = &mut self.tls {
+                    t.data(dir, frame, b);
+                }
+            }
+            Proto::Http => {
+                let Some(h) = &mut self.http else { return };
+                let used = h.data(dir, frame, b);
+                h.note_frame(dir, frame);
+                if h.tunnel {
+                    // CONNECT answered 2xx: what follows is the tunnel's (TLS, as squid carries it).
+                    self.proto = Proto::HttpConnectTls;
+                    self.tls = Some(Box::default());
+                    if used < b.len() {
+                        self.route(dir, frame, &b[used..]);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn finish(mut self) -> AppSummary {
+        if let Some(h) = &mut self.http {
+            h.finish();
+        }
+        AppSummary {
+            proto: self.proto,
+            tls: self.tls.map(|t| t.summary),
+            http: self.http.map(|h| h.summary),
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! TLS handshake observer, fed only in-order stream bytes (`tls-parser` for the messages).
+//!
+//! Per direction it walks the record layer (5-byte headers, bodies skipped unless needed),
+//! reassembles handshake messages across records (several per record work too), and extracts the
+//! ClientHello (SNI, ALPN list, offered versions), the ServerHello (chosen version and ALPN, or a
+//! HelloRetryRequest), plaintext alerts (level, description), and the point where each direction
+//! became encrypted (ChangeCipherSpec in TLS ≤ 1.2; right after the ServerHello in TLS 1.3).
+//! After that it only counts encrypted records. Memory per direction is capped by
+//! `MAX_HANDSHAKE_MSG` (only ClientHello and ServerHello bodies are buffered); a gap before the
+//! handshake is understood stops the parser for that direction with an anomaly.
+
+use crate::flow::{Direction, FrameRef};
+use serde::Serialize;
+use tls_parser::{
+    parse_tls_client_hello_extensions, parse_tls_message_handshake,
+    parse_tls_server_hello_extensions, TlsExtension, TlsMessage, TlsMessageHandshake,
+};
+
+/// Largest ClientHello / ServerHello buffered (bigger ones are skipped with an anomaly).
+pub const MAX_HANDSHAKE_MSG: usize = 64 * 1024;
+/// Alerts remembered per connection.
+pub const MAX_ALERTS: usize = 4;
+/// Largest TLS record body accepted (2^14 + 2048, RFC 8446 §5.2); larger means not TLS.
+const MAX_RECORD: u16 = 16384 + 2048;
+
+const HS_CLIENT_HELLO: u8 = 1;
+const HS_SERVER_HELLO: u8 = 2;
+const REC_CCS: u8 = 20;
+const REC_ALERT: u8 = 21;
+const REC_HANDSHAKE: u8 = 22;
+const REC_APPDATA: u8 = 23;
+/// SHA-256("HelloRetryRequest"): a ServerHello with this random is a HelloRetryRequest.
+const HRR_RANDOM: [u8; 32] = [
+    0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91,
+    0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
+];
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ClientHello {
+    pub frame: FrameRef,
+    pub sni: Option<String>,
+    pub alpn: Vec<String>,
+    /// Offered versions (supported_versions, else the legacy version), e.g. 0x0304 = TLS 1.3.
+    pub versions: Vec<u16>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerHello {
+    pub frame: FrameRef,
+    /// The negotiated version (supported_versions, else the legacy version).
+    pub version: u16,
+    pub alpn: Option<String>,
+    pub cipher: u16,
+    pub hello_retry: bool,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Alert {
+    pub frame: FrameRef,
+    pub from: Direction,
+    /// 1 warning, 2 fatal; 0 when encrypted (unknown).
+    pub level: u8,
+    pub description: u8,
+    pub encrypted: bool,
+}
+
+/// What the TLS observer learned about one connection.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TlsSummary {
+    pub client_hello: Option<ClientHello>,
+    pub server_hello: Option<ServerHello>,
+    pub hello_retry: Option<FrameRef>,
+    pub alerts: Vec<Alert>,
+    /// Frame from which each direction was encrypted.
+    pub encrypted_from: [Option<FrameRef>; 2],
+    /// Encrypted records (type 23, and handshake records after encryption) per direction.
+    pub encrypted_records: [u32; 2],
+    pub encrypted_bytes: [u64; 2],
+    /// First frame of encrypted data from each direction after the ServerHello.
+    pub first_encrypted: [Option<FrameRef>; 2],
+    pub anomaly: Option<&'static str>,
+}
+
+impl TlsSummary {
+    pub fn negotiated_tls13(&self) -> bool {
+        self.server_hello
+            .as_ref()
+            .is_some_and(|s| s.version == 0x0304 && !s.hello_retry)
+    }
+}
+
+/// Record-layer state of one direction.
+#[derive(Debug, Default)]
+struct DirState {
+    hdr: [u8; 5],
+    hdr_len: u8,
+    /// Body bytes left in the current record.
+    body_left: u16,
+    rec_type: u8,
+    encrypted: bool,
+    stopped: bool,
+    /// Alert body (2 bytes) being collected.
+    alert: [u8; 2],
+    alert_len: u8,
+    /// Handshake message reassembly.
+    hs_hdr: [u8; 4],
+    hs_hdr_len: u8,
+    hs_left: u32,
+    hs_keep: bool,
+    hs_buf: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+pub struct TlsParser {
+    dirs: [DirState; 2],
+    pub summary: TlsSummary,
+    /// Events since the caller last drained them (reused buffer).
+    pub events: Vec<super::AppEvent>,
+}
+
+/// Whether `b` starts like a TLS record (handshake or alert, SSL 3.0 .. TLS 1.3 record version).
+pub fn looks_like_tls(b: &[u8]) -> bool {
+    b.len() >= 3 && matches!(b[0], REC_HANDSHAKE | REC_ALERT) && b[1] == 3 && b[2] <= 4
+}
+
+fn version_name(v: u16) -> String {
+    match v {
+        0x0300 => "SSL 3.0".into(),
+        0x0301 => "TLS 1.0".into(),
+        0x0302 => "TLS 1.1".into(),
+        0x0303 => "TLS 1.2".into(),
+        0x0304 => "TLS 1.3".into(),
+        v => format!("0x{:04x}", v),
+    }
+}
+
+/// Human name of a TLS version number.
+pub fn tls_version(v: u16) -> String {
+    version_name(v)
+}
+
+/// RFC 8446 §6 / IANA alert names.
+pub fn alert_name(d: u8) -> &'static str {
+    match d {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        21 => "decryption_failed",
+        22 => "record_overflow",
+        30 => "decompression_failure",
+        40 => "handshake_failure",
+        41 => "no_certificate",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        60 => "export_restriction",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        86 => "inappropriate_fallback",
+        90 => "user_canceled",
+        100 => "no_renegotiation",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        111 => "certificate_unobtainable",
+        112 => "unrecognized_name",
+        113 => "bad_certificate_status_response",
+        114 => "bad_certificate_hash_value",
+        115 => "unknown_psk_identity",
+        116 => "certificate_required",
+        120 => "no_application_protocol",
+        _ => "unknown",
+    }
+}
+
+/// What an alert usually means when it ends a handshake.
+pub fn alert_meaning(d: u8) -> &'static str {
+    match d {
+        40 => "no common cipher suite / parameters, or the server rejected the ClientHello (often SNI or client-certificate policy)",
+        42 | 43 | 44 | 45 | 46 | 48 => "a certificate was rejected (expired, unknown CA, wrong name, revoked)",
+        47 => "a handshake field was invalid for the peer",
+        50 => "the peer could not decode a message (not speaking the same TLS, or a middlebox altered it)",
+        70 => "no common TLS version (e.g. a TLS 1.3-only server and a TLS 1.2 client)",
+        71 => "the client's offer was below the server's minimum security",
+        80 => "the peer hit an internal error",
+        86 => "a version-fallback retry was refused",
+        109 => "a required extension was missing",
+        112 => "the server has no certificate for the requested SNI name",
+        116 => "the server requires a client certificate",
+        120 => "no common ALPN protocol (e.g. the client offers only h2 and the server only http/1.1)",
+        _ => "the handshake was aborted",
+    }
+}
+
+impl TlsParser {
+    pub fn stop(&mut self, dir: Direction, why: &'static str) {
+        self.dirs[dir.idx()].stopped = true;
+        if self.summary.anomaly.is_none() {
+            self.summary.anomaly = Some(why);
+        }
+    }
+
+    pub fn gap(&mut self, dir: Direction) {
+        let d = &self.dirs[dir.idx()];
+        // A gap inside encrypted data loses nothing we parse; before that it desynchronises
+        // the record layer.
+        if !d.encrypted && !d.stopped {
+            self.stop(dir, "gap in the TLS stream before the handshake was read");
+        } else if d.encrypted {
+            // Resynchronising on record boundaries is not possible: stop counting.
+            self.dirs[dir.idx()].stopped = true;
+        }
+    }
+
+    pub fn data(&mut self, dir: Direction, frame: FrameRef, mut b: &[u8]) {
+        let di = dir.idx();
+        while !b.is_empty() && !self.dirs[di].stopped {
+            let d = &mut self.dirs[di];
+            if d.body_left == 0 {
+                // Record header.
+                let need = 5 - d.hdr_len as usize;
+                let take = need.min(b.len());
+                d.hdr[d.hdr_len as usize..d.hdr_len as usize + take].copy_from_slice(&b[..take]);
+                d.hdr_len += take as u8;
+                b = &b[take..];
+                if d.hdr_len < 5 {
+                    return;
+                }
+                d.hdr_len = 0;
+                let (t, major, len) =
+                    (d.hdr[0], d.hdr[1], u16::from_be_bytes([d.hdr[3], d.hdr[4]]));
+                if !(REC_CCS..=REC_APPDATA).contains(&t)
+                    || major != 3
+                    || len > MAX_RECORD
+                    || len == 0
+                {
+                    self.stop(dir, "not a TLS record");
+                    return;
+                }
+                d.rec_type = t;
+                d.body_left = len;
+                d.alert_len = 0;
+                let encrypted = d.encrypted;
+                if t == REC_APPDATA || (encrypted && t == REC_HANDSHAKE) {
+                    self.summary.encrypted_records[di] += 1;
+                    self.summary.encrypted_bytes[di] += len as u64;
+                    if self.summary.server_hello.is_some()
+                        && self.summary.first_encrypted[di].is_none()
+                    {
+                        self.summary.first_encrypted[di] = Some(frame);
+                    }
+                }
+                if t == REC_ALERT && (encrypted || len != 2) {
+                    self.push_alert(Alert {
+                        frame,
+                        from: dir,
+                        level: 0,
+                        description: 0,
+                        encrypted: true,
+                    });
+                }
+                continue;
+            }
+            // Record body.
+            let take = (d.body_left as usize).min(b.len());
+            let chunk = &b[..take];
+            b = &b[take..];
+            d.body_left -= take as u16;
+            let (rec_type, encrypted, alert_len) = (d.rec_type, d.encrypted, d.alert_len);
+            match rec_type {
+                REC_HANDSHAKE if !encrypted => self.handshake_bytes(dir, frame, chunk),
+                REC_ALERT if !encrypted && alert_len < 2 => {
+                    let d = &mut self.dirs[di];
+                    for &x in chunk.iter().take(2 - d.alert_len as usize) {
+                        d.alert[d.alert_len as usize] = x;
+                        d.alert_len += 1;
+                    }
+                    if d.alert_len == 2 && d.body_left == 0 {
+                        let (level, description) = (d.alert[0], d.alert[1]);
+                        self.push_alert(Alert {
+                            frame,
+                            from: dir,
+                            level,
+                            description,
+                            encrypted: false,
+                        });
+                    }
+                }
+                REC_CCS => {
+                    let d = &mut self.dirs[di];
+                    if d.body_left == 0 && !d.encrypted && !self.summary.negotiated_tls13() {
+                        d.encrypted = true;
+                        self.summary.encrypted_from[di] = Some(frame);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn push_alert(&mut self, a: Alert) {
+        self.events.push(super::AppEvent::TlsAlert {
+            frame: a.frame,
+            level: a.level,
+            description: a.description,
+            encrypted: a.encrypted,
+        });
+        if self.summary.alerts.len() < MAX_ALERTS {
+            self.summary.alerts.push(a);
+        }
+    }
+
+    /// Handshake-layer bytes: 4-byte message headers, bodies kept only for the hellos.
+    fn handshake_bytes(&mut self, dir: Direction, frame: FrameRef, mut b: &[u8]) {
+        let di = dir.idx();
+        while !b.is_empty() {
+            let d = &mut self.dirs[di];
+            if d.hs_left == 0 && d.hs_hdr_len < 4 {
+                let take = (4 - d.hs_hdr_len as usize).min(b.len());
+                d.hs_hdr[d.hs_hdr_len as usize..d.hs_hdr_len as usize + take]
+                    .copy_from_slice(&b[..take]);
+                d.hs_hdr_len += take as u8;
+                b = &b[take..];
+                if d.hs_hdr_len < 4 {
+                    return;
+                }
+                let len = u32::from_be_bytes([0, d.hs_hdr[1], d.hs_hdr[2], d.hs_hdr[3]]);
+                let t = d.hs_hdr[0];
+                let wanted = (t == HS_CLIENT_HELLO
+                    && dir == Direction::Orig
+                    && self.summary.client_hello.is_none())
+                    || (t == HS_SERVER_HELLO
+                        && dir == Direction::Resp
+                        && (self.summary.server_hello.is_none()
+                            || self.summary.hello_retry.is_some()));
+                d.hs_keep = wanted && (len as usize) <= MAX_HANDSHAKE_MSG;
+                if wanted && !d.hs_keep {
+                    self.summary
+                        .anomaly
+                        .get_or_insert("TLS hello larger than the buffer cap");
+                }
+                let d = &mut self.dirs[di];
+                d.hs_buf.clear();
+                if d.hs_keep {
+                    d.hs_buf.extend_from_slice(&d.hs_hdr);
+                }
+                d.hs_left = len;
+                if len == 0 {
+                    d.hs_hdr_len = 0;
+                    self.message_done(dir, frame);
+                }
+                continue;
+            }
+            let take = (d.hs_left as usize).min(b.len());
+            if d.hs_keep {
+                d.hs_buf.extend_from_slice(&b[..take]);
+            }
+            d.hs_left -= take as u32;
+            b = &b[take..];
+            if d.hs_left == 0 {
+                d.hs_hdr_len = 0;
+                self.message_done(dir, frame);
+            }
+        }
+    }
+
+    fn message_done(&mut self, dir: Direction, frame: FrameRef) {
+        let di = dir.idx();
+        let msg = self.dirs[di].hs_hdr[0];
+        if msg == HS_CLIENT_HELLO || msg == HS_SERVER_HELLO {
+            self.events
+                .push(super::AppEvent::TlsHandshake { frame, msg });
+        }
+        if !self.dirs[di].hs_keep {
+            return;
+        }
+        let buf = std::mem::take(&mut self.dirs[di].hs_buf);
+        match parse_tls_message_handshake(&buf) {
+            Ok((_, TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch)))) => {
+                let mut hello = ClientHello {
+                    frame,
+                    sni: None,
+                    alpn: Vec::new(),
+                    versions: vec![ch.version.0],
+                };
+                if let Some(ext) = ch.ext {
+                    if let Ok((_, exts)) = parse_tls_client_hello_extensions(ext) {
+                        for e in exts {
+                            match e {
+                                TlsExtension::SNI(names) => {
+                                    hello.sni = names
+                                        .first()
+                                        .map(|(_, n)| String::from_utf8_lossy(n).into_owned());
+                                }
+                                TlsExtension::ALPN(protos) => {
+                                    hello.alpn = protos
+                                        .iter()
+                                        .map(|p| String::from_utf8_lossy(p).into_owned())
+                                        .collect();
+                                }
+                                TlsExtension::SupportedVersions(v) => {
+                                    let offered: Vec<u16> = v
+                                        .iter()
+                                        .map(|x| x.0)
+                                        .filter(|x| x & 0x0F0F != 0x0A0A)
+                                        .collect();
+                                    if !offered.is_empty() {
+                                        hello.versions = offered;
+                                    }
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                self.summary.client_hello = Some(hello);
+            }
+            Ok((_, TlsMessage::Handshake(TlsMessageHandshake::ServerHello(sh)))) => {
+                let hrr = sh.random == HRR_RANDOM;
+                let mut hello = ServerHello {
+                    frame,
+                    version: sh.version.0,
+                    alpn: None,
+                    cipher: sh.cipher.0,
+                    hello_retry: hrr,
+                };
+                if let Some(ext) = sh.ext {
+                    if let Ok((_, exts)) = parse_tls_server_hello_extensions(ext) {
+                        for e in exts {
+                            match e {
+                                TlsExtension::SupportedVersions(v) => {
+                                    if let Some(x) = v.first() {
+                                        hello.version = x.0;
+                                    }
+                                }
+                                TlsExtension::ALPN(p) => {
+                                    hello.alpn =
+                                        p.first().map(|x| String::from_utf8_lossy(x).into_owned())
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                if hrr {
+                    self.summary.hello_retry = Some(frame);
+                    if self.summary.server_hello.is_none() {
+                        self.summary.server_hello = Some(hello);
+                    }
+                } else {
+                    let tls13 = hello.version == 0x0304;
+                    self.summary.server_hello = Some(hello);
+                    if tls13 {
+                        // TLS 1.3: everything after the ServerHello is encrypted, both ways.
+                        for d in 0..2 {
+                            if !self.dirs[d].encrypted {
+                                self.dirs[d].encrypted = true;
+                                self.summary.encrypted_from[d] = Some(frame);
+                            }
+                        }
+                        // Stop looking for another ServerHello.
+                        self.dirs[Direction::Resp.idx()].hs_keep = false;
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(_) => {
+                self.summary.anomaly.get_or_insert("malformed TLS hello");
+            }
+        }
+    }
+}

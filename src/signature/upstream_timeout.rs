@@ -1,0 +1,121 @@
+//! `upstream-timeout`: a request fully sent, no response byte, then the requesting side gives up.
+//!
+//! Rule: the connection ended with a request that was completely sent and got no response byte,
+//! and the requester (the originator) then closed or reset the connection before the server did —
+//! what a proxy logs as "upstream timed out". The wait (request → give-up) is reported per
+//! request. A request still unanswered when the capture ended is `Pending` (a capture warning),
+//! unless it had waited longer than `--response-timeout` (default 10 s). Nothing is concluded
+//! when the capture holds no packet at all from the server (one direction missing).
+
+use super::{Evidence, EvidenceKind, Finding, Severity, SignatureId};
+use crate::app::AppSummary;
+use crate::flow::{Direction, FlowSummary, FrameRef};
+use crate::time::{human_duration, Timestamp};
+
+pub enum Outcome {
+    Finding(Finding),
+    /// Still waiting when the capture ended, for less than the response timeout.
+    Pending {
+        waited_ns: i64,
+    },
+    None,
+}
+
+pub fn check(
+    f: &FlowSummary,
+    app: &AppSummary,
+    capture_end: Timestamp,
+    response_timeout_ns: i64,
+) -> Outcome {
+    let Some(h) = &app.http else {
+        return Outcome::None;
+    };
+    let Some(req) = h.unanswered.first() else {
+        return Outcome::None;
+    };
+    let Some(done) = req.complete_at else {
+        return Outcome::None;
+    };
+    // Response bytes came (the response was cut or not parsed), or nothing at all was captured
+    // from the server (one-direction capture: the `one-direction-only` warning covers it).
+    if h.bytes_after_unanswered > 0 || f.resp_stats.pkts == 0 {
+        return Outcome::None;
+    }
+    let client_end: Option<(FrameRef, EvidenceKind, &str)> = [
+        f.orig_stats
+            .first_fin
+            .map(|x| (x, EvidenceKind::Fin, "FIN")),
+        f.rst
+            .filter(|r| r.from == Direction::Orig)
+            .map(|r| (r.frame, EvidenceKind::Rst, "RST")),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|(x, _, _)| x.ts >= done.ts)
+    .min_by_key(|(x, _, _)| x.ts);
+    let server_end = [
+        f.resp_stats.first_fin,
+        f.rst.filter(|r| r.from == Direction::Resp).map(|r| r.frame),
+    ]
+    .into_iter()
+    .flatten()
+    .min_by_key(|x| x.ts);
+    let what = format!(
+        "{} {} (Host {})",
+        req.method,
+        req.target,
+        req.host.as_deref().unwrap_or("-")
+    );
+    let mut ev = vec![Evidence {
+        frame: req.frame,
+        kind: EvidenceKind::Data,
+        description: format!("request {} from {}, never answered", what, f.orig),
+    }];
+    let note = match client_end {
+        Some((fr, kind, how)) if server_end.is_none_or(|s| s.ts >= fr.ts) => {
+            let waited = fr.ts.nanos_since(done.ts);
+            ev.push(Evidence {
+                frame: fr,
+                kind,
+                description: format!(
+                    "{} gives up with {} after {} without a response byte",
+                    f.orig,
+                    how,
+                    human_duration(waited)
+                ),
+            });
+            format!(
+                "{} waited {} for {} and gave up ({}): no response byte",
+                what,
+                human_duration(waited),
+                f.resp,
+                how
+            )
+        }
+        Some(_) => return Outcome::None, // the server closed first: not a timeout on the requester's side
+        None if server_end.is_some() => return Outcome::None,
+        None => {
+            let waited = capture_end.nanos_since(done.ts);
+            if waited <= response_timeout_ns {
+                return Outcome::Pending { waited_ns: waited };
+            }
+            format!(
+                "{} still unanswered by {} after {} when the capture ended",
+                what,
+                f.resp,
+                human_duration(waited)
+            )
+        }
+    };
+    let mut fd = Finding::for_flow(
+        SignatureId::UpstreamTimeout,
+        Severity::Critical,
+        f,
+        note,
+        ev,
+    );
+    fd.first_ts = req.frame.ts;
+    fd.facts
+        .push(("unanswered_requests", h.unanswered.len().to_string()));
+    Outcome::Finding(fd)
+}
