@@ -11,9 +11,12 @@ use crate::signature::{
     self, gateway_error, syn_unanswered, time_wait_pileup::TimeWaitTracker, tls_alert, tls_stall,
     upstream_timeout, Thresholds,
 };
+use crate::signature::{Evidence, EvidenceKind, Finding, Severity, SignatureId};
 use crate::time::{human_duration, Timestamp};
-use crate::verdict::{Aggregator, Hop, Verdict};
+use crate::topology::{Collector, GivenRoles, Topology};
+use crate::verdict::{Aggregator, Verdict};
 use serde::Serialize;
+use std::net::{IpAddr, SocketAddr};
 
 /// Example frames kept per warning.
 const MAX_WARNING_FRAMES: usize = 5;
@@ -89,7 +92,71 @@ pub struct Analysis {
     pub warnings: Vec<Warning>,
     /// The busiest endpoints first (at most `MAX_ENDPOINTS_REPORTED`).
     pub endpoints: Vec<EndpointSummary>,
+    /// Client / proxy / backend roles (inferred or given).
+    pub topology: Topology,
+    /// Failures on the client leg explained by failures on the backend leg.
+    pub chains: Vec<Chain>,
 }
+
+/// A client-leg failure and its cause on the proxy's backend leg: one incident with both
+/// halves' evidence.
+#[derive(Clone, Debug)]
+pub struct Chain {
+    pub summary: String,
+    /// The proxy endpoint clients talked to.
+    pub proxy: SocketAddr,
+    /// What clients saw (`gateway-error` with its status).
+    pub front_signature: SignatureId,
+    pub front_status: Option<u16>,
+    /// What happened on the backend leg (None: nothing failed there: the proxy itself).
+    pub back_signature: Option<SignatureId>,
+    pub backend: Option<SocketAddr>,
+    /// Client failures this cause explains, out of all client failures at that proxy.
+    pub explained: u64,
+    pub front_failures: u64,
+    /// One request traced end to end: client request → backend attempt → failure → error
+    /// response, each with its time after the request.
+    pub example: Vec<Evidence>,
+}
+
+/// A failed client-leg request (gateway error), kept for chains and direct-vs-proxied.
+#[derive(Clone, Debug)]
+struct FrontFailure {
+    client: IpAddr,
+    server: SocketAddr,
+    status: u16,
+    method: String,
+    target: String,
+    request: Option<FrameRef>,
+    response: FrameRef,
+}
+
+/// A failure on some connection (candidate backend-leg cause).
+#[derive(Clone, Debug)]
+struct BackFailure {
+    signature: SignatureId,
+    client: IpAddr,
+    server: SocketAddr,
+    start: Timestamp,
+    evidence: Vec<Evidence>,
+}
+
+/// A successful exchange, for direct-vs-proxied comparisons.
+#[derive(Clone, Debug)]
+struct DirectOk {
+    client: IpAddr,
+    server: SocketAddr,
+    method: String,
+    target: String,
+    status: u16,
+    response: FrameRef,
+}
+
+/// Failure / success records kept for chains (each list).
+const MAX_CHAIN_RECORDS: usize = 10_000;
+/// A backend failure belongs to a client request when it starts within this margin of the
+/// request's lifetime (request → error response).
+const CHAIN_MARGIN: i64 = crate::time::NANOS_PER_MILLI;
 
 struct Analyzer {
     th: Thresholds,
@@ -111,12 +178,40 @@ struct Analyzer {
     tls_ended_early: WarnAcc,
     request_pending: WarnAcc,
     connections: u64,
+    roles: Collector,
+    front_failures: Vec<FrontFailure>,
+    back_failures: Vec<BackFailure>,
+    direct_ok: Vec<DirectOk>,
 }
 
 impl Analyzer {
+    /// Adds a finding, remembering backend-leg candidates for causal chains.
+    fn add(&mut self, fd: Finding, f: Option<&FlowSummary>) {
+        let cause = matches!(
+            fd.signature,
+            SignatureId::ConnectionRefused
+                | SignatureId::SynUnanswered
+                | SignatureId::UpstreamTimeout
+                | SignatureId::TlsStall
+                | SignatureId::TlsAlert
+                | SignatureId::RetransmissionStorm
+        ) || (fd.signature == SignatureId::ConnectionReset
+            && fd.severity > Severity::Info);
+        if cause && f.is_some() && self.back_failures.len() < MAX_CHAIN_RECORDS {
+            self.back_failures.push(BackFailure {
+                signature: fd.signature,
+                client: fd.client,
+                server: fd.server,
+                start: fd.first_ts,
+                evidence: fd.evidence.clone(),
+            });
+        }
+        self.agg.add(fd, f);
+    }
+
     fn judge_attempt(&mut self, f: &FlowSummary, capture_end: Timestamp) {
         match syn_unanswered::check(f, capture_end, &self.th) {
-            syn_unanswered::Outcome::Finding(fd) => self.agg.add(fd, Hop::ClientToServer, Some(f)),
+            syn_unanswered::Outcome::Finding(fd) => self.add(fd, Some(f)),
             syn_unanswered::Outcome::Inconclusive { waited_ns } => {
                 self.ended_early.add(f.first, || {
                     format!(
@@ -142,7 +237,7 @@ impl Analyzer {
         match tls_stall::check(f, app, end, &self.th) {
             tls_stall::Outcome::Finding(fd) => {
                 self.endpoint(f).tls_stalled += 1;
-                self.agg.add(fd, Hop::ClientToServer, Some(f))
+                self.add(fd, Some(f))
             }
             tls_stall::Outcome::Inconclusive { waited_ns } => {
                 self.tls_ended_early.add(f.first, || {
@@ -157,9 +252,7 @@ impl Analyzer {
             tls_stall::Outcome::None => {}
         }
         match upstream_timeout::check(f, app, end, self.th.response_timeout_ns) {
-            upstream_timeout::Outcome::Finding(fd) => {
-                self.agg.add(fd, Hop::ClientToServer, Some(f))
-            }
+            upstream_timeout::Outcome::Finding(fd) => self.add(fd, Some(f)),
             upstream_timeout::Outcome::Pending { waited_ns } => {
                 self.request_pending.add(f.first, || {
                     format!(
@@ -171,6 +264,74 @@ impl Analyzer {
                 })
             }
             upstream_timeout::Outcome::None => {}
+        }
+    }
+
+    /// Feeds role inference and the chain / direct-vs-proxied records.
+    fn collect_roles(&mut self, f: &FlowSummary, app: &AppSummary) {
+        self.roles.connection(f.orig, f.resp, f.start);
+        let Some(h) = &app.http else { return };
+        for r in &h.request_sample {
+            self.roles.request(
+                f.orig.ip(),
+                f.resp,
+                &r.method,
+                &r.target,
+                r.frame.ts,
+                r.forwarded_for.as_deref(),
+            );
+        }
+        if let Some(m) = &h.proxy_mark {
+            self.roles.proxy_header(f.resp, m);
+        }
+        for x in &h.errors {
+            if !signature::gateway_error::GATEWAY_STATUSES.contains(&x.response.status) {
+                continue;
+            }
+            let req_ts = x
+                .request
+                .as_ref()
+                .map(|q| q.frame.ts)
+                .unwrap_or(x.response.frame.ts);
+            // 502 and 504 are gateway-only statuses (RFC 9110 §15.6.3, §15.6.5); an origin
+            // server may answer 503 itself, so it does not mark a proxy.
+            if x.response.status != 503 {
+                self.roles
+                    .gateway_error(f.resp, x.response.status, req_ts, x.response.frame.ts);
+            }
+            if self.front_failures.len() < MAX_CHAIN_RECORDS {
+                self.front_failures.push(FrontFailure {
+                    client: f.orig.ip(),
+                    server: f.resp,
+                    status: x.response.status,
+                    method: x
+                        .request
+                        .as_ref()
+                        .map(|q| q.method.clone())
+                        .unwrap_or_default(),
+                    target: x
+                        .request
+                        .as_ref()
+                        .map(|q| q.target.clone())
+                        .unwrap_or_default(),
+                    request: x.request.as_ref().map(|q| q.frame),
+                    response: x.response.frame,
+                });
+            }
+        }
+        for x in &h.ok_sample {
+            if let Some(q) = &x.request {
+                if self.direct_ok.len() < MAX_CHAIN_RECORDS {
+                    self.direct_ok.push(DirectOk {
+                        client: f.orig.ip(),
+                        server: f.resp,
+                        method: q.method.clone(),
+                        target: q.target.clone(),
+                        status: x.response.status,
+                        response: x.response.frame,
+                    });
+                }
+            }
         }
     }
 
@@ -265,6 +426,7 @@ impl Observer for Analyzer {
         self.connections += 1;
         self.agg.observe_flow(&f);
         self.count_endpoint(&f, &app);
+        self.collect_roles(&f, &app);
         let latest = self
             .latest_start
             .entry((f.orig.ip(), f.resp))
@@ -305,12 +467,22 @@ impl Observer for Analyzer {
         .flatten()
         .chain(gateway_error::check(&f, &app))
         {
-            self.agg.add(fd, Hop::ClientToServer, Some(&f));
+            self.add(fd, Some(&f));
         }
     }
 }
 
 pub fn run(input: &InputConfig, th: Thresholds, max_evidence: usize) -> Result<Analysis> {
+    run_with_roles(input, th, max_evidence, GivenRoles::default())
+}
+
+/// `run` with roles given by the user (`--proxy`, `--backend`).
+pub fn run_with_roles(
+    input: &InputConfig,
+    th: Thresholds,
+    max_evidence: usize,
+    given: GivenRoles,
+) -> Result<Analysis> {
     let mut a = Analyzer {
         th,
         agg: Aggregator::new(max_evidence),
@@ -325,6 +497,10 @@ pub fn run(input: &InputConfig, th: Thresholds, max_evidence: usize) -> Result<A
         tls_ended_early: WarnAcc::default(),
         request_pending: WarnAcc::default(),
         connections: 0,
+        roles: Collector::default(),
+        front_failures: Vec::new(),
+        back_failures: Vec::new(),
+        direct_ok: Vec::new(),
     };
     let capture = pipeline::run(input, &mut a)?;
     let end = capture.last_ts.unwrap_or_default();
@@ -344,8 +520,13 @@ pub fn run(input: &InputConfig, th: Thresholds, max_evidence: usize) -> Result<A
         a.judge_at_end(&f, &app, judge_at);
     }
     for fd in std::mem::replace(&mut a.tw, TimeWaitTracker::new(th)).findings() {
-        a.agg.add(fd, Hop::ClientToServer, None);
+        a.agg.add(fd, None);
     }
+    let topology = std::mem::take(&mut a.roles).infer(given);
+    for fd in direct_ok_proxied_fails(&a.front_failures, &a.direct_ok, &topology) {
+        a.agg.add(fd, None);
+    }
+    let chains = chains(&a.front_failures, &a.back_failures, &topology);
     let mut warnings = Vec::new();
     let mut push = |kind: &'static str, acc: WarnAcc, msg: &dyn Fn(u64, &str) -> String| {
         if acc.count > 0 {
@@ -394,7 +575,7 @@ pub fn run(input: &InputConfig, th: Thresholds, max_evidence: usize) -> Result<A
             frames: Vec::new(),
         });
     }
-    let verdicts = a.agg.finish();
+    let verdicts = a.agg.finish(|c, s| topology.hop(c, s));
     let mut endpoints: Vec<EndpointSummary> = a.endpoints.into_values().collect();
     endpoints.sort_by(|x, y| {
         y.connections
@@ -408,7 +589,181 @@ pub fn run(input: &InputConfig, th: Thresholds, max_evidence: usize) -> Result<A
         verdicts,
         warnings,
         endpoints,
+        topology,
+        chains,
     })
+}
+
+/// `direct-ok-proxied-fails`: a client got a gateway error from a proxy for a request that the
+/// same client had answered successfully (status < 400) by another endpoint — the service works,
+/// the proxy in front of it does not. "The same request" is the same method and target.
+fn direct_ok_proxied_fails(
+    front: &[FrontFailure],
+    ok: &[DirectOk],
+    topo: &Topology,
+) -> Vec<Finding> {
+    let fronts: Vec<SocketAddr> = topo
+        .proxies
+        .iter()
+        .flat_map(|p| p.front.iter().copied())
+        .collect();
+    let mut out = Vec::new();
+    for e in front {
+        let Some(d) = ok.iter().find(|d| {
+            d.client == e.client
+                && d.server != e.server
+                && !fronts.contains(&d.server)
+                && d.method == e.method
+                && d.target == e.target
+        }) else {
+            continue;
+        };
+        let mut ev = vec![
+            Evidence {
+                frame: d.response,
+                kind: EvidenceKind::Data,
+                description: format!(
+                    "{} {} answered {} directly by {}",
+                    d.method, d.target, d.status, d.server
+                ),
+            },
+            Evidence {
+                frame: e.response,
+                kind: EvidenceKind::Data,
+                description: format!(
+                    "the same {} {} through {} answered {}",
+                    e.method, e.target, e.server, e.status
+                ),
+            },
+        ];
+        ev.sort_by_key(|x| (x.frame.file, x.frame.number));
+        out.push(Finding {
+            signature: SignatureId::DirectOkProxiedFails,
+            severity: Severity::Critical,
+            client: e.client,
+            server: e.server,
+            flow: None,
+            weight: 1,
+            first_ts: d.response.ts.min(e.response.ts),
+            last_ts: d.response.ts.max(e.response.ts),
+            note: format!(
+                "{} {}: {} directly from {}, {} through {}",
+                e.method, e.target, d.status, d.server, e.status, e.server
+            ),
+            evidence: ev,
+            facts: vec![("direct_server", d.server.to_string())],
+        });
+    }
+    out
+}
+
+/// What a backend-leg failure did, in words.
+fn cause_words(sig: SignatureId) -> String {
+    match sig {
+        SignatureId::ConnectionRefused => "refused the connection (RST)".into(),
+        SignatureId::SynUnanswered => "never answered the SYN".into(),
+        SignatureId::UpstreamTimeout => "accepted the request but never answered it".into(),
+        SignatureId::ConnectionReset => "reset the connection".into(),
+        SignatureId::TlsStall => "never answered the TLS ClientHello".into(),
+        SignatureId::TlsAlert => "failed the TLS handshake".into(),
+        other => format!("failed ({})", other.name()),
+    }
+}
+
+type ChainKey = (SocketAddr, u16, Option<SignatureId>, Option<SocketAddr>);
+
+/// Pairs each failed client request at a proxy with what the proxy's backend leg did during it.
+fn chains(front: &[FrontFailure], back: &[BackFailure], topo: &Topology) -> Vec<Chain> {
+    let mut groups: Vec<(ChainKey, u64, Vec<Evidence>)> = Vec::new();
+    let mut totals: rustc_hash::FxHashMap<SocketAddr, u64> = Default::default();
+    for e in front {
+        let Some(p) = topo.proxies.iter().find(|p| p.front.contains(&e.server)) else {
+            continue;
+        };
+        *totals.entry(e.server).or_default() += 1;
+        let t0 = e.request.map(|r| r.ts).unwrap_or(e.response.ts);
+        let t1 = e.response.ts;
+        let cause = back.iter().find(|b| {
+            p.back_addresses.contains(&b.client)
+                && b.server != e.server
+                && b.start.0 >= t0.0 - CHAIN_MARGIN
+                && b.start.0 <= t1.0 + CHAIN_MARGIN
+        });
+        let key = (
+            e.server,
+            e.status,
+            cause.map(|b| b.signature),
+            cause.map(|b| b.server),
+        );
+        if let Some(g) = groups.iter_mut().find(|g| g.0 == key) {
+            g.1 += 1;
+            continue;
+        }
+        let rel = |t: Timestamp| format!("+{:.2} ms", t.nanos_since(t0) as f64 / 1e6);
+        let mut ex = Vec::new();
+        if let Some(r) = e.request {
+            ex.push(Evidence {
+                frame: r,
+                kind: EvidenceKind::Data,
+                description: format!(
+                    "client {} sends {} {} to {}",
+                    e.client, e.method, e.target, e.server
+                ),
+            });
+        }
+        if let Some(b) = cause {
+            for x in &b.evidence {
+                ex.push(Evidence {
+                    frame: x.frame,
+                    kind: x.kind,
+                    description: format!("backend leg, {}: {}", rel(x.frame.ts), x.description),
+                });
+            }
+        }
+        ex.push(Evidence {
+            frame: e.response,
+            kind: EvidenceKind::Data,
+            description: format!(
+                "{}: {} answers {} to the client",
+                rel(e.response.ts),
+                e.server,
+                e.status
+            ),
+        });
+        ex.sort_by_key(|x| (x.frame.ts, x.frame.number));
+        groups.push((key, 1, ex));
+    }
+    let mut out: Vec<Chain> = groups
+        .into_iter()
+        .map(|((proxy, status, sig, backend), n, example)| {
+            let total = totals.get(&proxy).copied().unwrap_or(n);
+            let back_addr = topo
+                .proxies
+                .iter()
+                .find(|p| p.front.contains(&proxy))
+                .map(|p| p.back_addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>().join("/"))
+                .unwrap_or_default();
+            let summary = match (sig, backend) {
+                (Some(sig), Some(b)) => format!(
+                    "{} of {} client requests answered {} by the proxy {} are explained by its backend leg: {} → {} {}",
+                    n,
+                    total,
+                    status,
+                    proxy,
+                    back_addr,
+                    b,
+                    cause_words(sig)
+                ),
+                _ => format!(
+                    "{} of {} client requests answered {} by the proxy {} have no failure on a captured backend leg in their time window: look at the proxy itself (configuration, health checks, limits), or capture its backend leg",
+                    n, total, status, proxy
+                ),
+            };
+            Chain { summary, proxy, front_signature: SignatureId::GatewayError, front_status: Some(status), back_signature: sig, backend, explained: n, front_failures: total, example }
+        })
+        .collect();
+    out.sort_by(|a, b| b.explained.cmp(&a.explained).then(a.proxy.cmp(&b.proxy)));
+    out
 }
 
 fn capture_warnings(c: &CaptureSummary) -> Vec<(&'static str, String)> {

@@ -8,6 +8,7 @@ use crate::flow::{FlowSummary, TrackerConfig};
 use crate::pipeline::{self, Observer};
 use crate::report::{self, flows::FlowRow};
 use crate::signature::{Severity, Thresholds};
+use crate::topology::{GivenRoles, RoleAddr};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ Examples:
   proxyscope analyze captures/refused-nginx-backleg.pcap
   proxyscope analyze --format markdown -o incident.md --evidence-pcap evidence.pcap link.pcap
   proxyscope analyze --fail-on warning -f 'host 10.78.2.2 and port 8080' link.pcap
+  proxyscope analyze --proxy 10.78.1.1:80 --proxy 10.78.2.1 proxy-any.pcap   # roles given, not inferred
   proxyscope flows captures/refused-nginx-backleg.pcap
   proxyscope flows --format json -f 'host 10.78.2.2 and port 8080' link.pcap | jq '.[] | select(.conn_state==\"REJ\")'
   proxyscope flows client.pcap proxy.pcapng        # several files, merged by time
@@ -93,6 +95,16 @@ pub struct AnalyzeArgs {
     /// Also write the frames of the connections behind the verdicts to this pcap (opens in Wireshark).
     #[arg(long, value_name = "FILE")]
     pub evidence_pcap: Option<PathBuf>,
+    /// A proxy's address: ADDR (all its connections) or ADDR:PORT (where it listens). Repeatable;
+    /// overrides inference. Give both addresses of a two-legged proxy.
+    #[arg(long = "proxy", value_name = "ADDR[:PORT]")]
+    pub proxies: Vec<String>,
+    /// A backend's address (ADDR or ADDR:PORT). Repeatable.
+    #[arg(long = "backend", value_name = "ADDR[:PORT]")]
+    pub backends: Vec<String>,
+    /// A request still unanswered when the capture ends is pending, not a timeout, unless it waited longer (seconds).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub response_timeout: f64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -183,7 +195,24 @@ impl AnalyzeArgs {
         if self.max_evidence < 1 {
             return Err(Error::Usage("--max-evidence must be at least 1".into()));
         }
+        let parse_roles = |v: &[String], flag: &str| -> Result<Vec<RoleAddr>, Error> {
+            v.iter()
+                .map(|s| {
+                    RoleAddr::parse(s).ok_or_else(|| {
+                        Error::Usage(format!(
+                            "--{} {}: expected ADDR or ADDR:PORT (IPv6 as [ADDR]:PORT)",
+                            flag, s
+                        ))
+                    })
+                })
+                .collect()
+        };
+        let roles = GivenRoles {
+            proxies: parse_roles(&self.proxies, "proxy")?,
+            backends: parse_roles(&self.backends, "backend")?,
+        };
         let thresholds = Thresholds {
+            response_timeout_ns: secs(self.response_timeout, "response-timeout")?,
             syn_timeout_ns: secs(self.syn_timeout, "syn-timeout")?,
             retrans_threshold: self.retrans_threshold,
             time_wait_threshold: self.time_wait_threshold,
@@ -220,13 +249,19 @@ impl AnalyzeArgs {
                 SeverityArg::Critical => Severity::Critical,
             }),
             evidence_pcap: self.evidence_pcap,
+            roles,
             command,
         })
     }
 }
 
 fn analyze(cfg: AnalyzeConfig) -> Result<i32, Error> {
-    let a = crate::analyze::run(&cfg.input, cfg.thresholds, cfg.max_evidence)?;
+    let a = crate::analyze::run_with_roles(
+        &cfg.input,
+        cfg.thresholds,
+        cfg.max_evidence,
+        cfg.roles.clone(),
+    )?;
     let text = match cfg.format {
         Format::Json => {
             let r = report::analyze::Report::build(

@@ -46,6 +46,8 @@ pub struct AnalyzeConfig {
     pub fail_on: Option<Severity>,
     /// Also write the frames of the connections behind the verdicts to this pcap.
     pub evidence_pcap: Option<PathBuf>,
+    /// Roles given with `--proxy` / `--backend` (override inference).
+    pub roles: crate::topology::GivenRoles,
     /// The command line as typed, for the report.
     pub command: String,
 }

@@ -29,4 +29,5 @@ pub mod pipeline;
 pub mod report;
 pub mod signature;
 pub mod time;
+pub mod topology;
 pub mod verdict;

@@ -12,6 +12,7 @@ use proxyscope::config::InputConfig;
 use proxyscope::flow::TrackerConfig;
 use proxyscope::report::analyze::Report;
 use proxyscope::signature::{EvidenceKind, SignatureId, Thresholds};
+use proxyscope::topology::{GivenRoles, RoleAddr};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -108,13 +109,15 @@ fn lab_captures_give_their_expected_verdicts() {
             filter: None,
             tracker: TrackerConfig::default(),
         };
-        let a = analyze::run(&input, Thresholds::default(), 10)
+        let a = analyze::run_with_roles(&input, Thresholds::default(), 10, lab_roles(&c.file))
             .unwrap_or_else(|e| panic!("{}: {}", c.file, e));
         let mut report = Report::build(&a, format!("proxyscope analyze captures/{}", c.file), None);
         report.capture.files[0].path = format!("captures/{}", c.file);
         let found = |s: &Sig| {
             report.verdicts.iter().any(|v| {
-                v.signature == s.signature && s.server.as_ref().is_none_or(|srv| &v.server == srv)
+                v.signature == s.signature
+                    && s.server.as_ref().is_none_or(|srv| &v.server == srv)
+                    && s.hop.as_ref().is_none_or(|h| v.hop == h)
             })
         };
         for s in &c.expect {
@@ -225,6 +228,115 @@ fn lab_captures_give_their_expected_verdicts() {
         errs.len(),
         errs.join("\n")
     );
+}
+
+/// The lab's proxy, as an SRE would name it with `--proxy`: nginx / haproxy listen on
+/// 10.78.1.1:80 and reach backends from 10.78.2.1 (captures/README.md, "Topology"). Captures
+/// without proxy software (loopback, the direct ALPN client) get no roles.
+fn lab_roles(file: &str) -> GivenRoles {
+    let proxied =
+        (file.contains("-nginx-") || file.contains("-haproxy-")) && !file.starts_with("loopback");
+    if !proxied {
+        return GivenRoles::default();
+    }
+    GivenRoles {
+        proxies: vec![
+            RoleAddr::parse("10.78.1.1:80").unwrap(),
+            RoleAddr::parse("10.78.2.1").unwrap(),
+        ],
+        backends: vec![],
+    }
+}
+
+/// Where both legs (or the client's direct and proxied paths) are in the capture, inference alone
+/// must find the proxy and put every expected verdict on the expected hop.
+#[test]
+fn inferred_roles_give_the_expected_hops() {
+    let root = common::repo();
+    let exp: Expected =
+        toml::from_str(&std::fs::read_to_string(root.join("captures/expected.toml")).unwrap())
+            .unwrap();
+    let mut errs = Vec::new();
+    let mut checked = 0;
+    for c in exp
+        .capture
+        .iter()
+        .filter(|c| c.file.ends_with("-any.pcap") || c.file.starts_with("direct-vs-proxy"))
+    {
+        let input = InputConfig {
+            files: vec![root.join("captures").join(&c.file)],
+            filter: None,
+            tracker: TrackerConfig::default(),
+        };
+        let a = analyze::run(&input, Thresholds::default(), 10).unwrap();
+        for s in c.expect.iter().filter(|s| implemented(&s.signature)) {
+            checked += 1;
+            let ok = a.verdicts.iter().any(|v| {
+                v.signature.name() == s.signature
+                    && s.server
+                        .as_ref()
+                        .is_none_or(|srv| &v.server.to_string() == srv)
+                    && s.hop.as_ref().is_none_or(|h| v.hop.name() == h)
+            });
+            if !ok {
+                errs.push(format!(
+                    "{}: expected {} {:?} on {:?}, got {:?}",
+                    c.file,
+                    s.signature,
+                    s.hop,
+                    s.server,
+                    a.verdicts
+                        .iter()
+                        .map(|v| format!("{} {} {}", v.signature.name(), v.hop.name(), v.server))
+                        .collect::<Vec<_>>()
+                ));
+            }
+        }
+    }
+    assert!(checked > 10, "too few expectations checked: {}", checked);
+    assert!(errs.is_empty(), "{}", errs.join("\n"));
+}
+
+/// Inference must not invent a proxy in plain client/server traffic: the loopback captures and
+/// the shared corpus (whose only gateway-like answer is the HTTP-evader 502 test server).
+#[test]
+fn no_proxy_is_invented_in_plain_client_server_captures() {
+    let root = common::repo();
+    let mut files: Vec<std::path::PathBuf> = common::pcap_files(&root.join("captures"))
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("loopback")
+        })
+        .collect();
+    if let Some(corpus) = common::shared_corpus() {
+        files.extend(
+            common::pcap_files(&corpus)
+                .into_iter()
+                .filter(|p| !p.to_string_lossy().contains("http-evader")),
+        );
+    }
+    for f in files {
+        let input = InputConfig {
+            files: vec![f.clone()],
+            filter: None,
+            tracker: TrackerConfig::default(),
+        };
+        let a = analyze::run(&input, Thresholds::default(), 10).unwrap();
+        assert!(
+            a.topology.proxies.is_empty(),
+            "{}: invented {:?}",
+            f.display(),
+            a.topology.proxies
+        );
+        assert!(
+            a.verdicts.iter().all(|v| v.hop.name() == "client->server"),
+            "{}",
+            f.display()
+        );
+    }
 }
 
 #[test]

@@ -24,6 +24,8 @@ pub const BODY_SNIPPET: usize = 256;
 pub const MAX_ERRORS: usize = 8;
 /// Distinct status codes counted per connection.
 pub const MAX_STATUS_KINDS: usize = 16;
+/// Requests and successful exchanges sampled per connection (for proxy inference).
+pub const MAX_SAMPLES: usize = 8;
 /// Longest method / target / host / server value kept.
 const MAX_FIELD: usize = 256;
 
@@ -47,7 +49,11 @@ pub struct Response {
     pub reason: String,
     pub server: Option<String>,
     pub via: Option<String>,
+    /// The first `BODY_SNIPPET` bytes of the body as text (set when the connection ends, from
+    /// `body_raw`, so a character split across segments decodes whole).
     pub body_snippet: String,
+    #[serde(skip)]
+    pub body_raw: Vec<u8>,
 }
 
 /// A response and the request it answered (None when the request was not captured).
@@ -76,6 +82,12 @@ pub struct HttpSummary {
     pub servers: Vec<String>,
     /// A CONNECT tunnel was established (TLS follows inside).
     pub tunnel: bool,
+    /// The first requests (at most `MAX_SAMPLES`).
+    pub request_sample: Vec<Request>,
+    /// The first exchanges answered below 400 (at most `MAX_SAMPLES`).
+    pub ok_sample: Vec<Exchange>,
+    /// A `Via` or `X-Squid-Error` header seen in a response: the responder is a proxy.
+    pub proxy_mark: Option<String>,
     pub anomaly: Option<&'static str>,
 }
 
@@ -287,13 +299,17 @@ impl HttpParser {
                 }
                 continue;
             }
-            if dir == Direction::Resp && !self.pending.is_empty() {
-                self.resp_bytes_while_pending += b.len() as u64;
-            }
+            let waiting = dir == Direction::Resp && !self.pending.is_empty();
+            let responses = self.summary.responses;
             let used = match d.body {
                 Body::None => self.headers(dir, frame, b),
                 _ => self.body(dir, b),
             };
+            // Response bytes that arrived while a request waited, counted once each; a response
+            // header completed in this step reset the count.
+            if waiting && self.summary.responses == responses {
+                self.resp_bytes_while_pending += used as u64;
+            }
             b = &b[used..];
         }
         total
@@ -309,13 +325,13 @@ impl HttpParser {
         let mut snippet = |d: &mut DirState, bytes: &[u8]| {
             if d.snippet {
                 if let Some(e) = errors.last_mut() {
-                    let room = BODY_SNIPPET.saturating_sub(e.response.body_snippet.len());
+                    let room = BODY_SNIPPET.saturating_sub(e.response.body_raw.len());
                     if room == 0 {
                         d.snippet = false;
                     } else {
                         e.response
-                            .body_snippet
-                            .push_str(&String::from_utf8_lossy(&bytes[..bytes.len().min(room)]));
+                            .body_raw
+                            .extend_from_slice(&bytes[..bytes.len().min(room)]);
                     }
                 }
             }
@@ -530,6 +546,9 @@ impl HttpParser {
                 self.summary.hosts.push(h);
             }
         }
+        if self.summary.request_sample.len() < MAX_SAMPLES {
+            self.summary.request_sample.push(r.clone());
+        }
         if self.pending.len() < MAX_PIPELINE {
             self.pending.push_back(r);
         } else {
@@ -550,6 +569,11 @@ impl HttpParser {
         let status = resp.code.unwrap_or(0);
         let server = header(resp.headers, "server").map(text);
         let via = header(resp.headers, "via").map(text);
+        if self.summary.proxy_mark.is_none() {
+            self.summary.proxy_mark = via.as_ref().map(|v| format!("Via: {}", v)).or_else(|| {
+                header(resp.headers, "x-squid-error").map(|v| format!("X-Squid-Error: {}", text(v)))
+            });
+        }
         if let Some(s) = &server {
             if self.summary.servers.len() < 4 && !self.summary.servers.contains(s) {
                 self.summary.servers.push(s.clone());
@@ -600,6 +624,20 @@ impl HttpParser {
         if status == 101 {
             self.switched = true;
         }
+        if (200..400).contains(&status) && self.summary.ok_sample.len() < MAX_SAMPLES {
+            self.summary.ok_sample.push(Exchange {
+                request: request.clone(),
+                response: Response {
+                    frame,
+                    status,
+                    reason: text(resp.reason.unwrap_or("").as_bytes()),
+                    server: server.clone(),
+                    via: via.clone(),
+                    body_snippet: String::new(),
+                    body_raw: Vec::new(),
+                },
+            });
+        }
         let error = status >= 500;
         if error && self.summary.errors.len() < MAX_ERRORS {
             self.summary.errors.push(Exchange {
@@ -611,6 +649,7 @@ impl HttpParser {
                     server,
                     via,
                     body_snippet: String::new(),
+                    body_raw: Vec::new(),
                 },
             });
             self.resp.snippet = !matches!(body, Body::None);
@@ -622,6 +661,16 @@ impl HttpParser {
 
     /// The connection ended: requests still pending are unanswered.
     pub fn finish(&mut self) {
+        for e in &mut self.summary.errors {
+            let text = String::from_utf8_lossy(&e.response.body_raw);
+            // Within the cap in bytes, cut at a character boundary (U+FFFD takes 3 bytes).
+            let mut end = text.len().min(BODY_SNIPPET);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            e.response.body_snippet = text[..end].to_string();
+            e.response.body_raw = Vec::new();
+        }
         if !self.pending.is_empty() {
             self.summary.bytes_after_unanswered = self.resp_bytes_while_pending;
         }

@@ -188,3 +188,6 @@ impl AppFlow {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

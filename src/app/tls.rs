@@ -97,6 +97,8 @@ struct DirState {
     /// Body bytes left in the current record.
     body_left: u16,
     rec_type: u8,
+    /// Length of the current record (an alert is plaintext only when it is exactly 2 bytes).
+    rec_len: u16,
     encrypted: bool,
     stopped: bool,
     /// Alert body (2 bytes) being collected.
@@ -245,6 +247,7 @@ impl TlsParser {
                     return;
                 }
                 d.rec_type = t;
+                d.rec_len = len;
                 d.body_left = len;
                 d.alert_len = 0;
                 let encrypted = d.encrypted;
@@ -273,10 +276,11 @@ impl TlsParser {
             let chunk = &b[..take];
             b = &b[take..];
             d.body_left -= take as u16;
-            let (rec_type, encrypted, alert_len) = (d.rec_type, d.encrypted, d.alert_len);
+            let (rec_type, encrypted, alert_len, rec_len) =
+                (d.rec_type, d.encrypted, d.alert_len, d.rec_len);
             match rec_type {
                 REC_HANDSHAKE if !encrypted => self.handshake_bytes(dir, frame, chunk),
-                REC_ALERT if !encrypted && alert_len < 2 => {
+                REC_ALERT if !encrypted && rec_len == 2 && alert_len < 2 => {
                     let d = &mut self.dirs[di];
                     for &x in chunk.iter().take(2 - d.alert_len as usize) {
                         d.alert[d.alert_len as usize] = x;
@@ -294,8 +298,20 @@ impl TlsParser {
                     }
                 }
                 REC_CCS => {
+                    // ChangeCipherSpec switches a TLS <= 1.2 direction to encryption. Only after a
+                    // real ServerHello: the dummy CCS of TLS 1.3 compatibility mode after a
+                    // HelloRetryRequest must not hide the second ClientHello / ServerHello.
+                    let real_sh = self
+                        .summary
+                        .server_hello
+                        .as_ref()
+                        .is_some_and(|sh| !sh.hello_retry);
                     let d = &mut self.dirs[di];
-                    if d.body_left == 0 && !d.encrypted && !self.summary.negotiated_tls13() {
+                    if d.body_left == 0
+                        && !d.encrypted
+                        && real_sh
+                        && !self.summary.negotiated_tls13()
+                    {
                         d.encrypted = true;
                         self.summary.encrypted_from[di] = Some(frame);
                     }

@@ -14,6 +14,7 @@
 //! - A file that ends in the middle of a record is read up to that point and reported as a
 //!   `FileInfo::stopped_early` warning, never a panic.
 
+pub mod live;
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
 use pcap::{Capture, Offline, Precision};

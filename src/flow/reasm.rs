@@ -117,15 +117,34 @@ impl Reassembler {
                     p.data.extend_from_slice(&captured[from..]);
                 }
             }
+            Some(p)
+                if whole
+                    && seq.wrapping_add(wire_len) == p.seq
+                    && p.data.len() + captured.len() <= MAX_PENDING_BYTES =>
+            {
+                // Right before the held run: the run grows backwards.
+                let mut data = Vec::with_capacity(captured.len() + p.data.len());
+                data.extend_from_slice(captured);
+                data.extend_from_slice(&p.data);
+                p.data = data;
+                p.seq = seq;
+            }
             _ => {
-                // Cannot hold it: the hole before it will not be filled in this capture.
+                // Cannot hold it: the hole before the held run will not be filled in this
+                // capture. Release the run behind a gap, then place this segment against the new
+                // position like any other segment (old bytes dropped, a new hole a gap).
                 self.flush(emit);
-                let gap = seq.wrapping_sub(self.next);
-                if gap > 0 {
-                    emit(StreamEvent::Gap(gap));
+                let end = seq.wrapping_add(wire_len);
+                if le(end, self.next) {
+                    return;
                 }
-                deliver(0, wire_len, captured, emit);
-                self.next = seq.wrapping_add(wire_len);
+                if gt(seq, self.next) {
+                    emit(StreamEvent::Gap(seq.wrapping_sub(self.next)));
+                    deliver(0, wire_len, captured, emit);
+                } else {
+                    deliver(self.next.wrapping_sub(seq), wire_len, captured, emit);
+                }
+                self.next = end;
             }
         }
     }

@@ -22,6 +22,23 @@ pub struct Report {
     pub verdicts: Vec<VerdictOut>,
     /// Per server endpoint: connections, requests, status codes, TLS outcomes (busiest first).
     pub endpoints: Vec<crate::analyze::EndpointSummary>,
+    /// Proxies found (or given) and the evidence for each.
+    pub topology: crate::topology::Topology,
+    /// Client-leg failures explained by the proxy's backend leg.
+    pub chains: Vec<ChainOut>,
+}
+
+#[derive(Serialize)]
+pub struct ChainOut {
+    pub summary: String,
+    pub proxy: String,
+    pub front_signature: &'static str,
+    pub front_status: Option<u16>,
+    pub back_signature: Option<&'static str>,
+    pub backend: Option<String>,
+    pub explained: u64,
+    pub front_failures: u64,
+    pub example: Vec<EvidenceOut>,
 }
 
 #[derive(Serialize)]
@@ -145,6 +162,22 @@ impl Report {
             },
             verdicts: a.verdicts.iter().map(|v| verdict_out(v, &files)).collect(),
             endpoints: a.endpoints.clone(),
+            topology: a.topology.clone(),
+            chains: a
+                .chains
+                .iter()
+                .map(|c| ChainOut {
+                    summary: c.summary.clone(),
+                    proxy: c.proxy.to_string(),
+                    front_signature: c.front_signature.name(),
+                    front_status: c.front_status,
+                    back_signature: c.back_signature.map(|s| s.name()),
+                    backend: c.backend.map(|b| b.to_string()),
+                    explained: c.explained,
+                    front_failures: c.front_failures,
+                    example: c.example.iter().map(|e| evidence_out(e, &files)).collect(),
+                })
+                .collect(),
         }
     }
 }
@@ -166,6 +199,70 @@ fn warning_out(w: &Warning, files: &[PathBuf]) -> WarningOut {
     }
 }
 
+fn evidence_out(e: &crate::signature::Evidence, files: &[PathBuf]) -> EvidenceOut {
+    EvidenceOut {
+        frame: e.frame.number,
+        kind: e.kind,
+        file: file_name(files, &e.frame),
+        ts: e.frame.ts.to_string(),
+        description: e.description.clone(),
+    }
+}
+
+/// One line per proxy: `clients ──▶ proxy 10.78.1.1:80 (backend side 10.78.2.1) ──✗ … ──▶
+/// backends 10.78.2.2:8080`, the hops with warning/critical verdicts marked.
+fn path_lines(a: &Analysis) -> Vec<String> {
+    use crate::verdict::Hop;
+    let mut out = Vec::new();
+    for p in &a.topology.proxies {
+        let broken = |hop: Hop| -> String {
+            let mut sigs: Vec<&str> = a
+                .verdicts
+                .iter()
+                .filter(|v| v.hop == hop && v.severity > crate::signature::Severity::Info)
+                .filter(|v| match hop {
+                    Hop::ClientToProxy => p.front.contains(&v.server),
+                    _ => p.backends.contains(&v.server) || p.back_addresses.contains(&v.client),
+                })
+                .map(|v| v.signature.name())
+                .collect();
+            sigs.dedup();
+            if sigs.is_empty() {
+                " ──▶ ".to_string()
+            } else {
+                format!(" ──✗ {} ──▶ ", sigs.join(", "))
+            }
+        };
+        let join = |v: Vec<String>| v.join(", ");
+        let front = if p.front.is_empty() {
+            "?".to_string()
+        } else {
+            join(p.front.iter().map(|f| f.to_string()).collect())
+        };
+        let backs = join(p.back_addresses.iter().map(|b| b.to_string()).collect());
+        let backends = if p.backends.is_empty() {
+            "(none seen)".to_string()
+        } else {
+            join(p.backends.iter().map(|b| b.to_string()).collect())
+        };
+        out.push(format!(
+            "clients{}proxy {} (backend side {}){}backends {}  [{} confidence: {}]",
+            broken(Hop::ClientToProxy),
+            front,
+            backs,
+            broken(Hop::ProxyToBackend),
+            backends,
+            match p.confidence {
+                crate::topology::Confidence::Given => "given",
+                crate::topology::Confidence::High => "high",
+                crate::topology::Confidence::Medium => "medium",
+            },
+            p.evidence.join("; ")
+        ));
+    }
+    out
+}
+
 fn verdict_out(v: &Verdict, files: &[PathBuf]) -> VerdictOut {
     VerdictOut {
         signature: v.signature.name(),
@@ -183,17 +280,7 @@ fn verdict_out(v: &Verdict, files: &[PathBuf]) -> VerdictOut {
         likely_causes: v.likely_causes.clone(),
         next_checks: v.next_checks.clone(),
         wireshark_filter: v.wireshark_filter.clone(),
-        evidence: v
-            .evidence
-            .iter()
-            .map(|e| EvidenceOut {
-                frame: e.frame.number,
-                kind: e.kind,
-                file: file_name(files, &e.frame),
-                ts: e.frame.ts.to_string(),
-                description: e.description.clone(),
-            })
-            .collect(),
+        evidence: v.evidence.iter().map(|e| evidence_out(e, files)).collect(),
         facts: v.facts.iter().cloned().collect(),
     }
 }
@@ -255,6 +342,22 @@ pub fn table(a: &Analysis, color: bool) -> String {
         Severity::Warning => Color::Yellow,
         Severity::Info => Color::Blue,
     };
+    for l in path_lines(a) {
+        out.push_str(&format!("path: {}\n", l));
+    }
+    for c in &a.chains {
+        out.push_str(&format!("\n⇒ {}\n", c.summary));
+        for e in &c.example {
+            out.push_str(&format!(
+                "    {:>8}  {}\n",
+                frame_label(&files, &e.frame),
+                e.description
+            ));
+        }
+    }
+    if !a.topology.proxies.is_empty() || !a.chains.is_empty() {
+        out.push('\n');
+    }
     if a.verdicts.is_empty() {
         out.push_str("No outage signature matched: every connection behaved normally.\n");
     } else {
@@ -405,6 +508,23 @@ pub fn markdown(a: &Analysis, command: &str) -> String {
             a.verdicts[0].summary
         ),
     });
+    for l in path_lines(a) {
+        o.push_str(&format!("Path: `{}`\n\n", l));
+    }
+    for c in &a.chains {
+        o.push_str(&format!(
+            "**Cause:** {}\n\n| frame | step |\n|---|---|\n",
+            c.summary
+        ));
+        for e in &c.example {
+            o.push_str(&format!(
+                "| {} | {} |\n",
+                frame_label(&files, &e.frame),
+                e.description.replace('|', "\\|")
+            ));
+        }
+        o.push('\n');
+    }
     if !a.verdicts.is_empty() {
         o.push_str("| # | severity | signature | hop | server | connections | window | summary |\n|---|---|---|---|---|---|---|---|\n");
         for (i, v) in a.verdicts.iter().enumerate() {

@@ -62,28 +62,24 @@ pub fn check(f: &FlowSummary, app: &AppSummary) -> Vec<Finding> {
                     .unwrap_or_default()
             ),
         });
-        let body = r
+        let body: String = r
             .body_snippet
             .split_whitespace()
             .collect::<Vec<_>>()
-            .join(" ");
-        let body: String = body.chars().take(120).collect();
+            .join(" ")
+            .chars()
+            .take(120)
+            .collect();
         let note = format!(
-            "{} {}{}{}{}",
+            "{} {}{}{}",
             r.status,
             r.reason,
-            r.server
-                .as_ref()
-                .map(|s| format!(" from Server: {}", s))
-                .unwrap_or_default(),
             req.as_ref()
                 .map(|(q, _)| format!(" for {}", q))
                 .unwrap_or_default(),
-            if body.is_empty() {
-                String::new()
-            } else {
-                format!(" — body: \"{}\"", body)
-            }
+            req.as_ref()
+                .map(|(_, w)| format!(" after {}", human_duration(*w)))
+                .unwrap_or_default(),
         );
         let mut fd = Finding::for_flow(SignatureId::GatewayError, Severity::Critical, f, note, ev);
         fd.first_ts = x.request.as_ref().map(|q| q.frame.ts).unwrap_or(r.frame.ts);
@@ -92,8 +88,8 @@ pub fn check(f: &FlowSummary, app: &AppSummary) -> Vec<Finding> {
         if let Some(s) = &r.server {
             fd.facts.push(("server_header", s.clone()));
         }
-        if let Some((_, wait)) = req {
-            fd.facts.push(("request_to_error", human_duration(wait)));
+        if !body.is_empty() {
+            fd.facts.push(("body", body));
         }
         out.push(fd);
     }

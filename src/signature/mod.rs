@@ -33,10 +33,11 @@ pub enum SignatureId {
     GatewayError,
     UpstreamTimeout,
     TimeWaitPileup,
+    DirectOkProxiedFails,
 }
 
 impl SignatureId {
-    pub const ALL: [SignatureId; 9] = [
+    pub const ALL: [SignatureId; 10] = [
         SignatureId::SynUnanswered,
         SignatureId::ConnectionRefused,
         SignatureId::ConnectionReset,
@@ -46,6 +47,7 @@ impl SignatureId {
         SignatureId::GatewayError,
         SignatureId::UpstreamTimeout,
         SignatureId::TimeWaitPileup,
+        SignatureId::DirectOkProxiedFails,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +61,7 @@ impl SignatureId {
             SignatureId::GatewayError => "gateway-error",
             SignatureId::UpstreamTimeout => "upstream-timeout",
             SignatureId::TimeWaitPileup => "time-wait-pileup",
+            SignatureId::DirectOkProxiedFails => "direct-ok-proxied-fails",
         }
     }
 }

@@ -91,7 +91,9 @@ const MAX_CLIENTS: usize = 256;
 
 pub struct Aggregator {
     max_evidence: usize,
-    builders: FxHashMap<(SignatureId, Hop, SocketAddr), Builder>,
+    /// One builder per (signature, server endpoint, client address): the hop of a client is
+    /// known only once the whole capture has been seen (`finish` merges them per hop).
+    builders: FxHashMap<(SignatureId, SocketAddr, IpAddr), Builder>,
     endpoint_flows: FxHashMap<SocketAddr, u64>,
     endpoint_established: FxHashMap<SocketAddr, u64>,
     /// (client ip, server port) -> (server ip, first successful connection start), capped.
@@ -140,8 +142,9 @@ impl Aggregator {
         }
     }
 
-    pub fn add(&mut self, fd: Finding, hop: Hop, flow: Option<&FlowSummary>) {
-        let key = (fd.signature, hop, fd.server);
+    pub fn add(&mut self, fd: Finding, flow: Option<&FlowSummary>) {
+        let hop = Hop::ClientToServer;
+        let key = (fd.signature, fd.server, fd.client);
         let b = self.builders.entry(key).or_insert_with(|| Builder {
             v: Verdict {
                 signature: fd.signature,
@@ -192,7 +195,7 @@ impl Aggregator {
         for (k, val) in &fd.facts {
             if matches!(
                 *k,
-                "status" | "server_header" | "alert" | "alert_from" | "sni"
+                "status" | "server_header" | "body" | "alert" | "alert_from" | "sni"
             ) {
                 *b.tallies.entry((k, val.clone())).or_default() += fd.weight;
             }
@@ -221,11 +224,27 @@ impl Aggregator {
         }
     }
 
-    /// The verdicts, most severe first, then by time.
-    pub fn finish(self) -> Vec<Verdict> {
+    /// The verdicts, most severe first, then by time: one per (signature, hop, server), the hop
+    /// of each client given by `hop_of(client, server)`.
+    pub fn finish(self, hop_of: impl Fn(IpAddr, SocketAddr) -> Hop) -> Vec<Verdict> {
         let max_ev = self.max_evidence;
+        let mut merged: FxHashMap<(SignatureId, Hop, SocketAddr), Builder> = FxHashMap::default();
+        let mut keys: Vec<_> = self.builders.keys().copied().collect();
+        keys.sort();
+        let mut builders = self.builders;
+        for k in keys {
+            let mut b = builders.remove(&k).expect("key listed");
+            let hop = hop_of(k.2, k.1);
+            b.v.hop = hop;
+            match merged.get_mut(&(k.0, hop, k.1)) {
+                Some(m) => m.merge(b, max_ev),
+                None => {
+                    merged.insert((k.0, hop, k.1), b);
+                }
+            }
+        }
         let mut out: Vec<Verdict> = Vec::new();
-        for (_, mut b) in self.builders {
+        for (_, mut b) in merged {
             let v = &mut b.v;
             v.clients = b.client_set.len() as u32;
             v.total_flows = self
@@ -309,6 +328,55 @@ impl Aggregator {
                 .then(a.signature.cmp(&b.signature))
         });
         out
+    }
+}
+
+impl Builder {
+    /// Folds another client's builder (same signature, hop and server) into this one.
+    fn merge(&mut self, o: Builder, max_ev: usize) {
+        let (v, w) = (&mut self.v, o.v);
+        v.severity = v.severity.max(w.severity);
+        v.flow_count += w.flow_count;
+        for i in 0..3 {
+            v.by_severity[i] += w.by_severity[i];
+        }
+        if w.first_ts < v.first_ts {
+            v.first_ts = w.first_ts;
+            v.client = w.client;
+        }
+        v.last_ts = v.last_ts.max(w.last_ts);
+        for (n, c) in w.notes {
+            if let Some((_, k)) = v.notes.iter_mut().find(|(m, _)| *m == n) {
+                *k += c;
+            } else if v.notes.len() < MAX_NOTES {
+                v.notes.push((n, c));
+            }
+        }
+        if v.facts.is_empty() {
+            v.facts = w.facts;
+        }
+        for f in w.flows {
+            if v.flows.len() < MAX_FLOW_REFS {
+                v.flows.push(f);
+            }
+        }
+        for c in o.client_set {
+            if !self.client_set.contains(&c) && self.client_set.len() < MAX_CLIENTS {
+                self.client_set.push(c);
+            }
+        }
+        self.findings.extend(o.findings);
+        if self.findings.len() > max_ev.max(1) * 4 {
+            self.findings.sort_by(|a, b| {
+                b.0.cmp(&a.0)
+                    .then(first_frame(&a.1).cmp(&first_frame(&b.1)))
+            });
+            self.findings.truncate(max_ev.max(1));
+        }
+        self.refused_times.extend(o.refused_times);
+        for (k, n) in o.tallies {
+            *self.tallies.entry(k).or_default() += n;
+        }
     }
 }
 

@@ -219,12 +219,16 @@ pub fn fill(v: &mut Verdict, established: u64) {
             let server_hdr = fact(v, "server_header")
                 .map(|s| format!(" (Server: {})", s))
                 .unwrap_or_default();
+            let body = fact(v, "body")
+                .map(|b| format!("; body: \"{}\"", b.chars().take(80).collect::<String>()))
+                .unwrap_or_default();
             v.summary = format!(
-                "{} answered {} with a gateway error: {}{}",
+                "{} answered {} with a gateway error: {}{}{}",
                 s,
                 plural(n, "request", "requests"),
                 statuses,
-                server_hdr
+                server_hdr,
+                body
             );
             v.likely_causes = vec![
                 "502: the proxy's upstream refused, reset or sent garbage".into(),
@@ -265,6 +269,28 @@ pub fn fill(v: &mut Verdict, established: u64) {
                 ),
             ];
             v.wireshark_filter = format!("{af}.addr=={ip} && tcp.port=={port} && (http.request || tcp.flags.fin==1 || tcp.flags.reset==1)");
+        }
+        SignatureId::DirectOkProxiedFails => {
+            v.summary = format!(
+                "{} reached the service directly with success while {} through the proxy {} failed: the proxy, not the backend, is the problem",
+                clients,
+                plural(n, "request", "requests"),
+                s
+            );
+            v.likely_causes = vec![
+                format!("the proxy at {} is misconfigured (wrong upstream address or port, TLS or Host settings)", s),
+                "a firewall / ACL on the proxy's backend side blocks the proxy but not the clients".into(),
+                "the proxy marked the backend down (health checks) although it answers".into(),
+            ];
+            v.next_checks = vec![
+                format!(
+                    "the upstream configuration of the proxy at {} (address, port, scheme)",
+                    ip
+                ),
+                format!("from the proxy host: `curl -v` the backend the clients reach directly"),
+                "the proxy's error log and the firewall on its backend side".into(),
+            ];
+            v.wireshark_filter = format!("http.response && ({af}.src=={ip} && tcp.srcport=={port} || http.response.code < 400)");
         }
         SignatureId::TimeWaitPileup => {
             v.summary = v.notes.first().map(|n| n.0.clone()).unwrap_or_default();

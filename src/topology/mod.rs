@@ -1,0 +1,600 @@
+//! Who is client, proxy and backend, and which hop of the path a connection is on.
+//!
+//! Owns: role inference from finished connections, user-given roles (`--proxy`, `--backend`),
+//! hop attribution (`client->proxy`, `proxy->backend`, `client->server`), and the evidence and
+//! confidence of each inferred role. Must not: change flow state or judge outages.
+//!
+//! Inference (`infer`), each rule stating its evidence:
+//! - **request match** (strong): a request seen arriving at endpoint F from a client and, within
+//!   `MATCH_WINDOW`, the same method + target leaving host Y towards endpoint B (Y ≠ the client):
+//!   F is a proxy whose backend side is Y, talking to backend B. Two matches, or one match plus
+//!   another hint, are needed so that two unrelated servers that happen to serve the same path at
+//!   the same moment are not taken for a proxy;
+//! - **forwarding headers** (strong): `X-Forwarded-For`, `X-Real-IP`, `Forwarded` or `Via` on a
+//!   request from Y: Y is a proxy's backend side;
+//! - **gateway answers** (medium): F answered 502 or 504 (only a gateway does), or its responses
+//!   carry `Via` / `X-Squid-Error`; a connection from host Y that starts inside the interval
+//!   between such a request and its error response ties Y to F as its backend side;
+//! - the proxy's own address is always one of its backend-side addresses (one-interface proxy).
+//!
+//! Memory: at most `MAX_REQUESTS` request records and `MAX_CONNECT_STARTS` connection starts are
+//! kept for matching (a sample is enough to recognise a proxy); roles are per endpoint.
+
+use crate::time::{Timestamp, NANOS_PER_MILLI};
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Serialize;
+use std::net::{IpAddr, SocketAddr};
+
+pub use crate::verdict::Hop;
+
+/// A request on the backend leg must leave within this long after it arrived on the client leg.
+/// Proxies forward a request within milliseconds; a longer window would pair a backend request
+/// with the client's *next* request (the client's think time) and invert the roles.
+pub const MATCH_WINDOW: i64 = 50 * NANOS_PER_MILLI;
+/// Request records kept for matching.
+pub const MAX_REQUESTS: usize = 100_000;
+/// Connection starts kept for gateway-interval ties.
+pub const MAX_CONNECT_STARTS: usize = 100_000;
+/// Gateway-error intervals kept.
+pub const MAX_GATEWAY_ERRORS: usize = 10_000;
+
+/// A role given on the command line: an address, optionally with a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoleAddr {
+    pub ip: IpAddr,
+    pub port: Option<u16>,
+}
+
+impl RoleAddr {
+    /// Parses `1.2.3.4`, `1.2.3.4:80`, `::1`, `[::1]:80`.
+    pub fn parse(s: &str) -> Option<RoleAddr> {
+        if let Ok(sa) = s.parse::<SocketAddr>() {
+            return Some(RoleAddr {
+                ip: sa.ip(),
+                port: Some(sa.port()),
+            });
+        }
+        let t = s.trim_start_matches('[').trim_end_matches(']');
+        t.parse::<IpAddr>()
+            .ok()
+            .map(|ip| RoleAddr { ip, port: None })
+    }
+
+    fn matches(&self, ep: &SocketAddr) -> bool {
+        self.ip == ep.ip() && self.port.is_none_or(|p| p == ep.port())
+    }
+}
+
+/// Roles given by the user.
+#[derive(Clone, Debug, Default)]
+pub struct GivenRoles {
+    pub proxies: Vec<RoleAddr>,
+    pub backends: Vec<RoleAddr>,
+}
+
+/// How sure proxyscope is of a role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    Medium,
+    High,
+    /// Given on the command line.
+    Given,
+}
+
+/// One proxy and what proves it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Proxy {
+    /// Endpoints where it accepts client connections.
+    pub front: Vec<SocketAddr>,
+    /// Addresses it connects to backends from.
+    pub back_addresses: Vec<IpAddr>,
+    /// Backend endpoints it was seen connecting to.
+    pub backends: Vec<SocketAddr>,
+    pub confidence: Confidence,
+    pub evidence: Vec<String>,
+}
+
+/// The roles of a capture.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Topology {
+    pub proxies: Vec<Proxy>,
+    #[serde(skip)]
+    given: GivenRoles,
+}
+
+impl Topology {
+    /// The hop of a connection from `client` to `server`.
+    pub fn hop(&self, client: IpAddr, server: SocketAddr) -> Hop {
+        let given_front = self.given.proxies.iter().any(|p| p.matches(&server));
+        if given_front || self.proxies.iter().any(|p| p.front.contains(&server)) {
+            return Hop::ClientToProxy;
+        }
+        let given_back = self.given.proxies.iter().any(|p| p.ip == client)
+            || self.given.backends.iter().any(|b| b.matches(&server));
+        if given_back
+            || self
+                .proxies
+                .iter()
+                .any(|p| p.back_addresses.contains(&client))
+        {
+            return Hop::ProxyToBackend;
+        }
+        Hop::ClientToServer
+    }
+
+    /// The proxy a hop belongs to (front endpoint or back address), if any.
+    pub fn proxy_of(&self, client: IpAddr, server: SocketAddr) -> Option<&Proxy> {
+        self.proxies
+            .iter()
+            .find(|p| p.front.contains(&server) || p.back_addresses.contains(&client))
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Req {
+    client: IpAddr,
+    server: SocketAddr,
+    method: Box<str>,
+    target: Box<str>,
+    ts: Timestamp,
+}
+
+/// What the inference collects while connections finish.
+#[derive(Default)]
+pub struct Collector {
+    requests: Vec<Req>,
+    /// (originator ip, server endpoint, start) of every connection (sampled).
+    starts: Vec<(IpAddr, SocketAddr, Timestamp)>,
+    /// Requests carrying forwarding headers: the sending address and header.
+    forwarded_from: FxHashMap<IpAddr, String>,
+    /// Endpoints that answered 502/503/504 or carried Via / X-Squid-Error, with a reason.
+    gateways: FxHashMap<SocketAddr, String>,
+    /// (proxy endpoint, request ts, error response ts).
+    gateway_errors: Vec<(SocketAddr, Timestamp, Timestamp)>,
+    /// Client addresses per server endpoint (to exclude the client itself from ties).
+    clients_of: FxHashMap<SocketAddr, FxHashSet<IpAddr>>,
+}
+
+/// Most distinct client addresses remembered per endpoint.
+const MAX_CLIENTS_PER_ENDPOINT: usize = 1024;
+
+impl Collector {
+    pub fn connection(&mut self, orig: SocketAddr, resp: SocketAddr, start: Timestamp) {
+        if self.starts.len() < MAX_CONNECT_STARTS {
+            self.starts.push((orig.ip(), resp, start));
+        }
+        let c = self.clients_of.entry(resp).or_default();
+        if c.len() < MAX_CLIENTS_PER_ENDPOINT {
+            c.insert(orig.ip());
+        }
+    }
+
+    pub fn request(
+        &mut self,
+        client: IpAddr,
+        server: SocketAddr,
+        method: &str,
+        target: &str,
+        ts: Timestamp,
+        forwarded: Option<&str>,
+    ) {
+        if self.requests.len() < MAX_REQUESTS {
+            self.requests.push(Req {
+                client,
+                server,
+                method: method.into(),
+                target: target.into(),
+                ts,
+            });
+        }
+        if let Some(h) = forwarded {
+            self.forwarded_from
+                .entry(client)
+                .or_insert_with(|| h.to_string());
+        }
+    }
+
+    pub fn gateway_error(
+        &mut self,
+        server: SocketAddr,
+        status: u16,
+        req_ts: Timestamp,
+        resp_ts: Timestamp,
+    ) {
+        self.gateways
+            .entry(server)
+            .or_insert_with(|| format!("answered HTTP {} (only a gateway does)", status));
+        if self.gateway_errors.len() < MAX_GATEWAY_ERRORS {
+            self.gateway_errors.push((server, req_ts, resp_ts));
+        }
+    }
+
+    pub fn proxy_header(&mut self, server: SocketAddr, what: &str) {
+        self.gateways
+            .entry(server)
+            .or_insert_with(|| format!("its responses carry {}", what));
+    }
+
+    /// Infers the roles. `given` roles come first and are never overridden.
+    pub fn infer(mut self, given: GivenRoles) -> Topology {
+        self.requests.sort_by_key(|r| r.ts);
+        self.starts.sort_by_key(|s| s.2);
+        // front endpoint -> (back address -> (matches, backends))
+        let mut votes: FxHashMap<SocketAddr, FxHashMap<IpAddr, (u32, FxHashSet<SocketAddr>)>> =
+            FxHashMap::default();
+        // Rule: request match.
+        for (i, r) in self.requests.iter().enumerate() {
+            for r2 in self.requests[i + 1..].iter() {
+                if r2.ts.nanos_since(r.ts) > MATCH_WINDOW {
+                    break;
+                }
+                if r2.client != r.client
+                    && r2.server != r.server
+                    && r2.method == r.method
+                    && r2.target == r.target
+                {
+                    let e = votes
+                        .entry(r.server)
+                        .or_default()
+                        .entry(r2.client)
+                        .or_default();
+                    e.0 += 1;
+                    e.1.insert(r2.server);
+                }
+            }
+        }
+        // Rule: gateway interval ties (a connection started while the gateway was working on a
+        // request it then failed).
+        let mut gw_ties: FxHashMap<SocketAddr, FxHashMap<IpAddr, (u32, FxHashSet<SocketAddr>)>> =
+            FxHashMap::default();
+        for &(f, t0, t1) in &self.gateway_errors {
+            let lo = self.starts.partition_point(|s| s.2 < t0);
+            let clients = self.clients_of.get(&f);
+            for &(ip, server, st) in self.starts[lo..].iter().take_while(|s| s.2 <= t1) {
+                let _ = st;
+                if server != f && clients.is_none_or(|c| !c.contains(&ip)) {
+                    let e = gw_ties.entry(f).or_default().entry(ip).or_default();
+                    e.0 += 1;
+                    e.1.insert(server);
+                }
+            }
+        }
+        let mut proxies: Vec<Proxy> = Vec::new();
+        let mut fronts: Vec<SocketAddr> = votes
+            .keys()
+            .chain(gw_ties.keys())
+            .chain(self.gateways.keys())
+            .copied()
+            .collect();
+        fronts.sort();
+        fronts.dedup();
+        for f in fronts {
+            let mut evidence = Vec::new();
+            let mut back: Vec<IpAddr> = Vec::new();
+            let mut backends: Vec<SocketAddr> = Vec::new();
+            let mut strong = 0u32;
+            if let Some(v) = votes.get(&f) {
+                for (ip, (n, bs)) in v {
+                    let hint =
+                        self.forwarded_from.contains_key(ip) || self.gateways.contains_key(&f);
+                    if *n >= 2 || (*n >= 1 && hint) {
+                        strong += *n;
+                        back.push(*ip);
+                        backends.extend(bs.iter().copied());
+                        evidence.push(format!(
+                            "{} request{} arriving at {} left {} for {} with the same method and target within {} ms",
+                            n,
+                            if *n == 1 { "" } else { "s" },
+                            f,
+                            ip,
+                            bs.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", "),
+                            MATCH_WINDOW / NANOS_PER_MILLI
+                        ));
+                    }
+                }
+            }
+            if let Some(g) = self.gateways.get(&f) {
+                evidence.push(format!("{} {}", f, g));
+                if let Some(v) = gw_ties.get(&f) {
+                    for (ip, (n, bs)) in v {
+                        if !back.contains(ip) {
+                            back.push(*ip);
+                        }
+                        backends.extend(bs.iter().copied());
+                        evidence.push(format!(
+                            "{} connection{} from {} to {} started while {} was handling a request it then failed",
+                            n,
+                            if *n == 1 { "" } else { "s" },
+                            ip,
+                            bs.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", "),
+                            f
+                        ));
+                    }
+                }
+            } else if strong == 0 {
+                continue;
+            }
+            for (ip, h) in &self.forwarded_from {
+                if back.contains(ip) {
+                    evidence.push(format!("requests from {} carry {}", ip, h));
+                }
+            }
+            if !back.contains(&f.ip()) {
+                back.push(f.ip());
+            }
+            back.sort();
+            back.dedup();
+            backends.sort();
+            backends.dedup();
+            backends.retain(|b| *b != f);
+            let confidence = if strong >= 2 || (strong >= 1 && self.gateways.contains_key(&f)) {
+                Confidence::High
+            } else {
+                Confidence::Medium
+            };
+            proxies.push(Proxy {
+                front: vec![f],
+                back_addresses: back,
+                backends,
+                confidence,
+                evidence,
+            });
+        }
+        // Forwarding headers alone: a proxy whose client side is not in the capture.
+        for (ip, h) in &self.forwarded_from {
+            if !proxies.iter().any(|p| p.back_addresses.contains(ip)) {
+                let backends: Vec<SocketAddr> = {
+                    let mut b: Vec<SocketAddr> = self
+                        .requests
+                        .iter()
+                        .filter(|r| r.client == *ip)
+                        .map(|r| r.server)
+                        .collect();
+                    b.sort();
+                    b.dedup();
+                    b
+                };
+                proxies.push(Proxy {
+                    front: Vec::new(),
+                    back_addresses: vec![*ip],
+                    backends,
+                    confidence: Confidence::High,
+                    evidence: vec![format!("requests from {} carry {}", ip, h)],
+                });
+            }
+        }
+        // Given roles.
+        for p in &given.proxies {
+            let front: Vec<SocketAddr> = match p.port {
+                Some(port) => vec![SocketAddr::new(p.ip, port)],
+                None => {
+                    let mut v: Vec<SocketAddr> = self
+                        .clients_of
+                        .keys()
+                        .filter(|s| s.ip() == p.ip)
+                        .copied()
+                        .collect();
+                    v.sort();
+                    v
+                }
+            };
+            proxies.retain(|x| {
+                !(x.front.iter().any(|f| front.contains(f))
+                    || (p.port.is_none() && x.back_addresses.contains(&p.ip) && x.front.is_empty()))
+            });
+            let mut backends: Vec<SocketAddr> = self
+                .starts
+                .iter()
+                .filter(|s| s.0 == p.ip)
+                .map(|s| s.1)
+                .chain(
+                    given
+                        .backends
+                        .iter()
+                        .filter_map(|b| b.port.map(|port| SocketAddr::new(b.ip, port))),
+                )
+                .collect();
+            backends.sort();
+            backends.dedup();
+            proxies.push(Proxy {
+                front,
+                back_addresses: vec![p.ip],
+                backends,
+                confidence: Confidence::Given,
+                evidence: vec![format!(
+                    "given with --proxy {}",
+                    match p.port {
+                        Some(port) => SocketAddr::new(p.ip, port).to_string(),
+                        None => p.ip.to_string(),
+                    }
+                )],
+            });
+        }
+        Topology { proxies, given }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+    fn t(ms: i64) -> Timestamp {
+        Timestamp(ms * NANOS_PER_MILLI)
+    }
+
+    #[test]
+    fn parses_role_addresses() {
+        assert_eq!(
+            RoleAddr::parse("10.0.0.1"),
+            Some(RoleAddr {
+                ip: ip("10.0.0.1"),
+                port: None
+            })
+        );
+        assert_eq!(
+            RoleAddr::parse("10.0.0.1:80"),
+            Some(RoleAddr {
+                ip: ip("10.0.0.1"),
+                port: Some(80)
+            })
+        );
+        assert_eq!(
+            RoleAddr::parse("[::1]:8080"),
+            Some(RoleAddr {
+                ip: ip("::1"),
+                port: Some(8080)
+            })
+        );
+        assert_eq!(
+            RoleAddr::parse("::1"),
+            Some(RoleAddr {
+                ip: ip("::1"),
+                port: None
+            })
+        );
+        assert_eq!(RoleAddr::parse("nonsense"), None);
+    }
+
+    #[test]
+    fn request_matching_finds_a_proxy_with_two_addresses() {
+        let mut c = Collector::default();
+        for k in 0..3 {
+            let base = k * 100;
+            c.connection(ep("10.0.1.2:40000"), ep("10.0.1.1:80"), t(base));
+            c.request(
+                ip("10.0.1.2"),
+                ep("10.0.1.1:80"),
+                "GET",
+                "/a",
+                t(base + 1),
+                None,
+            );
+            c.connection(ep("10.0.2.1:50000"), ep("10.0.2.2:8080"), t(base + 2));
+            c.request(
+                ip("10.0.2.1"),
+                ep("10.0.2.2:8080"),
+                "GET",
+                "/a",
+                t(base + 2),
+                None,
+            );
+        }
+        let topo = c.infer(GivenRoles::default());
+        assert_eq!(topo.proxies.len(), 1);
+        let p = &topo.proxies[0];
+        assert_eq!(p.front, vec![ep("10.0.1.1:80")]);
+        assert!(p.back_addresses.contains(&ip("10.0.2.1")));
+        assert_eq!(p.backends, vec![ep("10.0.2.2:8080")]);
+        assert_eq!(
+            topo.hop(ip("10.0.1.2"), ep("10.0.1.1:80")),
+            Hop::ClientToProxy
+        );
+        assert_eq!(
+            topo.hop(ip("10.0.2.1"), ep("10.0.2.2:8080")),
+            Hop::ProxyToBackend
+        );
+    }
+
+    #[test]
+    fn a_single_coincidence_does_not_invent_a_proxy() {
+        let mut c = Collector::default();
+        c.connection(ep("10.0.0.5:40000"), ep("10.0.0.1:80"), t(0));
+        c.request(ip("10.0.0.5"), ep("10.0.0.1:80"), "GET", "/", t(1), None);
+        c.connection(ep("10.9.9.9:40000"), ep("10.0.0.2:80"), t(2));
+        c.request(ip("10.9.9.9"), ep("10.0.0.2:80"), "GET", "/", t(2), None);
+        let topo = c.infer(GivenRoles::default());
+        assert!(topo.proxies.is_empty());
+        assert_eq!(
+            topo.hop(ip("10.0.0.5"), ep("10.0.0.1:80")),
+            Hop::ClientToServer
+        );
+    }
+
+    #[test]
+    fn plain_client_server_has_no_proxy() {
+        let mut c = Collector::default();
+        for k in 0..10 {
+            c.connection(ep("10.0.0.5:40000"), ep("10.0.0.1:80"), t(k * 10));
+            c.request(
+                ip("10.0.0.5"),
+                ep("10.0.0.1:80"),
+                "GET",
+                "/",
+                t(k * 10 + 1),
+                None,
+            );
+        }
+        assert!(c.infer(GivenRoles::default()).proxies.is_empty());
+    }
+
+    #[test]
+    fn gateway_errors_tie_the_backend_attempts_inside_them() {
+        let mut c = Collector::default();
+        c.connection(ep("10.0.1.2:40000"), ep("10.0.1.1:80"), t(0));
+        c.connection(ep("10.0.2.1:50000"), ep("10.0.2.2:8080"), t(2));
+        c.gateway_error(ep("10.0.1.1:80"), 502, t(1), t(3));
+        // An unrelated connection outside the interval is not tied.
+        c.connection(ep("10.0.9.9:1234"), ep("10.0.2.2:8080"), t(50));
+        let topo = c.infer(GivenRoles::default());
+        assert_eq!(topo.proxies.len(), 1);
+        assert!(topo.proxies[0].back_addresses.contains(&ip("10.0.2.1")));
+        assert!(!topo.proxies[0].back_addresses.contains(&ip("10.0.9.9")));
+    }
+
+    #[test]
+    fn forwarding_headers_mark_the_backend_side() {
+        let mut c = Collector::default();
+        c.connection(ep("10.0.2.1:50000"), ep("10.0.2.2:8080"), t(0));
+        c.request(
+            ip("10.0.2.1"),
+            ep("10.0.2.2:8080"),
+            "GET",
+            "/",
+            t(1),
+            Some("x-forwarded-for: 10.0.1.2"),
+        );
+        let topo = c.infer(GivenRoles::default());
+        assert_eq!(
+            topo.hop(ip("10.0.2.1"), ep("10.0.2.2:8080")),
+            Hop::ProxyToBackend
+        );
+    }
+
+    #[test]
+    fn given_roles_win() {
+        let c = Collector::default();
+        let given = GivenRoles {
+            proxies: vec![
+                RoleAddr {
+                    ip: ip("10.0.1.1"),
+                    port: Some(80),
+                },
+                RoleAddr {
+                    ip: ip("10.0.2.1"),
+                    port: None,
+                },
+            ],
+            backends: vec![],
+        };
+        let topo = c.infer(given);
+        assert_eq!(
+            topo.hop(ip("10.0.1.2"), ep("10.0.1.1:80")),
+            Hop::ClientToProxy
+        );
+        assert_eq!(
+            topo.hop(ip("10.0.2.1"), ep("10.0.2.2:8080")),
+            Hop::ProxyToBackend
+        );
+        assert_eq!(
+            topo.hop(ip("10.0.3.3"), ep("10.0.4.4:443")),
+            Hop::ClientToServer
+        );
+    }
+}
