@@ -34,7 +34,7 @@ pub struct Warning {
     pub frames: Vec<FrameRef>,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct WarnAcc {
     count: u64,
     frames: Vec<FrameRef>,
@@ -158,7 +158,10 @@ const MAX_CHAIN_RECORDS: usize = 10_000;
 /// request's lifetime (request → error response).
 const CHAIN_MARGIN: i64 = crate::time::NANOS_PER_MILLI;
 
-struct Analyzer {
+#[derive(Clone)]
+/// The `analyze` observer: runs the signatures on finished connections; `conclude` turns it into
+/// an `Analysis` (a clone can be concluded at any time: live snapshots).
+pub struct Analyzer {
     th: Thresholds,
     agg: Aggregator,
     tw: TimeWaitTracker,
@@ -483,26 +486,39 @@ pub fn run_with_roles(
     max_evidence: usize,
     given: GivenRoles,
 ) -> Result<Analysis> {
-    let mut a = Analyzer {
-        th,
-        agg: Aggregator::new(max_evidence),
-        tw: TimeWaitTracker::new(th),
-        pending_end: Vec::new(),
-        latest_start: Default::default(),
-        endpoints: Default::default(),
-        now: Timestamp::default(),
-        partial: WarnAcc::default(),
-        one_direction: WarnAcc::default(),
-        ended_early: WarnAcc::default(),
-        tls_ended_early: WarnAcc::default(),
-        request_pending: WarnAcc::default(),
-        connections: 0,
-        roles: Collector::default(),
-        front_failures: Vec::new(),
-        back_failures: Vec::new(),
-        direct_ok: Vec::new(),
-    };
+    let mut a = Analyzer::new(th, max_evidence);
     let capture = pipeline::run(input, &mut a)?;
+    Ok(conclude(a, capture, given))
+}
+
+impl Analyzer {
+    pub fn new(th: Thresholds, max_evidence: usize) -> Analyzer {
+        Analyzer {
+            th,
+            agg: Aggregator::new(max_evidence),
+            tw: TimeWaitTracker::new(th),
+            pending_end: Vec::new(),
+            latest_start: Default::default(),
+            endpoints: Default::default(),
+            now: Timestamp::default(),
+            partial: WarnAcc::default(),
+            one_direction: WarnAcc::default(),
+            ended_early: WarnAcc::default(),
+            tls_ended_early: WarnAcc::default(),
+            request_pending: WarnAcc::default(),
+            connections: 0,
+            roles: Collector::default(),
+            front_failures: Vec::new(),
+            back_failures: Vec::new(),
+            direct_ok: Vec::new(),
+        }
+    }
+}
+
+/// Finishes an analysis: judges what needed the capture's end, infers roles, builds verdicts,
+/// chains and warnings. `capture.last_ts` is the end of the capture.
+pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> Analysis {
+    let th = a.th;
     let end = capture.last_ts.unwrap_or_default();
     for (f, app) in std::mem::take(&mut a.pending_end) {
         // The same client tried the same endpoint again after this attempt's last SYN: this one
@@ -583,7 +599,7 @@ pub fn run_with_roles(
             .then(x.server.cmp(&y.server))
     });
     endpoints.truncate(MAX_ENDPOINTS_REPORTED);
-    Ok(Analysis {
+    Analysis {
         capture,
         connections: a.connections,
         verdicts,
@@ -591,7 +607,7 @@ pub fn run_with_roles(
         endpoints,
         topology,
         chains,
-    })
+    }
 }
 
 /// `direct-ok-proxied-fails`: a client got a gateway error from a proxy for a request that the

@@ -25,6 +25,63 @@ Examples:
 
 Exit codes: 0 done, 1 a verdict at or above --fail-on, 2 error (unreadable file, not a capture, unsupported link type, bad filter).";
 
+const LIVE_EXAMPLES: &str = "\
+Examples:
+  proxyscope live -i any -f 'tcp port 80 or tcp port 8080' --duration 60 --write incident.pcap
+  proxyscope live -i eth0 --format ndjson | jq 'select(.event==\"verdict-opened\")'
+
+Needs root or CAP_NET_RAW (sudo setcap cap_net_raw,cap_net_admin=eip $(command -v proxyscope)).
+Ctrl-C or SIGTERM ends the capture and prints the full report; a second Ctrl-C quits at once.
+Exit codes: 0 done, 1 a verdict at or above --fail-on, 2 error (no such interface, no permission, bad filter).";
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LiveFormat {
+    Table,
+    Json,
+    Ndjson,
+    Markdown,
+}
+
+#[derive(Args, Debug)]
+pub struct LiveArgs {
+    /// Interface to capture on (`any` for all, as `tcpdump -i any`).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub iface: String,
+    /// BPF filter, applied in the kernel.
+    #[arg(short = 'f', long = "filter", value_name = "BPF")]
+    pub filter: Option<String>,
+    /// Stop after this many seconds (default: until Ctrl-C / SIGTERM).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Seconds between periodic summaries.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub report_every: f64,
+    /// Output format [default: table on a terminal, ndjson otherwise]
+    #[arg(long, value_enum)]
+    pub format: Option<LiveFormat>,
+    /// Also save the raw packets here; evidence frame numbers refer to this file.
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// Bytes kept per packet (enough for TCP/TLS/HTTP headers and the start of error pages).
+    #[arg(long, value_name = "N", default_value_t = crate::capture::live::DEFAULT_SNAPLEN)]
+    pub snaplen: i32,
+    /// Exit with code 1 when a verdict at or above this severity exists at the end.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<SeverityArg>,
+    /// An unanswered SYN is reported after this many seconds without an answer.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    pub syn_timeout: f64,
+    /// Retransmissions of one segment that make a retransmission storm.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub retrans_threshold: u32,
+    /// Evidence frames listed per verdict.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_evidence: usize,
+    /// A proxy's address: ADDR or ADDR:PORT (repeatable).
+    #[arg(long = "proxy", value_name = "ADDR[:PORT]")]
+    pub proxies: Vec<String>,
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "proxyscope",
@@ -42,6 +99,9 @@ pub enum Command {
     /// Find outages: verdicts with evidence frames (Wireshark frame numbers).
     #[command(after_help = EXAMPLES)]
     Analyze(AnalyzeArgs),
+    /// Capture from an interface and report verdicts while the incident is happening.
+    #[command(after_help = LIVE_EXAMPLES)]
+    Live(LiveArgs),
     /// List every TCP connection: Zeek-style state and history, packets, bytes, retransmissions.
     #[command(after_help = EXAMPLES)]
     Flows(FlowsArgs),
@@ -161,6 +221,7 @@ fn use_color() -> bool {
 pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Analyze(a) => a.validate().and_then(analyze),
+        Command::Live(a) => live(a),
         Command::Flows(a) => a.input.validate().and_then(|input| {
             let format = match a.format {
                 Some(FlowsFormat::Json) => Format::Json,
@@ -304,6 +365,182 @@ fn analyze(cfg: AnalyzeConfig) -> Result<i32, Error> {
     let failed = cfg
         .fail_on
         .is_some_and(|t| a.verdicts.iter().any(|v| v.severity >= t));
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn live(a: LiveArgs) -> Result<i32, Error> {
+    use crate::live::{LiveEvent, LiveRun};
+    let proxies = a
+        .proxies
+        .iter()
+        .map(|s| {
+            RoleAddr::parse(s)
+                .ok_or_else(|| Error::Usage(format!("--proxy {}: expected ADDR or ADDR:PORT", s)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if a.snaplen < 64 {
+        return Err(Error::Usage("--snaplen must be at least 64".into()));
+    }
+    let thresholds = Thresholds {
+        syn_timeout_ns: secs(a.syn_timeout, "syn-timeout")?,
+        retrans_threshold: a.retrans_threshold.max(1),
+        ..Thresholds::default()
+    };
+    let duration = match a.duration {
+        Some(d) => Some(crate::live::secs(secs(d, "duration")? as f64 / 1e9)),
+        None => None,
+    };
+    let report_every = crate::live::secs(secs(a.report_every, "report-every")? as f64 / 1e9);
+    let tty = std::io::stdout().is_terminal();
+    let format = a.format.unwrap_or(if tty {
+        LiveFormat::Table
+    } else {
+        LiveFormat::Ndjson
+    });
+    let cfg = LiveRun {
+        source: crate::capture::live::LiveConfig {
+            iface: a.iface.clone(),
+            filter: a.filter.clone(),
+            snaplen: a.snaplen,
+            buffer_bytes: crate::capture::live::DEFAULT_BUFFER_BYTES,
+            write: a.write.clone(),
+        },
+        tracker: TrackerConfig::default(),
+        thresholds,
+        max_evidence: a.max_evidence.max(1),
+        roles: GivenRoles {
+            proxies,
+            backends: vec![],
+        },
+        duration,
+        report_every,
+    };
+    let stop = crate::capture::live::stop_flag();
+    let files: Vec<PathBuf> = vec![];
+    let mut out = std::io::stdout();
+    let mut pipe_closed = false;
+    let mut write_line = |line: String| {
+        if pipe_closed {
+            return;
+        }
+        if out
+            .write_all(line.as_bytes())
+            .and_then(|_| out.write_all(b"\n"))
+            .and_then(|_| out.flush())
+            .is_err()
+        {
+            pipe_closed = true;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    let res = crate::live::run(&cfg, stop, |ev| match (format, ev) {
+        (
+            LiveFormat::Ndjson,
+            LiveEvent::Verdict {
+                opened,
+                verdict,
+                at,
+            },
+        ) => {
+            let v = report::analyze::verdict_out(verdict, &files);
+            let j = serde_json::json!({"event": if opened { "verdict-opened" } else { "verdict-updated" }, "ts": at.to_string(), "verdict": v});
+            write_line(j.to_string());
+        }
+        (
+            LiveFormat::Ndjson,
+            LiveEvent::Summary {
+                at,
+                packets,
+                tcp_segments,
+                active_connections,
+                analysis,
+            },
+        ) => {
+            let vs: Vec<serde_json::Value> = analysis
+                .verdicts
+                .iter()
+                .map(|v| serde_json::json!({"signature": v.signature.name(), "severity": v.severity.name(), "hop": v.hop.name(), "server": v.server.to_string(), "flow_count": v.flow_count}))
+                .collect();
+            let j = serde_json::json!({"event": "summary", "ts": at.to_string(), "packets": packets, "tcp_segments": tcp_segments, "active_connections": active_connections, "connections": analysis.connections, "verdicts": vs});
+            write_line(j.to_string());
+        }
+        (
+            LiveFormat::Table | LiveFormat::Markdown,
+            LiveEvent::Verdict {
+                opened,
+                verdict,
+                at,
+            },
+        ) => {
+            write_line(format!(
+                "{} {} {} {} {} {} — {}",
+                at,
+                if opened { "NEW    " } else { "UPDATED" },
+                verdict.severity.name(),
+                verdict.signature.name(),
+                verdict.hop.name(),
+                verdict.server,
+                verdict.summary
+            ));
+        }
+        (
+            LiveFormat::Table | LiveFormat::Markdown,
+            LiveEvent::Summary {
+                at,
+                packets,
+                active_connections,
+                analysis,
+                ..
+            },
+        ) => {
+            write_line(format!(
+                "{} {} packets, {} connections ({} open), {} verdicts",
+                at,
+                packets,
+                analysis.connections,
+                active_connections,
+                analysis.verdicts.len()
+            ));
+        }
+        (LiveFormat::Json, _) => {}
+    })?;
+    let command = std::iter::once("proxyscope".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut rep =
+        report::analyze::Report::build(&res.analysis, command.clone(), a.filter.as_deref());
+    rep.capture.live = Some(report::analyze::LiveOut {
+        interface: a.iface.clone(),
+        received: res.stats.received,
+        dropped: res.stats.dropped,
+        if_dropped: res.stats.if_dropped,
+    });
+    let text = match format {
+        LiveFormat::Ndjson => serde_json::json!({"event": "final", "report": rep}).to_string() + "\n",
+        LiveFormat::Json => serde_json::to_string_pretty(&rep).unwrap_or_default() + "\n",
+        LiveFormat::Markdown => report::analyze::markdown(&res.analysis, &command),
+        LiveFormat::Table => format!(
+            "{}\ninterface {}: {} packets received, {} dropped by the kernel, {} by the interface\n",
+            report::analyze::table(&res.analysis, tty && use_color()),
+            a.iface,
+            res.stats.received,
+            res.stats.dropped,
+            res.stats.if_dropped
+        ),
+    };
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_all(text.as_bytes()).and_then(|_| o.flush()) {
+        return output_error(e);
+    }
+    let failed = a
+        .fail_on
+        .map(|s| match s {
+            SeverityArg::Info => Severity::Info,
+            SeverityArg::Warning => Severity::Warning,
+            SeverityArg::Critical => Severity::Critical,
+        })
+        .is_some_and(|t| res.analysis.verdicts.iter().any(|v| v.severity >= t));
     Ok(if failed { 1 } else { 0 })
 }
 

@@ -25,6 +25,7 @@ pub mod config;
 pub mod decode;
 pub mod error;
 pub mod flow;
+pub mod live;
 pub mod pipeline;
 pub mod report;
 pub mod signature;

@@ -8,6 +8,7 @@ use crate::decode::{self, Decoded, Skip, TcpSegment};
 use crate::error::{Error, Result};
 use crate::flow::{
     FlowSink, FlowSummary, FlowTable, FrameRef, SegmentOutcome, StreamCtx, StreamEvent, TableStats,
+    TrackerConfig,
 };
 use crate::time::Timestamp;
 use serde::Serialize;
@@ -27,15 +28,30 @@ pub trait Observer {
     fn app_event(&mut self, _flow: u64, _ev: &AppEvent) {}
 }
 
+impl<T: Observer + ?Sized> Observer for &mut T {
+    fn flow_end(&mut self, summary: FlowSummary, app: Option<AppSummary>) {
+        (**self).flow_end(summary, app)
+    }
+    fn wants_app(&self) -> bool {
+        (**self).wants_app()
+    }
+    fn segment(&mut self, frame: &Frame<'_>, seg: &TcpSegment<'_>, outcome: &SegmentOutcome) {
+        (**self).segment(frame, seg, outcome)
+    }
+    fn app_event(&mut self, flow: u64, ev: &AppEvent) {
+        (**self).app_event(flow, ev)
+    }
+}
+
 /// Routes the tracker's output: stream bytes to per-connection application state (indexed by
 /// the connection's table slot), finished connections to the observer.
-struct SinkAdapter<'a, O: Observer> {
-    obs: &'a mut O,
+struct SinkAdapter<O: Observer> {
+    obs: O,
     apps: Vec<Option<AppFlow>>,
     want_app: bool,
 }
 
-impl<O: Observer> FlowSink for SinkAdapter<'_, O> {
+impl<O: Observer> FlowSink for SinkAdapter<O> {
     fn flow_end(&mut self, summary: FlowSummary) {
         let app = if self.want_app {
             let slot = summary.slot as usize;
@@ -65,7 +81,7 @@ impl<O: Observer> FlowSink for SinkAdapter<'_, O> {
             *a = Some(AppFlow::new(ctx.flow));
         }
         let app = a.as_mut().expect("just set");
-        let obs = &mut *self.obs;
+        let obs = &mut self.obs;
         app.event(ctx.dir, ctx.frame, ev, &mut |e| obs.app_event(ctx.flow, e));
     }
 }
@@ -144,27 +160,42 @@ impl CaptureSummary {
 }
 
 /// Reads every input file and runs the tracker; returns the capture summary.
-pub fn run<O: Observer>(input: &InputConfig, obs: &mut O) -> Result<CaptureSummary> {
-    let mut set = OfflineSet::open(&input.files, input.filter.as_deref())?;
-    let mut table = FlowTable::new(input.tracker);
-    let want_app = obs.wants_app();
-    let mut sink = SinkAdapter {
-        obs,
-        apps: Vec::new(),
-        want_app,
-    };
-    let mut sum = CaptureSummary::default();
-    let mut prev_ts: Vec<Option<Timestamp>> = vec![None; input.files.len()];
-    set.run(|frame| {
+/// The stages wired together, fed one frame at a time (files or a live interface).
+pub struct Pipeline<O: Observer> {
+    table: FlowTable,
+    sink: SinkAdapter<O>,
+    sum: CaptureSummary,
+    prev_ts: Vec<Option<Timestamp>>,
+}
+
+impl<O: Observer> Pipeline<O> {
+    pub fn new(tracker: TrackerConfig, obs: O, files: usize) -> Pipeline<O> {
+        let want_app = obs.wants_app();
+        Pipeline {
+            table: FlowTable::new(tracker),
+            sink: SinkAdapter {
+                obs,
+                apps: Vec::new(),
+                want_app,
+            },
+            sum: CaptureSummary::default(),
+            prev_ts: vec![None; files.max(1)],
+        }
+    }
+
+    /// Pushes one frame through decode and the tracker.
+    pub fn frame(&mut self, frame: &Frame<'_>) {
+        let sum = &mut self.sum;
         sum.frames_matched += 1;
         if frame.caplen < frame.wire_len {
             sum.truncated_frames += 1;
         }
-        let slot = &mut prev_ts[frame.file as usize];
-        if slot.is_some_and(|p| frame.ts < p) {
-            sum.time_reversals += 1;
+        if let Some(slot) = self.prev_ts.get_mut(frame.file as usize) {
+            if slot.is_some_and(|p| frame.ts < p) {
+                sum.time_reversals += 1;
+            }
+            *slot = Some(frame.ts);
         }
-        *slot = Some(frame.ts);
         if sum.first_ts.is_none_or(|t| frame.ts < t) {
             sum.first_ts = Some(frame.ts);
         }
@@ -179,12 +210,12 @@ pub fn run<O: Observer>(input: &InputConfig, obs: &mut O) -> Result<CaptureSumma
         match decode::decode(frame.link, frame.data) {
             Decoded::Tcp(seg) => {
                 sum.tcp_segments += 1;
-                let outcome = table.process(&seg, fr, &mut sink);
-                sink.obs.segment(frame, &seg, &outcome);
+                let outcome = self.table.process(&seg, fr, &mut self.sink);
+                self.sink.obs.segment(frame, &seg, &outcome);
             }
             Decoded::Icmp(e) => {
                 sum.icmp_errors += 1;
-                table.icmp(&e, fr);
+                self.table.icmp(&e, fr);
             }
             Decoded::Skip(s) => match s {
                 Skip::NotIp => sum.skipped.not_ip += 1,
@@ -193,11 +224,47 @@ pub fn run<O: Observer>(input: &InputConfig, obs: &mut O) -> Result<CaptureSumma
                 Skip::Malformed => sum.skipped.malformed += 1,
             },
         }
-    });
-    table.finish_all(&mut sink);
+    }
+
+    /// Time passed without frames (live capture): connections whose timeout passed end now.
+    pub fn tick(&mut self, now: Timestamp) {
+        self.table.sweep(now, &mut self.sink);
+    }
+
+    pub fn observer(&mut self) -> &mut O {
+        &mut self.sink.obs
+    }
+
+    /// What was read so far (files and table counters are filled in by `finish`).
+    pub fn summary(&self) -> CaptureSummary {
+        let mut s = self.sum.clone();
+        s.frames = s.frames_matched;
+        s.table = self.table.stats;
+        s
+    }
+
+    pub fn active_connections(&self) -> usize {
+        self.table.active()
+    }
+
+    /// Ends every open connection; returns the observer and the summary.
+    pub fn finish(mut self) -> (O, CaptureSummary) {
+        self.table.finish_all(&mut self.sink);
+        let mut s = self.sum;
+        s.frames = s.frames_matched;
+        s.table = self.table.stats;
+        (self.sink.obs, s)
+    }
+}
+
+/// Reads every input file and runs the tracker; returns the capture summary.
+pub fn run<O: Observer>(input: &InputConfig, obs: &mut O) -> Result<CaptureSummary> {
+    let mut set = OfflineSet::open(&input.files, input.filter.as_deref())?;
+    let mut p = Pipeline::new(input.tracker, obs, input.files.len());
+    set.run(|frame| p.frame(frame));
+    let (_, mut sum) = p.finish();
     sum.files = set.infos();
     sum.frames = sum.files.iter().map(|f| f.frames).sum();
-    sum.table = table.stats;
     if sum.frames == 0 {
         let f = &sum.files[0];
         let reason = match &f.stopped_early {

@@ -62,6 +62,17 @@ pub struct CaptureOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
     pub warnings: Vec<WarningOut>,
+    /// Live capture only: the interface and libpcap's counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveOut>,
+}
+
+#[derive(Serialize)]
+pub struct LiveOut {
+    pub interface: String,
+    pub received: u64,
+    pub dropped: u64,
+    pub if_dropped: u64,
 }
 
 #[derive(Serialize)]
@@ -159,6 +170,7 @@ impl Report {
                 },
                 filter: filter.map(str::to_string),
                 warnings: a.warnings.iter().map(|w| warning_out(w, &files)).collect(),
+                live: None,
             },
             verdicts: a.verdicts.iter().map(|v| verdict_out(v, &files)).collect(),
             endpoints: a.endpoints.clone(),
@@ -263,7 +275,7 @@ fn path_lines(a: &Analysis) -> Vec<String> {
     out
 }
 
-fn verdict_out(v: &Verdict, files: &[PathBuf]) -> VerdictOut {
+pub fn verdict_out(v: &Verdict, files: &[PathBuf]) -> VerdictOut {
     VerdictOut {
         signature: v.signature.name(),
         severity: v.severity.name(),

@@ -29,7 +29,7 @@ struct Key {
     holder_is_client: bool,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Group {
     /// TIME_WAIT expiry per 4-tuple (holder port, peer port) currently held; a reused 4-tuple
     /// replaces its entry (the kernel ended that TIME_WAIT early to allow the reuse).
@@ -50,6 +50,7 @@ struct Group {
     last_client: Option<IpAddr>,
 }
 
+#[derive(Clone)]
 pub struct TimeWaitTracker {
     th: Thresholds,
     groups: FxHashMap<Key, Group>,

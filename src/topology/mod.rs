@@ -141,7 +141,7 @@ struct Req {
 }
 
 /// What the inference collects while connections finish.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Collector {
     requests: Vec<Req>,
     /// (originator ip, server endpoint, start) of every connection (sampled).

@@ -76,6 +76,7 @@ pub struct Verdict {
     pub flows: Vec<FlowRef>,
 }
 
+#[derive(Clone)]
 struct Builder {
     v: Verdict,
     client_set: Vec<IpAddr>,
@@ -89,6 +90,7 @@ struct Builder {
 /// Distinct clients remembered per verdict (beyond it, the count is a lower bound).
 const MAX_CLIENTS: usize = 256;
 
+#[derive(Clone)]
 pub struct Aggregator {
     max_evidence: usize,
     /// One builder per (signature, server endpoint, client address): the hop of a client is
