@@ -26,7 +26,7 @@ const MAX_WARNING_FRAMES: usize = 5;
 pub struct Warning {
     /// Stable kind: `partial-flow`, `capture-ended-early`, `request-pending`,
     /// `one-direction-only`, `snaplen`, `file-truncated`, `malformed`, `ip-fragments`,
-    /// `time-reversal`, `kernel-drops`.
+    /// `time-reversal`, and in live mode `kernel-drops`.
     pub kind: &'static str,
     pub message: String,
     pub count: u64,

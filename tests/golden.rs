@@ -356,3 +356,35 @@ fn every_capture_is_listed_in_expected_toml() {
         }
     }
 }
+
+/// Naming the proxy with `--proxy` must not change what inference already got right: same
+/// chains and hops on the captures that hold both legs.
+#[test]
+fn given_roles_agree_with_inferred_roles_on_two_leg_captures() {
+    let root = common::repo();
+    for name in [
+        "mixed-nginx-any.pcap",
+        "refused-nginx-any.pcap",
+        "hang-nginx-any.pcap",
+        "reset-nginx-any.pcap",
+    ] {
+        let input = InputConfig {
+            files: vec![root.join("captures").join(name)],
+            filter: None,
+            tracker: TrackerConfig::default(),
+        };
+        let inferred = analyze::run(&input, Thresholds::default(), 10).unwrap();
+        let given =
+            analyze::run_with_roles(&input, Thresholds::default(), 10, lab_roles(name)).unwrap();
+        let key = |a: &analyze::Analysis| {
+            let mut v: Vec<String> = a
+                .verdicts
+                .iter()
+                .map(|v| format!("{} {} {}", v.signature.name(), v.hop.name(), v.server))
+                .collect();
+            v.extend(a.chains.iter().map(|c| c.summary.clone()));
+            v
+        };
+        assert_eq!(key(&inferred), key(&given), "{}", name);
+    }
+}

@@ -5,8 +5,10 @@
 //! skipped — never buffered — by Content-Length, chunked encoding, or connection close; `HEAD`,
 //! 1xx, 204 and 304 have none; a `CONNECT` answered 2xx turns the connection into a tunnel (the
 //! caller then looks for TLS inside); `101 Switching Protocols` ends HTTP parsing.
-//! Header blocks are buffered up to `MAX_HEADER_BYTES`; exceeding it, an unparsable block, or a
-//! gap outside a body stops the parser for that connection with an anomaly.
+//! Header blocks are buffered up to `MAX_HEADER_BYTES`; exceeding it or an unparsable block stops
+//! the parser for that connection with an anomaly. A gap outside a body makes that direction
+//! resynchronise on the next message start (the request whose response was lost is forgotten,
+//! and `response_gap` is set so that no "no response byte" conclusion is drawn).
 
 use crate::flow::{Direction, FrameRef};
 use serde::Serialize;
@@ -26,6 +28,8 @@ pub const MAX_ERRORS: usize = 8;
 pub const MAX_STATUS_KINDS: usize = 16;
 /// Requests and successful exchanges sampled per connection (for proxy inference).
 pub const MAX_SAMPLES: usize = 8;
+/// Header buffer capacity kept between messages (larger ones are freed).
+const SMALL_HEADER_BUF: usize = 1024;
 /// Longest method / target / host / server value kept.
 const MAX_FIELD: usize = 256;
 
@@ -82,6 +86,8 @@ pub struct HttpSummary {
     pub servers: Vec<String>,
     /// A CONNECT tunnel was established (TLS follows inside).
     pub tunnel: bool,
+    /// The response stream had a gap (bytes not captured): "no response byte" cannot be claimed.
+    pub response_gap: bool,
     /// The first requests (at most `MAX_SAMPLES`).
     pub request_sample: Vec<Request>,
     /// The first exchanges answered below 400 (at most `MAX_SAMPLES`).
@@ -226,6 +232,9 @@ impl HttpParser {
     }
 
     pub fn gap(&mut self, dir: Direction, n: u32) {
+        if dir == Direction::Resp {
+            self.summary.response_gap = true;
+        }
         let d = match dir {
             Direction::Orig => &mut self.req,
             Direction::Resp => &mut self.resp,
@@ -505,8 +514,12 @@ impl HttpParser {
             Direction::Orig => &mut self.req,
             Direction::Resp => &mut self.resp,
         };
-        d.buf = block;
-        d.buf.clear();
+        // Keep a small buffer for the next header block; give a large one back (a connection
+        // that lingers after closing must not hold kilobytes of old headers).
+        if block.capacity() <= SMALL_HEADER_BUF {
+            d.buf = block;
+            d.buf.clear();
+        }
         used
     }
 

@@ -65,6 +65,8 @@ pub fn check(f: &FlowSummary, th: &Thresholds) -> Option<Finding> {
     fd.facts
         .push(("worst_segment_times", seg.times.to_string()));
     fd.facts
+        .push(("threshold", th.retrans_threshold.to_string()));
+    fd.facts
         .push(("retransmission_rate_pct", format!("{:.1}", rate)));
     Some(fd)
 }

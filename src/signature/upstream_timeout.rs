@@ -38,7 +38,7 @@ pub fn check(
     };
     // Response bytes came (the response was cut or not parsed), or nothing at all was captured
     // from the server (one-direction capture: the `one-direction-only` warning covers it).
-    if h.bytes_after_unanswered > 0 || f.resp_stats.pkts == 0 {
+    if h.bytes_after_unanswered > 0 || f.resp_stats.pkts == 0 || h.response_gap {
         return Outcome::None;
     }
     let client_end: Option<(FrameRef, EvidenceKind, &str)> = [

@@ -364,29 +364,26 @@ impl Collector {
                 });
             }
         }
-        // Given roles.
-        for p in &given.proxies {
-            let front: Vec<SocketAddr> = match p.port {
-                Some(port) => vec![SocketAddr::new(p.ip, port)],
-                None => {
-                    let mut v: Vec<SocketAddr> = self
-                        .clients_of
-                        .keys()
-                        .filter(|s| s.ip() == p.ip)
-                        .copied()
-                        .collect();
-                    v.sort();
-                    v
+        // Given roles: all `--proxy` addresses name one proxy (a proxy host's client-side
+        // listener and its backend-side address), merged into an inferred proxy that shares an
+        // address with it so that nothing inference found (other backend-side addresses,
+        // backends) is lost.
+        if !given.proxies.is_empty() {
+            let mut front: Vec<SocketAddr> = Vec::new();
+            let mut back: Vec<IpAddr> = Vec::new();
+            for p in &given.proxies {
+                match p.port {
+                    Some(port) => front.push(SocketAddr::new(p.ip, port)),
+                    None => {
+                        front.extend(self.clients_of.keys().filter(|s| s.ip() == p.ip).copied())
+                    }
                 }
-            };
-            proxies.retain(|x| {
-                !(x.front.iter().any(|f| front.contains(f))
-                    || (p.port.is_none() && x.back_addresses.contains(&p.ip) && x.front.is_empty()))
-            });
+                back.push(p.ip);
+            }
             let mut backends: Vec<SocketAddr> = self
                 .starts
                 .iter()
-                .filter(|s| s.0 == p.ip)
+                .filter(|s| back.contains(&s.0))
                 .map(|s| s.1)
                 .chain(
                     given
@@ -394,22 +391,57 @@ impl Collector {
                         .iter()
                         .filter_map(|b| b.port.map(|port| SocketAddr::new(b.ip, port))),
                 )
+                .filter(|b| !front.contains(b))
                 .collect();
-            backends.sort();
-            backends.dedup();
-            proxies.push(Proxy {
-                front,
-                back_addresses: vec![p.ip],
-                backends,
+            let evidence = format!(
+                "given with {}",
+                given
+                    .proxies
+                    .iter()
+                    .map(|p| format!(
+                        "--proxy {}",
+                        p.port
+                            .map_or(p.ip.to_string(), |port| SocketAddr::new(p.ip, port)
+                                .to_string())
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            let overlaps = |x: &Proxy| {
+                x.front.iter().any(|f| front.contains(f))
+                    || x.back_addresses.iter().any(|b| back.contains(b))
+            };
+            let mut merged = Proxy {
+                front: Vec::new(),
+                back_addresses: Vec::new(),
+                backends: Vec::new(),
                 confidence: Confidence::Given,
-                evidence: vec![format!(
-                    "given with --proxy {}",
-                    match p.port {
-                        Some(port) => SocketAddr::new(p.ip, port).to_string(),
-                        None => p.ip.to_string(),
-                    }
-                )],
-            });
+                evidence: vec![evidence],
+            };
+            let mut rest = Vec::new();
+            for x in proxies.drain(..) {
+                if overlaps(&x) {
+                    merged.front.extend(x.front);
+                    merged.back_addresses.extend(x.back_addresses);
+                    merged.backends.extend(x.backends);
+                    merged.evidence.extend(x.evidence);
+                } else {
+                    rest.push(x);
+                }
+            }
+            merged.front.extend(front);
+            merged.back_addresses.extend(back);
+            merged.backends.append(&mut backends);
+            for v in [&mut merged.front, &mut merged.backends] {
+                v.sort();
+                v.dedup();
+            }
+            merged.back_addresses.sort();
+            merged.back_addresses.dedup();
+            let fronts = merged.front.clone();
+            merged.backends.retain(|b| !fronts.contains(b));
+            rest.push(merged);
+            proxies = rest;
         }
         Topology { proxies, given }
     }
