@@ -785,7 +785,9 @@ fn chains(front: &[FrontFailure], back: &[BackFailure], topo: &Topology) -> Vec<
 fn capture_warnings(c: &CaptureSummary) -> Vec<(&'static str, String)> {
     let mut w = Vec::new();
     for line in c.warnings() {
-        let kind = if line.contains("truncated or corrupt") {
+        let kind = if line.contains("its clock is") {
+            "clock-offset"
+        } else if line.contains("truncated or corrupt") {
             "file-truncated"
         } else if line.contains("snaplen") {
             "snaplen"

@@ -111,6 +111,7 @@ fn file_info(
         first_ts: sum.first_ts,
         last_ts: sum.last_ts,
         stopped_early: None,
+        clock_offset: None,
     }
 }
 
@@ -192,7 +193,7 @@ pub fn run(
                 packets.set(packets.get() + 1);
                 pipeline.borrow_mut().frame(f);
             },
-            |t| on_tick(t),
+            &mut on_tick,
         )?;
     }
     let stats = src.stats();

@@ -119,6 +119,16 @@ impl CaptureSummary {
     /// Capture-level artefacts, one line each (never outages).
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
+        for f in self.files.iter().skip(1) {
+            if let Some((off, n)) = f.clock_offset {
+                w.push(format!(
+                    "{}: its clock is {:+.6} s off the first file's ({} packets seen in both files); timestamps were corrected and packets seen twice count once",
+                    f.path.display(),
+                    off as f64 / 1e9,
+                    n
+                ));
+            }
+        }
         for f in &self.files {
             if let Some(s) = &f.stopped_early {
                 w.push(format!(
@@ -260,6 +270,12 @@ impl<O: Observer> Pipeline<O> {
 /// Reads every input file and runs the tracker; returns the capture summary.
 pub fn run<O: Observer>(input: &InputConfig, obs: &mut O) -> Result<CaptureSummary> {
     let mut set = OfflineSet::open(&input.files, input.filter.as_deref())?;
+    if input.files.len() > 1 {
+        set.set_offsets(&OfflineSet::estimate_offsets(
+            &input.files,
+            input.filter.as_deref(),
+        )?);
+    }
     let mut p = Pipeline::new(input.tracker, obs, input.files.len());
     set.run(|frame| p.frame(frame));
     let (_, mut sum) = p.finish();

@@ -388,3 +388,85 @@ fn given_roles_agree_with_inferred_roles_on_two_leg_captures() {
         assert_eq!(key(&inferred), key(&given), "{}", name);
     }
 }
+
+fn verdict_keys(a: &analyze::Analysis) -> Vec<String> {
+    let mut v: Vec<String> = a
+        .verdicts
+        .iter()
+        .map(|v| {
+            format!(
+                "{} {} {} {}",
+                v.signature.name(),
+                v.hop.name(),
+                v.server,
+                v.flow_count
+            )
+        })
+        .collect();
+    v.sort();
+    v.extend(a.chains.iter().map(|c| c.summary.clone()));
+    v
+}
+
+/// Several vantage points: the proxy's two single-leg captures of an incident, analysed
+/// together, give the same verdicts, hops and chains as its `tcpdump -i any` capture.
+#[test]
+fn two_single_leg_captures_equal_the_any_capture() {
+    let root = common::repo().join("captures");
+    for s in ["refused", "blackhole", "hang", "reset", "mixed"] {
+        let run = |files: Vec<std::path::PathBuf>| {
+            analyze::run(
+                &InputConfig {
+                    files,
+                    filter: None,
+                    tracker: TrackerConfig::default(),
+                },
+                Thresholds::default(),
+                10,
+            )
+            .unwrap()
+        };
+        let any = run(vec![root.join(format!("{}-nginx-any.pcap", s))]);
+        let legs = run(vec![
+            root.join(format!("{}-nginx-frontleg.pcap", s)),
+            root.join(format!("{}-nginx-backleg.pcap", s)),
+        ]);
+        assert_eq!(verdict_keys(&any), verdict_keys(&legs), "{}", s);
+    }
+}
+
+/// The same packets captured at a second vantage point whose clock is 0.5 s off: the offset is
+/// estimated and reported, each packet counts once, and the verdicts are those of one capture.
+#[test]
+fn a_second_vantage_point_with_a_skewed_clock_counts_each_packet_once() {
+    common::require_tshark();
+    let root = common::repo().join("captures");
+    let shifted =
+        std::env::temp_dir().join(format!("proxyscope-shifted-{}.pcap", std::process::id()));
+    let st = std::process::Command::new("editcap")
+        .args(["-t", "0.5"])
+        .arg(root.join("mixed-nginx-any.pcap"))
+        .arg(&shifted)
+        .status()
+        .expect("editcap (installed with tshark)");
+    assert!(st.success());
+    let run = |files: Vec<std::path::PathBuf>| {
+        analyze::run(
+            &InputConfig {
+                files,
+                filter: None,
+                tracker: TrackerConfig::default(),
+            },
+            Thresholds::default(),
+            10,
+        )
+        .unwrap()
+    };
+    let one = run(vec![root.join("mixed-nginx-any.pcap")]);
+    let two = run(vec![root.join("mixed-nginx-any.pcap"), shifted.clone()]);
+    let _ = std::fs::remove_file(&shifted);
+    let off = two.capture.files[1].clock_offset.expect("offset estimated");
+    assert!((off.0 - 500_000_000).abs() < 1_000, "offset {:?}", off);
+    assert_eq!(one.connections, two.connections);
+    assert_eq!(verdict_keys(&one), verdict_keys(&two));
+}

@@ -121,7 +121,15 @@ pub struct FileInfo {
     /// Set when reading stopped before the end of the file (truncated/corrupt record): libpcap's
     /// message and the last good frame number.
     pub stopped_early: Option<String>,
+    /// With several files: this file's clock minus the first file's, estimated from packets seen
+    /// in both, and how many matched; timestamps are corrected by it while merging.
+    pub clock_offset: Option<(i64, u32)>,
 }
+
+/// Frames read from the start of each file to estimate clock offsets between vantage points.
+pub const OFFSET_SAMPLE_FRAMES: usize = 20_000;
+/// Packets two files must share before their clock offset is trusted.
+pub const MIN_OFFSET_MATCHES: usize = 3;
 
 /// Size of the stdio buffer given to libpcap's file reader (the default is 4 KiB; see
 /// `docs/architecture.md`, "Reading files fast").
@@ -302,7 +310,8 @@ impl CaptureFile {
                     let h = pkt.header;
                     #[allow(clippy::unnecessary_cast)]
                     // time_t / suseconds_t are not i64 everywhere
-                    let ts = Timestamp::from_parts(h.ts.tv_sec as i64, h.ts.tv_usec as i64);
+                    let ts = Timestamp::from_parts(h.ts.tv_sec as i64, h.ts.tv_usec as i64)
+                        .add_nanos(-self.info.clock_offset.map_or(0, |o| o.0));
                     let info = &mut self.info;
                     info.frames_matched += 1;
                     if h.caplen < h.len {
@@ -374,6 +383,74 @@ impl OfflineSet {
             files.push(CaptureFile::open(p, i as u16, filter)?);
         }
         Ok(OfflineSet { files })
+    }
+
+    /// Estimates each file's clock offset against the first from packets present in both (the
+    /// same TCP segment captured at two vantage points: addresses, ports, seq, ack, flags, IP id,
+    /// length — not TTL or link headers), using each file's first `OFFSET_SAMPLE_FRAMES` frames,
+    /// and corrects timestamps by the median. Files that share no packet keep their clock.
+    pub fn estimate_offsets(
+        paths: &[PathBuf],
+        filter: Option<&str>,
+    ) -> Result<Vec<Option<(i64, u32)>>> {
+        use crate::decode::{decode, Decoded};
+        type Key = (
+            std::net::IpAddr,
+            std::net::IpAddr,
+            u16,
+            u16,
+            u32,
+            u32,
+            u8,
+            Option<u16>,
+            u32,
+        );
+        let mut maps: Vec<rustc_hash::FxHashMap<Key, Timestamp>> = Vec::new();
+        for (i, p) in paths.iter().enumerate() {
+            let mut f = CaptureFile::open(p, i as u16, filter)?;
+            let mut m = rustc_hash::FxHashMap::default();
+            let mut n = 0;
+            while let Some(fr) = f.next_frame() {
+                n += 1;
+                if n > OFFSET_SAMPLE_FRAMES {
+                    break;
+                }
+                if let Decoded::Tcp(s) = decode(fr.link, fr.data) {
+                    m.entry((
+                        s.src,
+                        s.dst,
+                        s.sport,
+                        s.dport,
+                        s.seq,
+                        s.ack,
+                        s.flags,
+                        s.ip_id,
+                        s.payload_len,
+                    ))
+                    .or_insert(fr.ts);
+                }
+            }
+            maps.push(m);
+        }
+        let mut out = vec![None; paths.len()];
+        for i in 1..maps.len() {
+            let mut d: Vec<i64> = maps[i]
+                .iter()
+                .filter_map(|(k, t)| maps[0].get(k).map(|t0| t.nanos_since(*t0)))
+                .collect();
+            if d.len() >= MIN_OFFSET_MATCHES {
+                d.sort_unstable();
+                out[i] = Some((d[d.len() / 2], d.len() as u32));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies clock offsets (from `estimate_offsets`) before reading.
+    pub fn set_offsets(&mut self, offsets: &[Option<(i64, u32)>]) {
+        for (f, o) in self.files.iter_mut().zip(offsets) {
+            f.info.clock_offset = *o;
+        }
     }
 
     pub fn infos(&self) -> Vec<FileInfo> {

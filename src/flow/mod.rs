@@ -94,7 +94,7 @@ impl Default for TrackerConfig {
         TrackerConfig {
             idle_timeout_ns: 300 * NANOS_PER_SEC,
             attempt_timeout_ns: 60 * NANOS_PER_SEC,
-            closed_timeout_ns: 5 * NANOS_PER_SEC,
+            closed_timeout_ns: 2 * NANOS_PER_SEC,
             time_wait_ns: 60 * NANOS_PER_SEC,
             duplicate_window_ns: 20 * NANOS_PER_MILLI,
         }
@@ -227,7 +227,9 @@ struct Conn {
     port_reused: bool,
     reused_in_time_wait: bool,
     /// Last segment fingerprint per direction, for capture-duplicate detection.
-    last_fp: [Option<Fingerprint>; 2],
+    /// The last `DUP_RING` segment fingerprints per direction (a packet seen at two vantage
+    /// points may arrive interleaved with its neighbours).
+    last_fp: [[Option<Fingerprint>; DUP_RING]; 2],
     last_data_from: Option<Direction>,
     /// Per-direction retransmitted-segment tracker, allocated on the first retransmission.
     retx: [Option<Box<RetxTracker>>; 2],
@@ -411,6 +413,9 @@ pub struct FlowTable {
     pub stats: TableStats,
 }
 
+/// Segment fingerprints remembered per direction for capture-duplicate detection.
+pub const DUP_RING: usize = 4;
+
 /// Capture time between sweeps for expired connections.
 const SWEEP_INTERVAL_NS: i64 = NANOS_PER_SEC;
 
@@ -536,7 +541,7 @@ impl FlowTable {
             closed_at: None,
             port_reused: false,
             reused_in_time_wait: false,
-            last_fp: [None, None],
+            last_fp: [[None; DUP_RING]; 2],
             last_data_from: None,
             retx: [None, None],
             last_advance: [None, None],
@@ -802,11 +807,14 @@ impl Conn {
             len: seg.payload_len,
             ts: fr.ts,
         };
-        let duplicate = self.last_fp[di].is_some_and(|p| {
-            fr.ts.nanos_since(p.ts) <= cfg.duplicate_window_ns
-                && Fingerprint { ts: fr.ts, ..p } == fp
+        let duplicate = self.last_fp[di].iter().flatten().any(|p| {
+            fr.ts.nanos_since(p.ts).abs() <= cfg.duplicate_window_ns
+                && Fingerprint { ts: fr.ts, ..*p } == fp
         });
-        self.last_fp[di] = Some(fp);
+        if !duplicate {
+            self.last_fp[di].rotate_right(1);
+            self.last_fp[di][0] = Some(fp);
+        }
         self.last = fr;
         let mut out = SegmentOutcome {
             flow: self.id,

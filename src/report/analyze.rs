@@ -82,6 +82,9 @@ pub struct FileOut {
     pub packets: u64,
     pub snaplen: u32,
     pub truncated_frames: u64,
+    /// Several files: this file's clock minus the first file's, in seconds (corrected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_offset: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -156,6 +159,7 @@ impl Report {
                         packets: f.frames,
                         snaplen: f.snaplen,
                         truncated_frames: f.frames_truncated,
+                        clock_offset: f.clock_offset.map(|(o, _)| (o / 1000) as f64 / 1e6),
                     })
                     .collect(),
                 packets: c.frames,

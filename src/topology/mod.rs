@@ -32,9 +32,9 @@ pub use crate::verdict::Hop;
 /// with the client's *next* request (the client's think time) and invert the roles.
 pub const MATCH_WINDOW: i64 = 50 * NANOS_PER_MILLI;
 /// Request records kept for matching.
-pub const MAX_REQUESTS: usize = 100_000;
+pub const MAX_REQUESTS: usize = 20_000;
 /// Connection starts kept for gateway-interval ties.
-pub const MAX_CONNECT_STARTS: usize = 100_000;
+pub const MAX_CONNECT_STARTS: usize = 20_000;
 /// Gateway-error intervals kept.
 pub const MAX_GATEWAY_ERRORS: usize = 10_000;
 
