@@ -7,10 +7,10 @@
 //! counters. Must not: format output (the CLI does) or hold protocol logic.
 //!
 //! "As soon as they are certain": connections are judged when they end — closed ones
-//! `LIVE_CLOSED_TIMEOUT_NS` (1 s) after their last packet, unanswered attempts `--syn-timeout` after their
-//! last SYN (the tracker's attempt timeout is set to it here) — and every tick (at most one
-//! second apart) re-concludes a copy of the analyzer, so a verdict appears within a few seconds
-//! of the evidence that makes it certain.
+//! `LIVE_CLOSED_TIMEOUT_NS` (1 s) after their last packet — and every tick (at most one second
+//! apart) re-concludes a copy of the analyzer to which the still-open unanswered attempts are
+//! added, so an unanswered SYN is reported `--syn-timeout` after its last send while later
+//! retransmissions still count towards the same attempt.
 
 use crate::analyze::{conclude, Analysis, Analyzer, Warning};
 use crate::capture::live::{LiveConfig, LiveSource, LiveStats};
@@ -123,7 +123,6 @@ pub fn run(
 ) -> Result<LiveResult> {
     let mut src = LiveSource::open(&cfg.source)?;
     let mut tracker = cfg.tracker;
-    tracker.attempt_timeout_ns = cfg.thresholds.syn_timeout_ns;
     // A closed or reset connection is judged after one quiet second instead of five.
     tracker.closed_timeout_ns = LIVE_CLOSED_TIMEOUT_NS;
     let pipeline = RefCell::new(Pipeline::new(
@@ -148,7 +147,14 @@ pub fn run(
             let mut sum = p.summary();
             sum.last_ts = Some(t);
             sum.first_ts.get_or_insert(started);
-            let snapshot = conclude(p.observer().clone(), sum.clone(), cfg.roles.clone());
+            // Judge a copy: open unanswered attempts are added to it as if the capture ended
+            // now (`--syn-timeout` applies), while the table keeps them so that later SYN
+            // retransmissions still join the same attempt.
+            let mut an = p.observer().clone();
+            for f in p.open_attempts() {
+                crate::pipeline::Observer::flow_end(&mut an, f, Some(Default::default()));
+            }
+            let snapshot = conclude(an, sum.clone(), cfg.roles.clone());
             for v in &snapshot.verdicts {
                 let key = (v.signature, v.hop, v.server);
                 match seen.iter_mut().find(|(k, _)| *k == key) {
@@ -199,8 +205,10 @@ pub fn run(
     let stats = src.stats();
     let p = pipeline.into_inner();
     let (analyzer, mut sum) = p.finish();
+    // The final report ends at the last captured packet, as `analyze` on the `--write` file
+    // does, so the two agree (events during the run were judged against the wall clock).
     let end = now();
-    sum.last_ts = Some(sum.last_ts.map_or(end, |l| l.max(end)));
+    sum.last_ts = Some(sum.last_ts.unwrap_or(end));
     sum.first_ts.get_or_insert(started);
     sum.files = vec![file_info(cfg, &src, packets.get(), &sum)];
     sum.frames = packets.get();

@@ -253,6 +253,11 @@ impl<O: Observer> Pipeline<O> {
         s
     }
 
+    /// Open connection attempts that got no answer yet (see `FlowTable::open_attempts`).
+    pub fn open_attempts(&self) -> Vec<FlowSummary> {
+        self.table.open_attempts()
+    }
+
     pub fn active_connections(&self) -> usize {
         self.table.active()
     }

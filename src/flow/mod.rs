@@ -709,6 +709,23 @@ impl FlowTable {
         self.recently_closed.retain(|_, t| now.nanos_since(*t) < tw);
     }
 
+    /// Summaries of the connection attempts still open that got no answer at all (live mode
+    /// judges them before they expire; the table keeps them, so SYN retransmissions still join
+    /// the same attempt).
+    pub fn open_attempts(&self) -> Vec<FlowSummary> {
+        self.slab
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().map(|c| (i, c)))
+            .filter(|(_, c)| c.is_attempt_only() && c.syn_count > 0)
+            .map(|(i, c)| {
+                let mut s = c.summarize(EndReason::CaptureEnd);
+                s.slot = i as u32;
+                s
+            })
+            .collect()
+    }
+
     /// The capture ended: finishes every connection, in order of first packet.
     pub fn finish_all(&mut self, sink: &mut impl FlowSink) {
         let mut live: Vec<(u64, u32)> = self
@@ -1013,8 +1030,8 @@ impl Conn {
         out
     }
 
-    fn summarize(self, reason: EndReason) -> FlowSummary {
-        let [o, r] = self.dir;
+    fn summarize(&self, reason: EndReason) -> FlowSummary {
+        let [o, r] = self.dir.clone();
         let history = self.history.as_str().to_string();
         let conn_state = ConnState::compute(o.state, r.state, o.bytes, r.bytes, &history);
         let rtt_ns = match (self.last_syn, self.synack, self.handshake_ack) {
