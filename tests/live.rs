@@ -981,7 +981,14 @@ fn retransmitted_syns_stay_one_attempt() {
     let pcap_s = pcap.path().to_str().unwrap().to_string();
     let mut live = Live::start(
         port,
-        &["--duration", "4", "--syn-timeout", "0.5", "--write", &pcap_s],
+        &[
+            "--duration",
+            "4",
+            "--syn-timeout",
+            "0.5",
+            "--write",
+            &pcap_s,
+        ],
     );
     live.wait_capturing();
     // The first fills the accept queue (handshake completes); the next two get no answer, and
