@@ -85,6 +85,9 @@ struct Builder {
     refused_times: Vec<(IpAddr, Timestamp)>,
     /// Values of selected facts counted across findings (e.g. HTTP status → responses).
     tallies: std::collections::BTreeMap<(&'static str, String), u64>,
+    /// When each note was first seen (parallel to `v.notes`): notes are kept and listed in time
+    /// order, whatever order connections finished in.
+    note_ts: Vec<Timestamp>,
 }
 
 /// Distinct clients remembered per verdict (beyond it, the count is a lower bound).
@@ -173,6 +176,7 @@ impl Aggregator {
             findings: Vec::new(),
             refused_times: Vec::new(),
             tallies: Default::default(),
+            note_ts: Vec::new(),
         });
         let v = &mut b.v;
         v.severity = v.severity.max(fd.severity);
@@ -186,11 +190,13 @@ impl Aggregator {
         if !b.client_set.contains(&fd.client) && b.client_set.len() < MAX_CLIENTS {
             b.client_set.push(fd.client);
         }
-        if let Some((_, c)) = v.notes.iter_mut().find(|(n, _)| *n == fd.note) {
-            *c += fd.weight;
-        } else if v.notes.len() < MAX_NOTES {
-            v.notes.push((fd.note.clone(), fd.weight));
-        }
+        add_note(
+            &mut v.notes,
+            &mut b.note_ts,
+            fd.note.clone(),
+            fd.weight,
+            fd.first_ts,
+        );
         if v.facts.is_empty() {
             v.facts = fd.facts.clone();
         }
@@ -279,6 +285,7 @@ impl Aggregator {
                         v.severity = Severity::Info;
                         v.by_severity = [v.flow_count, 0, 0];
                         v.notes.push(("each refused client connected to the same port on another address right after (address-family fallback, e.g. ::1 then 127.0.0.1)".into(), v.flow_count));
+                        b.note_ts.push(v.last_ts);
                     } else if established > 0 {
                         v.severity = Severity::Warning;
                     }
@@ -286,6 +293,9 @@ impl Aggregator {
                 SignatureId::SynUnanswered if established > 0 => v.severity = Severity::Warning,
                 _ => {}
             }
+            let mut order: Vec<usize> = (0..v.notes.len()).collect();
+            order.sort_by_key(|&i| (b.note_ts[i], i));
+            v.notes = order.iter().map(|&i| v.notes[i].clone()).collect();
             // Evidence: most severe findings first, each finding's frames together, in frame order.
             b.findings.sort_by(|a, b| {
                 b.0.cmp(&a.0)
@@ -347,12 +357,8 @@ impl Builder {
             v.client = w.client;
         }
         v.last_ts = v.last_ts.max(w.last_ts);
-        for (n, c) in w.notes {
-            if let Some((_, k)) = v.notes.iter_mut().find(|(m, _)| *m == n) {
-                *k += c;
-            } else if v.notes.len() < MAX_NOTES {
-                v.notes.push((n, c));
-            }
+        for ((n, c), t) in w.notes.into_iter().zip(o.note_ts) {
+            add_note(&mut v.notes, &mut self.note_ts, n, c, t);
         }
         if v.facts.is_empty() {
             v.facts = w.facts;
@@ -379,6 +385,31 @@ impl Builder {
         for (k, n) in o.tallies {
             *self.tallies.entry(k).or_default() += n;
         }
+    }
+}
+
+/// Adds a per-connection note (or counts it again), keeping the `MAX_NOTES` earliest.
+fn add_note(
+    notes: &mut Vec<(String, u64)>,
+    ts: &mut Vec<Timestamp>,
+    note: String,
+    weight: u64,
+    at: Timestamp,
+) {
+    if let Some(i) = notes.iter().position(|(n, _)| *n == note) {
+        notes[i].1 += weight;
+        ts[i] = ts[i].min(at);
+    } else if notes.len() < MAX_NOTES {
+        notes.push((note, weight));
+        ts.push(at);
+    } else if let Some((i, _)) = ts
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, t)| **t)
+        .filter(|(_, t)| **t > at)
+    {
+        notes[i] = (note, weight);
+        ts[i] = at;
     }
 }
 
