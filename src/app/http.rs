@@ -182,6 +182,22 @@ pub fn http_start(dir: Direction, b: &[u8]) -> Option<bool> {
     }
 }
 
+/// Offset just past the first CRLFCRLF (the end of a header block) in `b`.
+fn find_block_end(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(p) = b[i..].iter().position(|&c| c == b'\r') {
+        let at = i + p;
+        if b.len() >= at + 4 && &b[at..at + 4] == b"\r\n\r\n" {
+            return Some(at + 4);
+        }
+        if b.len() < at + 4 {
+            return None;
+        }
+        i = at + 1;
+    }
+    None
+}
+
 /// Offset of the first message start (a method token / `HTTP/1.`) right after a CRLF in `b`.
 fn find_message_start(dir: Direction, b: &[u8]) -> Option<usize> {
     let mut i = 0;
@@ -485,6 +501,16 @@ impl HttpParser {
             Direction::Orig => &mut self.req,
             Direction::Resp => &mut self.resp,
         };
+        // Common case: the whole header block is in this chunk — parse it in place, no copy.
+        if d.buf.is_empty() {
+            if let Some(p) = find_block_end(&b[..b.len().min(MAX_HEADER_BYTES + 4)]) {
+                match dir {
+                    Direction::Orig => self.parse_request(frame, &b[..p]),
+                    Direction::Resp => self.parse_response(frame, &b[..p]),
+                }
+                return p;
+            }
+        }
         // Find the end of the header block across the old buffer and the new bytes.
         let old = d.buf.len();
         let search_from = old.saturating_sub(3);
