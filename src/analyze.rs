@@ -542,7 +542,8 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
     for fd in direct_ok_proxied_fails(&a.front_failures, &a.direct_ok, &topology) {
         a.agg.add(fd, None);
     }
-    let chains = chains(&a.front_failures, &a.back_failures, &topology);
+    let mut chains = chains(&a.front_failures, &a.back_failures, &topology);
+    chains.extend(front_connection_chains(&a.back_failures, &topology));
     let mut warnings = Vec::new();
     let mut push = |kind: &'static str, acc: WarnAcc, msg: &dyn Fn(u64, &str) -> String| {
         if acc.count > 0 {
@@ -673,6 +674,109 @@ fn direct_ok_proxied_fails(
     out
 }
 
+/// Client connections that failed at the proxy itself — a TLS alert or stall, or a reset with a
+/// request outstanding, on the client leg — paired with what the proxy's backend leg did
+/// meanwhile. With no backend failure in the window the proxy itself is the suspect (its TLS
+/// configuration, certificate, limits), provided its backend leg is in the capture.
+fn front_connection_chains(failures: &[BackFailure], topo: &Topology) -> Vec<Chain> {
+    let mut out: Vec<Chain> = Vec::new();
+    for p in &topo.proxies {
+        let backend_leg_seen = failures
+            .iter()
+            .any(|b| p.back_addresses.contains(&b.client))
+            || !p.backends.is_empty();
+        for sig in [
+            SignatureId::TlsAlert,
+            SignatureId::TlsStall,
+            SignatureId::ConnectionReset,
+        ] {
+            let front: Vec<&BackFailure> = failures
+                .iter()
+                .filter(|f| f.signature == sig && p.front.contains(&f.server))
+                .collect();
+            if front.is_empty() {
+                continue;
+            }
+            // (back signature, backend) -> (count, example)
+            let mut groups: Vec<(BackCause, u64, Vec<Evidence>)> = Vec::new();
+            for f in &front {
+                let t0 = f.start;
+                let t1 = f.evidence.last().map(|e| e.frame.ts).unwrap_or(t0);
+                let cause = failures.iter().find(|b| {
+                    p.back_addresses.contains(&b.client)
+                        && !p.front.contains(&b.server)
+                        && b.start.0 >= t0.0 - CHAIN_MARGIN
+                        && b.start.0 <= t1.0 + CHAIN_MARGIN
+                });
+                let key = (cause.map(|b| b.signature), cause.map(|b| b.server));
+                if let Some(g) = groups.iter_mut().find(|g| g.0 == key) {
+                    g.1 += 1;
+                    continue;
+                }
+                let mut ex: Vec<Evidence> = f
+                    .evidence
+                    .iter()
+                    .map(|e| Evidence {
+                        frame: e.frame,
+                        kind: e.kind,
+                        description: format!("client leg: {}", e.description),
+                    })
+                    .collect();
+                if let Some(b) = cause {
+                    ex.extend(b.evidence.iter().map(|e| Evidence {
+                        frame: e.frame,
+                        kind: e.kind,
+                        description: format!("backend leg: {}", e.description),
+                    }));
+                }
+                ex.sort_by_key(|x| (x.frame.ts, x.frame.number));
+                groups.push((key, 1, ex));
+            }
+            let total = front.len() as u64;
+            let proxy = p.front.first().copied().unwrap_or_else(|| front[0].server);
+            for ((bsig, backend), n, example) in groups {
+                let summary = match (bsig, backend) {
+                    (Some(b), Some(be)) => format!(
+                        "{} of {} client connections to the proxy {} failed with {} while its backend leg to {} {}",
+                        n,
+                        total,
+                        proxy,
+                        sig.name(),
+                        be,
+                        cause_words(b)
+                    ),
+                    _ if backend_leg_seen => format!(
+                        "{} of {} client connections to the proxy {} failed with {} while its captured backend leg shows no failure: the proxy itself is the suspect (its TLS configuration or certificate, connection limits, or an abort on its side)",
+                        n,
+                        total,
+                        proxy,
+                        sig.name()
+                    ),
+                    _ => format!(
+                        "{} of {} client connections to the proxy {} failed with {}; its backend leg is not in the capture, so the cause cannot be placed (capture with `tcpdump -i any` on the proxy)",
+                        n,
+                        total,
+                        proxy,
+                        sig.name()
+                    ),
+                };
+                out.push(Chain {
+                    summary,
+                    proxy,
+                    front_signature: sig,
+                    front_status: None,
+                    back_signature: bsig,
+                    backend,
+                    explained: n,
+                    front_failures: total,
+                    example,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// What a backend-leg failure did, in words.
 fn cause_words(sig: SignatureId) -> String {
     match sig {
@@ -685,6 +789,9 @@ fn cause_words(sig: SignatureId) -> String {
         other => format!("failed ({})", other.name()),
     }
 }
+
+/// A backend-leg cause: its signature and backend endpoint (None: nothing failed there).
+type BackCause = (Option<SignatureId>, Option<SocketAddr>);
 
 type ChainKey = (SocketAddr, u16, Option<SignatureId>, Option<SocketAddr>);
 

@@ -472,3 +472,38 @@ fn a_second_vantage_point_with_a_skewed_clock_counts_each_packet_once() {
     assert_eq!(one.connections, two.connections);
     assert_eq!(verdict_keys(&one), verdict_keys(&two));
 }
+
+/// A TLS failure at a proxy's own listener is chained too: with no captured backend leg the
+/// report says the cause cannot be placed (instead of blaming the backend).
+#[test]
+fn a_client_side_tls_failure_at_a_proxy_is_chained() {
+    let root = common::repo().join("captures");
+    let input = InputConfig {
+        files: vec![root.join("tls-alert-alpn-client.pcap")],
+        filter: None,
+        tracker: TrackerConfig::default(),
+    };
+    let given = GivenRoles {
+        proxies: vec![RoleAddr::parse("10.78.1.1:443").unwrap()],
+        backends: vec![],
+    };
+    let a = analyze::run_with_roles(&input, Thresholds::default(), 10, given).unwrap();
+    let c = a
+        .chains
+        .iter()
+        .find(|c| c.front_signature == SignatureId::TlsAlert)
+        .expect("chain");
+    assert_eq!(
+        (c.explained, c.front_failures, c.back_signature),
+        (1, 1, None)
+    );
+    assert!(
+        c.summary.contains("backend leg is not in the capture"),
+        "{}",
+        c.summary
+    );
+    assert!(a
+        .verdicts
+        .iter()
+        .any(|v| v.signature == SignatureId::TlsAlert && v.hop.name() == "client->proxy"));
+}
