@@ -274,7 +274,13 @@ impl Analyzer {
     fn collect_roles(&mut self, f: &FlowSummary, app: &AppSummary) {
         self.roles.connection(f.orig, f.resp, f.start);
         let Some(h) = &app.http else { return };
-        for r in &h.request_sample {
+        let requests = h
+            .request_sample
+            .iter()
+            .chain(h.ok_sample.iter().filter_map(|x| x.request.as_ref()))
+            .chain(h.errors.iter().filter_map(|x| x.request.as_ref()))
+            .chain(h.unanswered.iter());
+        for r in requests {
             self.roles.request(
                 f.orig.ip(),
                 f.resp,

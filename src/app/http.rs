@@ -88,7 +88,8 @@ pub struct HttpSummary {
     pub tunnel: bool,
     /// The response stream had a gap (bytes not captured): "no response byte" cannot be claimed.
     pub response_gap: bool,
-    /// The first requests (at most `MAX_SAMPLES`).
+    /// Answered requests not kept in `ok_sample` or `errors` (at most `MAX_SAMPLES`); together
+    /// with those and `unanswered`, every request seen is represented up to the caps.
     pub request_sample: Vec<Request>,
     /// The first exchanges answered below 400 (at most `MAX_SAMPLES`).
     pub ok_sample: Vec<Exchange>,
@@ -585,9 +586,6 @@ impl HttpParser {
                 self.summary.hosts.push(h);
             }
         }
-        if self.summary.request_sample.len() < MAX_SAMPLES {
-            self.summary.request_sample.push(r.clone());
-        }
         if self.pending.len() < MAX_PIPELINE {
             self.pending.push_back(r);
         } else {
@@ -663,9 +661,13 @@ impl HttpParser {
         if status == 101 {
             self.switched = true;
         }
-        if (200..400).contains(&status) && self.summary.ok_sample.len() < MAX_SAMPLES {
+        let error = status >= 500;
+        // The answered request moves (no copy) into the error list, the successful sample, or the
+        // plain request sample, whichever has room; every sample keeps its request.
+        let mut request = request;
+        if !error && (200..400).contains(&status) && self.summary.ok_sample.len() < MAX_SAMPLES {
             self.summary.ok_sample.push(Exchange {
-                request: request.clone(),
+                request: request.take(),
                 response: Response {
                     frame,
                     status,
@@ -677,7 +679,13 @@ impl HttpParser {
                 },
             });
         }
-        let error = status >= 500;
+        if !(error && self.summary.errors.len() < MAX_ERRORS) {
+            if let Some(r) = request.take() {
+                if self.summary.request_sample.len() < MAX_SAMPLES {
+                    self.summary.request_sample.push(r);
+                }
+            }
+        }
         if error && self.summary.errors.len() < MAX_ERRORS {
             self.summary.errors.push(Exchange {
                 request,
