@@ -25,30 +25,7 @@ fn healthy() -> PathBuf {
 }
 
 /// A path under the temp dir, unique per process and test, removed on drop.
-struct TempPath(PathBuf);
-
-impl TempPath {
-    fn new(test: &str, suffix: &str) -> TempPath {
-        let p = std::env::temp_dir().join(format!(
-            "proxyscope-cli-{}-{}{}",
-            std::process::id(),
-            test,
-            suffix
-        ));
-        let _ = std::fs::remove_file(&p);
-        TempPath(p)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
+use common::TempPath;
 
 fn cmd() -> Command {
     let mut c = Command::new(common::bin());

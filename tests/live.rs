@@ -14,7 +14,6 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
@@ -39,30 +38,7 @@ fn root_or_skip() -> bool {
 }
 
 /// A path under the temp dir, unique per process and test, removed on drop.
-struct TempPath(PathBuf);
-
-impl TempPath {
-    fn new(test: &str, suffix: &str) -> TempPath {
-        let p = std::env::temp_dir().join(format!(
-            "proxyscope-live-{}-{}{}",
-            std::process::id(),
-            test,
-            suffix
-        ));
-        let _ = std::fs::remove_file(&p);
-        TempPath(p)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
+use common::TempPath;
 
 /// A port on 127.0.0.1 that nothing listens on: bound (so it was free), then released.
 fn closed_port() -> u16 {

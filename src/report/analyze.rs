@@ -452,26 +452,7 @@ pub fn table(a: &Analysis, color: bool) -> String {
             "TLS ok/alert/stall",
         ]);
         for e in a.endpoints.iter().take(ENDPOINT_ROWS) {
-            t.add_row(vec![
-                e.server.clone(),
-                e.names.join(", "),
-                e.connections.to_string(),
-                format!(
-                    "{}/{}/{}/{}",
-                    e.established, e.refused, e.unanswered, e.reset
-                ),
-                if e.requests > 0 {
-                    format!("{} → {}", e.requests, e.responses)
-                } else {
-                    "-".into()
-                },
-                status_text(e),
-                if e.tls_handshakes > 0 {
-                    format!("{}/{}/{}", e.tls_ok, e.tls_alerts, e.tls_stalled)
-                } else {
-                    "-".into()
-                },
-            ]);
+            t.add_row(endpoint_cells(e).to_vec());
         }
         out.push_str(&t.to_string());
         out.push('\n');
@@ -493,6 +474,31 @@ pub fn table(a: &Analysis, color: bool) -> String {
 
 /// Endpoint rows in the terminal and Markdown reports (all of them are in the JSON).
 const ENDPOINT_ROWS: usize = 15;
+
+/// One endpoint row: server, names, connections, ok/refused/unanswered/reset, requests,
+/// status codes, TLS ok/alert/stall.
+fn endpoint_cells(e: &crate::analyze::EndpointSummary) -> [String; 7] {
+    [
+        e.server.clone(),
+        e.names.join(", "),
+        e.connections.to_string(),
+        format!(
+            "{}/{}/{}/{}",
+            e.established, e.refused, e.unanswered, e.reset
+        ),
+        if e.requests > 0 {
+            format!("{} → {}", e.requests, e.responses)
+        } else {
+            "-".into()
+        },
+        status_text(e),
+        if e.tls_handshakes > 0 {
+            format!("{}/{}/{}", e.tls_ok, e.tls_alerts, e.tls_stalled)
+        } else {
+            "-".into()
+        },
+    ]
+}
 
 fn status_text(e: &crate::analyze::EndpointSummary) -> String {
     if e.status_counts.is_empty() {
@@ -611,27 +617,8 @@ pub fn markdown(a: &Analysis, command: &str) -> String {
     if !a.endpoints.is_empty() {
         o.push_str("\n### Endpoints\n\n| server | names | connections | ok/refused/unanswered/reset | requests → responses | status codes | TLS ok/alert/stall |\n|---|---|---|---|---|---|---|\n");
         for e in a.endpoints.iter().take(ENDPOINT_ROWS) {
-            o.push_str(&format!(
-                "| `{}` | {} | {} | {}/{}/{}/{} | {} | {} | {} |\n",
-                e.server,
-                e.names.join(", "),
-                e.connections,
-                e.established,
-                e.refused,
-                e.unanswered,
-                e.reset,
-                if e.requests > 0 {
-                    format!("{} → {}", e.requests, e.responses)
-                } else {
-                    "-".into()
-                },
-                status_text(e),
-                if e.tls_handshakes > 0 {
-                    format!("{}/{}/{}", e.tls_ok, e.tls_alerts, e.tls_stalled)
-                } else {
-                    "-".into()
-                },
-            ));
+            let c = endpoint_cells(e);
+            o.push_str(&format!("| `{}` | {} |\n", c[0], c[1..].join(" | ")));
         }
     }
     if !a.warnings.is_empty() {

@@ -82,3 +82,29 @@ pub fn pcap_files(dir: &std::path::Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// A file path under the temp directory, unique per test process and name, removed on drop.
+pub struct TempPath(PathBuf);
+
+impl TempPath {
+    pub fn new(test: &str, suffix: &str) -> TempPath {
+        let p = std::env::temp_dir().join(format!(
+            "proxyscope-test-{}-{}{}",
+            std::process::id(),
+            test,
+            suffix
+        ));
+        let _ = std::fs::remove_file(&p);
+        TempPath(p)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
