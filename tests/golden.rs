@@ -391,6 +391,16 @@ fn given_roles_agree_with_inferred_roles_on_two_leg_captures() {
     }
 }
 
+/// `analyze` on files with default settings and no given roles.
+fn analyze_files(files: Vec<std::path::PathBuf>) -> analyze::Analysis {
+    let input = InputConfig {
+        files,
+        filter: None,
+        tracker: TrackerConfig::default(),
+    };
+    analyze::run(&input, Thresholds::default(), 10).unwrap()
+}
+
 fn verdict_keys(a: &analyze::Analysis) -> Vec<String> {
     let mut v: Vec<String> = a
         .verdicts
@@ -416,20 +426,8 @@ fn verdict_keys(a: &analyze::Analysis) -> Vec<String> {
 fn two_single_leg_captures_equal_the_any_capture() {
     let root = common::repo().join("captures");
     for s in ["refused", "blackhole", "hang", "reset", "mixed"] {
-        let run = |files: Vec<std::path::PathBuf>| {
-            analyze::run(
-                &InputConfig {
-                    files,
-                    filter: None,
-                    tracker: TrackerConfig::default(),
-                },
-                Thresholds::default(),
-                10,
-            )
-            .unwrap()
-        };
-        let any = run(vec![root.join(format!("{}-nginx-any.pcap", s))]);
-        let legs = run(vec![
+        let any = analyze_files(vec![root.join(format!("{}-nginx-any.pcap", s))]);
+        let legs = analyze_files(vec![
             root.join(format!("{}-nginx-frontleg.pcap", s)),
             root.join(format!("{}-nginx-backleg.pcap", s)),
         ]);
@@ -452,20 +450,8 @@ fn a_second_vantage_point_with_a_skewed_clock_counts_each_packet_once() {
         .status()
         .expect("editcap (installed with tshark)");
     assert!(st.success());
-    let run = |files: Vec<std::path::PathBuf>| {
-        analyze::run(
-            &InputConfig {
-                files,
-                filter: None,
-                tracker: TrackerConfig::default(),
-            },
-            Thresholds::default(),
-            10,
-        )
-        .unwrap()
-    };
-    let one = run(vec![root.join("mixed-nginx-any.pcap")]);
-    let two = run(vec![root.join("mixed-nginx-any.pcap"), shifted.clone()]);
+    let one = analyze_files(vec![root.join("mixed-nginx-any.pcap")]);
+    let two = analyze_files(vec![root.join("mixed-nginx-any.pcap"), shifted.clone()]);
     let _ = std::fs::remove_file(&shifted);
     let off = two.capture.files[1].clock_offset.expect("offset estimated");
     assert!((off.0 - 500_000_000).abs() < 1_000, "offset {:?}", off);

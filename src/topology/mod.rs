@@ -140,6 +140,21 @@ struct Req {
     ts: Timestamp,
 }
 
+/// "1 request", "3 requests".
+fn count(n: u32, what: &str) -> String {
+    format!("{} {}{}", n, what, if n == 1 { "" } else { "s" })
+}
+
+/// Endpoints, comma-separated, in order.
+fn list(eps: &FxHashSet<SocketAddr>) -> String {
+    let mut v: Vec<SocketAddr> = eps.iter().copied().collect();
+    v.sort();
+    v.iter()
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What the inference collects while connections finish.
 #[derive(Clone, Default)]
 pub struct Collector {
@@ -283,12 +298,11 @@ impl Collector {
                         back.push(*ip);
                         backends.extend(bs.iter().copied());
                         evidence.push(format!(
-                            "{} request{} arriving at {} left {} for {} with the same method and target within {} ms",
-                            n,
-                            if *n == 1 { "" } else { "s" },
+                            "{} arriving at {} left {} for {} with the same method and target within {} ms",
+                            count(*n, "request"),
                             f,
                             ip,
-                            bs.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", "),
+                            list(bs),
                             MATCH_WINDOW / NANOS_PER_MILLI
                         ));
                     }
@@ -303,11 +317,10 @@ impl Collector {
                         }
                         backends.extend(bs.iter().copied());
                         evidence.push(format!(
-                            "{} connection{} from {} to {} started while {} was handling a request it then failed",
-                            n,
-                            if *n == 1 { "" } else { "s" },
+                            "{} from {} to {} started while {} was handling a request it then failed",
+                            count(*n, "connection"),
                             ip,
-                            bs.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", "),
+                            list(bs),
                             f
                         ));
                     }
