@@ -458,11 +458,23 @@ sc_loopback() {
 
 ALL=(healthy refused blackhole hang tls reset lossy timewait direct mixed artefacts loopback)
 
+# More scenarios live in scenarios-*.sh beside this file: each defines sc_NAME functions with the
+# helpers above and appends its names to ALL.
+for f in "$LAB"/scenarios-*.sh; do
+  [ -e "$f" ] || continue
+  # shellcheck source=/dev/null
+  . "$f"
+done
+
 main() {
   [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
   [ $# -gt 0 ] || set -- all
   if [ "$1" = list ]; then printf '%s\n' "${ALL[@]}"; exit 0; fi
   if [ "$1" = all ]; then set -- "${ALL[@]}"; fi
+  # One lab at a time on a machine: the namespaces and addresses are fixed, so a second run
+  # waits here for the first to finish.
+  exec 9>/tmp/proxyscope-lab.lock
+  flock 9
   local s
   for s in "$@"; do
     declare -F "sc_$s" >/dev/null || { echo "unknown scenario $s (try: list)" >&2; exit 2; }
