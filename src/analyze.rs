@@ -96,6 +96,38 @@ pub struct Analysis {
     pub topology: Topology,
     /// Failures on the client leg explained by failures on the backend leg.
     pub chains: Vec<Chain>,
+    /// Set when the capture held no TCP connection to judge, with why: a report must then say
+    /// "nothing to judge", never "healthy".
+    pub nothing_to_judge: Option<String>,
+}
+
+/// Why a capture with no TCP connection has nothing to judge.
+fn nothing_to_judge(c: &CaptureSummary, connections: u64) -> Option<String> {
+    if connections > 0 {
+        return None;
+    }
+    let k = &c.skipped;
+    Some(if c.frames_matched == 0 && c.frames > 0 {
+        format!(
+            "the filter matched 0 of {} packets: nothing was analysed",
+            c.frames
+        )
+    } else if k.tunnelled > 0 {
+        format!(
+            "{} of {} packets are UDP tunnels (GTP-U, VXLAN or Geneve) whose inner TCP is not decoded; no TCP connection outside them",
+            k.tunnelled, c.frames_matched
+        )
+    } else if c.tcp_segments > 0 {
+        format!(
+            "{} TCP segments but no connection could be followed",
+            c.tcp_segments
+        )
+    } else {
+        format!(
+            "{} packets, none of them TCP ({} not IP, {} IP but not TCP, {} malformed, {} fragments)",
+            c.frames_matched, k.not_ip, k.not_tcp, k.malformed, k.ip_fragment
+        )
+    })
 }
 
 /// A client-leg failure and its cause on the proxy's backend leg: one incident with both
@@ -468,13 +500,15 @@ impl Observer for Analyzer {
         }
         for fd in [
             signature::connection_refused::check(&f),
-            signature::connection_reset::check(&f),
+            signature::connection_reset::check(&f, &app),
+            signature::truncated_response::check(&f, &app),
             signature::retransmission_storm::check(&f, &self.th),
             tls_alert::check(&f, &app),
         ]
         .into_iter()
         .flatten()
         .chain(gateway_error::check(&f, &app))
+        .chain(signature::proxy_denied::check(&f, &app))
         {
             self.add(fd, Some(&f));
         }
@@ -607,6 +641,7 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
     });
     endpoints.truncate(MAX_ENDPOINTS_REPORTED);
     Analysis {
+        nothing_to_judge: nothing_to_judge(&capture, a.connections),
         capture,
         connections: a.connections,
         verdicts,

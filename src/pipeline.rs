@@ -91,6 +91,8 @@ impl<O: Observer> FlowSink for SinkAdapter<O> {
 pub struct SkipCounts {
     pub not_ip: u64,
     pub not_tcp: u64,
+    /// UDP tunnel packets (GTP-U, VXLAN, Geneve): TCP inside is not decoded.
+    pub tunnelled: u64,
     pub ip_fragment: u64,
     pub malformed: u64,
 }
@@ -230,6 +232,7 @@ impl<O: Observer> Pipeline<O> {
             Decoded::Skip(s) => match s {
                 Skip::NotIp => sum.skipped.not_ip += 1,
                 Skip::NotTcp => sum.skipped.not_tcp += 1,
+                Skip::Tunnel => sum.skipped.tunnelled += 1,
                 Skip::Fragment => sum.skipped.ip_fragment += 1,
                 Skip::Malformed => sum.skipped.malformed += 1,
             },

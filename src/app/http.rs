@@ -95,7 +95,40 @@ pub struct HttpSummary {
     pub ok_sample: Vec<Exchange>,
     /// A `Via` or `X-Squid-Error` header seen in a response: the responder is a proxy.
     pub proxy_mark: Option<String>,
+    /// The last response's body had not ended (declared `Content-Length` not reached, chunked
+    /// terminator not seen) when the connection ended.
+    pub truncated: Option<Truncation>,
+    /// Proxy refusals: 407, and 403 marked by a proxy (`X-Squid-Error`, an answer to CONNECT)
+    /// (first `MAX_ERRORS`).
+    pub denied: Vec<Denial>,
     pub anomaly: Option<&'static str>,
+}
+
+/// A response whose body the connection's end cut short.
+#[derive(Clone, Debug, Serialize)]
+pub struct Truncation {
+    /// The response's header frame and status.
+    pub response: FrameRef,
+    pub status: u16,
+    /// The request it answered, when captured.
+    pub request: Option<FrameRef>,
+    /// Declared body length (`Content-Length`); None for a chunked body.
+    pub declared: Option<u64>,
+    /// Body bytes that arrived (gaps in the capture counted as arrived).
+    pub received: u64,
+    /// The last frame that carried body bytes.
+    pub last_data: FrameRef,
+}
+
+/// A proxy refusing a request by policy.
+#[derive(Clone, Debug, Serialize)]
+pub struct Denial {
+    pub request: Option<Request>,
+    pub response: FrameRef,
+    pub status: u16,
+    pub server: Option<String>,
+    /// `X-Squid-Error`, `Proxy-Authenticate` scheme, or the product's own words.
+    pub reason: String,
 }
 
 #[derive(Debug, Default)]
@@ -152,6 +185,19 @@ pub struct HttpParser {
     resp_bytes_while_pending: u64,
     /// Responses presumed lost in gaps of the response stream (pending requests to forget).
     lost_in_gap: u32,
+    /// The response whose body is being skipped: (header frame, status, request frame,
+    /// declared length, body bytes so far, last body frame).
+    body_of: Option<BodyProgress>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct BodyProgress {
+    response: FrameRef,
+    status: u16,
+    request: Option<FrameRef>,
+    declared: Option<u64>,
+    received: u64,
+    last_data: FrameRef,
 }
 
 const METHODS: [&[u8]; 9] = [
@@ -260,6 +306,11 @@ impl HttpParser {
             return;
         }
         // Inside a body a gap is just skipped body; anywhere else we lost sync.
+        let in_body = matches!(
+            d.body,
+            Body::Length(left) if left >= n as u64
+        ) || matches!(d.body, Body::UntilClose)
+            || matches!(d.body, Body::Chunked(Chunk::Data(left)) if left >= n as u64);
         match &mut d.body {
             Body::Length(left) if *left >= n as u64 => {
                 *left -= n as u64;
@@ -275,6 +326,9 @@ impl HttpParser {
                 }
             }
             _ => {
+                if dir == Direction::Resp {
+                    self.body_of = None;
+                }
                 // Lost sync: wait for the next chunk that starts a message (as Wireshark
                 // re-dissects every segment). A response lost in the gap answered the oldest
                 // pending request: that request is forgotten, not reported unanswered.
@@ -289,6 +343,24 @@ impl HttpParser {
                     self.lost_in_gap += 1;
                 }
             }
+        }
+        if in_body && dir == Direction::Resp {
+            if let Some(p) = &mut self.body_of {
+                p.received += n as u64;
+            }
+            if matches!(self.resp.body, Body::None) {
+                self.body_of = None;
+            }
+        }
+    }
+
+    /// Body bytes of the current response arrived (or were skipped over a capture gap).
+    fn body_progress(&mut self, n: u64, frame: FrameRef) {
+        if matches!(self.resp.body, Body::None) {
+            self.body_of = None;
+        } else if let Some(p) = &mut self.body_of {
+            p.received += n;
+            p.last_data = frame;
         }
     }
 
@@ -327,10 +399,15 @@ impl HttpParser {
             }
             let waiting = dir == Direction::Resp && !self.pending.is_empty();
             let responses = self.summary.responses;
-            let used = match d.body {
-                Body::None => self.headers(dir, frame, b),
-                _ => self.body(dir, b),
+            let in_body = !matches!(d.body, Body::None);
+            let used = if in_body {
+                self.body(dir, b)
+            } else {
+                self.headers(dir, frame, b)
             };
+            if in_body && dir == Direction::Resp {
+                self.body_progress(used as u64, frame);
+            }
             // Response bytes that arrived while a request waited, counted once each; a response
             // header completed in this step reset the count.
             if waiting && self.summary.responses == responses {
@@ -661,6 +738,48 @@ impl HttpParser {
         if status == 101 {
             self.switched = true;
         }
+        self.body_of = match body {
+            Body::Length(n) => Some(Some(n)),
+            Body::Chunked(_) => Some(None),
+            _ => None,
+        }
+        .map(|declared| BodyProgress {
+            response: frame,
+            status,
+            request: request.as_ref().map(|r| r.frame),
+            declared,
+            received: 0,
+            last_data: frame,
+        });
+        // A proxy refusing by policy: 407 is a proxy's status by definition (RFC 9110
+        // §15.5.8); a 403 is a proxy's when it answers a CONNECT or an absolute-form target
+        // (only a forward proxy receives those) or carries squid's `X-Squid-Error`.
+        let squid_error = header(resp.headers, "x-squid-error").map(text);
+        let forward = request.as_ref().is_some_and(|r| {
+            r.method == "CONNECT"
+                || r.target.starts_with("http://")
+                || r.target.starts_with("https://")
+        });
+        if (status == 407 || (status == 403 && (forward || squid_error.is_some())))
+            && self.summary.denied.len() < MAX_ERRORS
+        {
+            let reason = if let Some(e) = &squid_error {
+                format!("X-Squid-Error: {}", e)
+            } else if let Some(a) = header(resp.headers, "proxy-authenticate") {
+                let a = text(a);
+                let scheme = a.split_whitespace().next().unwrap_or("").to_string();
+                format!("Proxy-Authenticate: {}", scheme)
+            } else {
+                format!("{} {}", status, text(resp.reason.unwrap_or("").as_bytes()))
+            };
+            self.summary.denied.push(Denial {
+                request: request.clone(),
+                response: frame,
+                status,
+                server: server.clone(),
+                reason,
+            });
+        }
         let error = status >= 500;
         // The answered request moves (no copy) into the error list, the successful sample, or the
         // plain request sample, whichever has room; every sample keeps its request.
@@ -706,8 +825,21 @@ impl HttpParser {
         self.resp.body = body;
     }
 
-    /// The connection ended: requests still pending are unanswered.
+    /// The connection ended: requests still pending are unanswered; a body still being read
+    /// was cut short.
     pub fn finish(&mut self) {
+        if let Some(p) = self.body_of.take() {
+            if matches!(self.resp.body, Body::Length(_) | Body::Chunked(_)) && !self.resp.stopped {
+                self.summary.truncated = Some(Truncation {
+                    response: p.response,
+                    status: p.status,
+                    request: p.request,
+                    declared: p.declared,
+                    received: p.received,
+                    last_data: p.last_data,
+                });
+            }
+        }
         for e in &mut self.summary.errors {
             let text = String::from_utf8_lossy(&e.response.body_raw);
             // Within the cap in bytes, cut at a character boundary (U+FFFD takes 3 bytes).

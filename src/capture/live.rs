@@ -496,9 +496,23 @@ mod tests {
     const TEST_DEADLINE: Duration = Duration::from_secs(5);
     const TEST_TICK: Duration = Duration::from_millis(20);
 
+    /// The integration tests' skip registry (`target/test-skips/`, summarised by `scripts/test`;
+    /// a failure under `CI=true`).
+    #[path = "../../../../tests/common/skip.rs"]
+    mod skip;
+
     fn is_root() -> bool {
         // SAFETY: geteuid has no preconditions.
         unsafe { libc::geteuid() == 0 }
+    }
+
+    /// True when capture tests can run; otherwise records the skip (a failure under `CI=true`).
+    fn root_or_skip() -> bool {
+        if is_root() {
+            return true;
+        }
+        skip::skip("not root: live capture tests need root (CAP_NET_RAW)");
+        false
     }
 
     fn cfg(iface: &str, filter: Option<&str>, write: Option<PathBuf>) -> LiveConfig {
@@ -560,8 +574,7 @@ mod tests {
 
     #[test]
     fn bad_filter_names_the_filter() {
-        if !is_root() {
-            println!("SKIPPED: live capture tests need root");
+        if !root_or_skip() {
             return;
         }
         let e = open_err(&cfg("lo", Some("tcp port nope and ((("), None));
@@ -574,8 +587,7 @@ mod tests {
 
     #[test]
     fn any_device_uses_sll2() {
-        if !is_root() {
-            println!("SKIPPED: live capture tests need root");
+        if !root_or_skip() {
             return;
         }
         let src = LiveSource::open(&cfg("any", Some("tcp port 9"), None)).expect("open any");
@@ -584,8 +596,7 @@ mod tests {
 
     #[test]
     fn idle_interface_still_ticks() {
-        if !is_root() {
-            println!("SKIPPED: live capture tests need root");
+        if !root_or_skip() {
             return;
         }
         // A port this test holds and never connects to: no packet matches, so every tick must
@@ -645,8 +656,7 @@ mod tests {
 
     #[test]
     fn loopback_connection_is_captured_numbered_and_written() {
-        if !is_root() {
-            println!("SKIPPED: live capture tests need root");
+        if !root_or_skip() {
             return;
         }
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -744,12 +754,12 @@ mod tests {
 
     /// Env var that turns `permission_child` into the unprivileged half of `unprivileged_open_*`.
     const PERM_CHILD_ENV: &str = "PROXYSCOPE_LIVE_PERM_CHILD";
+    /// Printed by a child helper once all its checks passed; its parent looks for it.
+    const CHILD_DONE: &str = "CHILD HELPER DONE:";
 
-    #[test]
-    fn permission_child() {
-        if std::env::var_os(PERM_CHILD_ENV).is_none() {
-            return; // only meaningful when re-executed by the test below
-        }
+    /// What an unprivileged open must say: the missing capability and the `setcap` fix, in one
+    /// line; a typo in the interface name is still reported as a typo.
+    fn check_unprivileged_open() {
         let e = open_err(&cfg("lo", None, None));
         let msg = e.to_string();
         println!("{msg}");
@@ -759,50 +769,98 @@ mod tests {
             "{msg}"
         );
         assert!(!msg.contains('\n'), "one line: {msg}");
-        // A typo is still reported as a typo when unprivileged.
         let e = open_err(&cfg("nosuchif0", None, None)).to_string();
         assert!(e.contains("no such interface"), "{e}");
+    }
+
+    /// Runs the `#[ignore]`d child helper `name` of this test binary (`--ignored --exact`, with
+    /// `env` set), through `wrapper` (e.g. setpriv) when given; returns its exit status and
+    /// stdout. The caller checks that the child really ran.
+    fn run_child(
+        wrapper: &[&str],
+        name: &str,
+        env: (&str, &str),
+    ) -> (std::process::ExitStatus, String) {
+        let exe = std::env::current_exe().unwrap();
+        let mut cmd = match wrapper.split_first() {
+            Some((prog, args)) => {
+                let mut c = std::process::Command::new(prog);
+                c.args(args).arg(&exe);
+                c
+            }
+            None => std::process::Command::new(&exe),
+        };
+        let out = cmd
+            .args(["--ignored", "--exact", name, "--test-threads=1", "--nocapture"])
+            .env(env.0, env.1)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {:?} {}: {e}", wrapper, exe.display()));
+        (out.status, String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// libtest ran exactly the test `name`, and it passed.
+    #[track_caller]
+    fn assert_child_passed(name: &str, status: std::process::ExitStatus, stdout: &str) {
+        assert!(status.success(), "child {name} failed ({status}):\n{stdout}");
+        assert!(
+            stdout.contains(&format!("test {name} ... ok")) && stdout.contains(" 1 passed;"),
+            "child {name} did not run (renamed? not ignored?):\n{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("{CHILD_DONE} {name}")),
+            "child {name} returned before its checks:\n{stdout}"
+        );
+    }
+
+    /// Child helper of `unprivileged_open_explains_setcap`, run as `nobody` through setpriv.
+    #[test]
+    #[ignore = "child helper: run by unprivileged_open_explains_setcap"]
+    fn permission_child() {
+        if std::env::var_os(PERM_CHILD_ENV).is_none() {
+            println!("permission_child: only meaningful when run by unprivileged_open_explains_setcap");
+            return;
+        }
+        check_unprivileged_open();
+        println!("{CHILD_DONE} capture::live::tests::permission_child");
     }
 
     #[test]
     fn unprivileged_open_explains_setcap() {
         if !is_root() {
             // Unprivileged already: check directly.
-            let e = open_err(&cfg("lo", None, None)).to_string();
-            assert!(e.contains("CAP_NET_RAW"), "{e}");
+            check_unprivileged_open();
             return;
         }
-        // Re-run `permission_child` as `nobody` with no capabilities.
-        let exe = std::env::current_exe().unwrap();
-        let status = std::process::Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(&exe)
-            .args([
-                "--exact",
-                "capture::live::tests::permission_child",
-                "--test-threads=1",
-            ])
-            .env(PERM_CHILD_ENV, "1")
-            .stdout(std::process::Stdio::null())
-            .status();
-        match status {
-            Ok(s) => assert!(s.success(), "unprivileged child failed: {s}"),
-            Err(e) => println!("SKIPPED: setpriv not available ({e})"),
-        }
+        // Re-run `permission_child` as `nobody` with no capabilities. setpriv (util-linux) is
+        // part of every Debian/Ubuntu base system: missing, this check fails rather than skips.
+        let name = "capture::live::tests::permission_child";
+        let (status, stdout) = run_child(
+            &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"],
+            name,
+            (PERM_CHILD_ENV, "1"),
+        );
+        assert_child_passed(name, status, &stdout);
     }
-    /// Env var that turns `signal_child` into the child half of `first_ctrl_c_stops_second_kills`.
+
+    /// Env var that turns `signal_child` into the child half of `first_ctrl_c_stops_second_kills`;
+    /// its value is a marker file the child writes once the first Ctrl-C set the flag.
     const SIGNAL_CHILD_ENV: &str = "PROXYSCOPE_LIVE_SIGNAL_CHILD";
 
+    /// Child helper of `first_ctrl_c_stops_second_kills` (killed by its own second SIGINT).
     #[test]
+    #[ignore = "child helper: run by first_ctrl_c_stops_second_kills"]
     fn signal_child() {
-        if std::env::var_os(SIGNAL_CHILD_ENV).is_none() {
-            return; // only meaningful when re-executed by the test below
-        }
+        let Some(marker) = std::env::var_os(SIGNAL_CHILD_ENV) else {
+            println!("signal_child: only meaningful when run by first_ctrl_c_stops_second_kills");
+            return;
+        };
         let flag = stop_flag();
         assert!(!flag.load(Ordering::SeqCst));
         // SAFETY: raise has no preconditions; our handler only stores into an atomic.
         unsafe { libc::raise(libc::SIGINT) };
         assert!(flag.load(Ordering::SeqCst), "first Ctrl-C sets the flag");
+        std::fs::write(&marker, "first SIGINT set the stop flag\n").unwrap();
         // The second one must take the default action and kill this process.
         unsafe { libc::raise(libc::SIGINT) };
         panic!("second Ctrl-C did not terminate the process");
@@ -812,18 +870,21 @@ mod tests {
     fn first_ctrl_c_stops_second_kills() {
         use std::os::unix::process::ExitStatusExt;
         // In a child process: the handlers are process-wide and the second signal is fatal.
-        let exe = std::env::current_exe().unwrap();
-        let status = std::process::Command::new(exe)
-            .args([
-                "--exact",
-                "capture::live::tests::signal_child",
-                "--test-threads=1",
-            ])
-            .env(SIGNAL_CHILD_ENV, "1")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert_eq!(status.signal(), Some(libc::SIGINT), "{status}");
+        let marker = std::env::temp_dir().join(format!(
+            "proxyscope-signal-child-{}.marker",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&marker);
+        let name = "capture::live::tests::signal_child";
+        let (status, stdout) = run_child(&[], name, (SIGNAL_CHILD_ENV, marker.to_str().unwrap()));
+        let wrote = std::fs::read_to_string(&marker);
+        let _ = std::fs::remove_file(&marker);
+        // The marker proves the helper (not a renamed or missing test) ran up to the first signal.
+        assert!(
+            wrote.is_ok(),
+            "child {name} did not run or did not get past the first SIGINT (renamed? not \
+             ignored?): {status}\n{stdout}"
+        );
+        assert_eq!(status.signal(), Some(libc::SIGINT), "{status}\n{stdout}");
     }
 }

@@ -77,6 +77,9 @@ pub enum Skip {
     NotIp,
     /// IP but not TCP (UDP, ICMP that quotes no TCP, ...).
     NotTcp,
+    /// UDP to or from a tunnel port (GTP-U 2152, VXLAN 4789, Geneve 6081): whatever TCP it
+    /// carries is not decoded.
+    Tunnel,
     /// A non-first IP fragment, or a fragmented TCP segment (not reassembled).
     Fragment,
     /// Link, IP or TCP header cut short or invalid.
@@ -88,6 +91,7 @@ impl Skip {
         match self {
             Skip::NotIp => "not-ip",
             Skip::NotTcp => "not-tcp",
+            Skip::Tunnel => "tunnel",
             Skip::Fragment => "ip-fragment",
             Skip::Malformed => "malformed",
         }
@@ -101,6 +105,8 @@ pub enum Decoded<'a> {
     Skip(Skip),
 }
 
+/// UDP ports of tunnels that carry whole IP packets (GTP-U, VXLAN, Geneve).
+const TUNNEL_PORTS: [u16; 3] = [2152, 4789, 6081];
 const ETH_IPV4: u16 = 0x0800;
 const ETH_IPV6: u16 = 0x86DD;
 const ETH_VLAN: [u16; 3] = [0x8100, 0x88A8, 0x9100];
@@ -296,6 +302,13 @@ fn decode_ip(ip: &[u8]) -> Decoded<'_> {
         }
         Some(TransportSlice::Icmpv6(icmp)) => {
             icmp_error(src, true, icmp.type_u8(), icmp.code_u8(), icmp.payload())
+        }
+        Some(TransportSlice::Udp(udp))
+            if [udp.source_port(), udp.destination_port()]
+                .iter()
+                .any(|p| TUNNEL_PORTS.contains(p)) =>
+        {
+            Decoded::Skip(Skip::Tunnel)
         }
         Some(_) => Decoded::Skip(Skip::NotTcp),
         None => match pkt.stop_err {

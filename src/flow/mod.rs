@@ -793,19 +793,26 @@ impl Conn {
         // must not count as its sender's last acknowledgement.
         let rst_candidate = rst.then(|| {
             let o = d.other().idx();
-            let unacked = |sender: &WsDir, receiver: &WsDir| -> u32 {
+            // `nextseq` counts a FIN's sequence slot; a FIN not yet acknowledged is not data in
+            // flight (haproxy answers a backend's FIN with a RST instead of an ACK).
+            let unacked = |sender: &WsDir, receiver: &WsDir, fin_sent: bool| -> u32 {
                 if sender.nextseq == 0 || receiver.lastack == 0 {
                     return 0;
                 }
                 let n = sender.nextseq.wrapping_sub(receiver.lastack) as i32;
-                n.clamp(0, i32::MAX) as u32
+                let n = n.clamp(0, i32::MAX) as u32;
+                if fin_sent {
+                    n.saturating_sub(1)
+                } else {
+                    n
+                }
             };
             RstInfo {
                 from: d,
                 frame: fr,
                 ttl: seg.ttl,
-                unacked_by_peer: unacked(&self.ws[di], &self.ws[o]),
-                unacked_from_peer: unacked(&self.ws[o], &self.ws[di]),
+                unacked_by_peer: unacked(&self.ws[di], &self.ws[o], self.dir[di].first_fin.is_some()),
+                unacked_from_peer: unacked(&self.ws[o], &self.ws[di], self.dir[o].first_fin.is_some()),
                 after_fin: self.first_fin_from.is_some(),
                 last_data_from: self.last_data_from,
             }

@@ -26,6 +26,10 @@ pub struct Report {
     pub topology: crate::topology::Topology,
     /// Client-leg failures explained by the proxy's backend leg.
     pub chains: Vec<ChainOut>,
+    /// Present when the capture held no TCP connection to judge: why (the report is then not a
+    /// statement of health).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nothing_to_judge: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -194,6 +198,7 @@ impl Report {
                     example: c.example.iter().map(|e| evidence_out(e, &files)).collect(),
                 })
                 .collect(),
+            nothing_to_judge: a.nothing_to_judge.clone(),
         }
     }
 }
@@ -374,7 +379,9 @@ pub fn table(a: &Analysis, color: bool) -> String {
     if !a.topology.proxies.is_empty() || !a.chains.is_empty() {
         out.push('\n');
     }
-    if a.verdicts.is_empty() {
+    if let Some(why) = &a.nothing_to_judge {
+        out.push_str(&format!("Nothing to judge: {}.\n", why));
+    } else if a.verdicts.is_empty() {
         out.push_str("No outage signature matched: every connection behaved normally.\n");
     } else {
         let mut t = new_table(color);
@@ -519,6 +526,10 @@ pub fn markdown(a: &Analysis, command: &str) -> String {
     o.push_str("## proxyscope report\n\n");
     let worst = a.verdicts.iter().map(|v| v.severity).max();
     o.push_str(&match worst {
+        None if a.nothing_to_judge.is_some() => format!(
+            "**Nothing to judge**: {}.\n\n",
+            a.nothing_to_judge.as_deref().unwrap_or_default()
+        ),
         None => {
             "**No outage signature matched**: every connection behaved normally.\n\n".to_string()
         }

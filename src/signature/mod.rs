@@ -6,6 +6,8 @@
 //! `Thresholds`, filled from `Config`).
 
 pub mod connection_refused;
+pub mod proxy_denied;
+pub mod truncated_response;
 pub mod connection_reset;
 pub mod gateway_error;
 pub mod retransmission_storm;
@@ -34,10 +36,13 @@ pub enum SignatureId {
     UpstreamTimeout,
     TimeWaitPileup,
     DirectOkProxiedFails,
+    TruncatedResponse,
+    ProxyDenied,
+    AbortiveClose,
 }
 
 impl SignatureId {
-    pub const ALL: [SignatureId; 10] = [
+    pub const ALL: [SignatureId; 13] = [
         SignatureId::SynUnanswered,
         SignatureId::ConnectionRefused,
         SignatureId::ConnectionReset,
@@ -48,6 +53,9 @@ impl SignatureId {
         SignatureId::UpstreamTimeout,
         SignatureId::TimeWaitPileup,
         SignatureId::DirectOkProxiedFails,
+        SignatureId::TruncatedResponse,
+        SignatureId::ProxyDenied,
+        SignatureId::AbortiveClose,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +70,9 @@ impl SignatureId {
             SignatureId::UpstreamTimeout => "upstream-timeout",
             SignatureId::TimeWaitPileup => "time-wait-pileup",
             SignatureId::DirectOkProxiedFails => "direct-ok-proxied-fails",
+            SignatureId::TruncatedResponse => "truncated-response",
+            SignatureId::ProxyDenied => "proxy-denied",
+            SignatureId::AbortiveClose => "abortive-close",
         }
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! Rule: the originator sent ≥ 1 SYN and nothing but SYNs (or a final RST/FIN of its own giving
 //! up); the responder sent nothing. An ICMP unreachable quoting the SYN is named as evidence.
-//! Not an outage (returns `Inconclusive`): the last SYN was sent less than `syn_timeout` before the
-//! capture ended (an answer could still have come), or the originator went on to send ACKs/data
+//! Not an outage (returns `Inconclusive`): a single SYN sent less than `syn_timeout` before the
+//! capture ended (an answer could still have come; an attempt whose SYN was already sent again
+//! is conclusive, the first SYN having waited a whole retransmission timeout), or the originator went on to send ACKs/data
 //! (the SYN-ACK happened; the capture missed that direction). An attempt near the end is still
 //! conclusive when the same client started a new attempt to the same endpoint after its last SYN
 //! (it was abandoned); `analyze.rs` decides that.
@@ -44,7 +45,10 @@ pub fn check(f: &FlowSummary, capture_end: Timestamp, th: &Thresholds) -> Outcom
     };
     let waited = capture_end.nanos_since(last.ts);
     let gave_up = f.history.contains('R') || f.history.contains('F');
-    if !gave_up && f.icmp.is_none() && waited < th.syn_timeout_ns {
+    // A SYN sent again proves the first one went unanswered for a whole retransmission timeout
+    // (≥ 1 s on Linux): such an attempt is unanswered however close to the end it stopped.
+    let resent = f.syn_count > 1;
+    if !gave_up && !resent && f.icmp.is_none() && waited < th.syn_timeout_ns {
         return Outcome::Inconclusive { waited_ns: waited };
     }
     let span = last.ts.nanos_since(first.ts);

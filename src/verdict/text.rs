@@ -242,6 +242,17 @@ pub fn fill(v: &mut Verdict, established: u64) {
             ];
             v.wireshark_filter = format!("{af}.src=={ip} && tcp.srcport=={port} && http.response.code >= 502 && http.response.code <= 504");
         }
+        SignatureId::TruncatedResponse => crate::signature::truncated_response::words(v),
+        SignatureId::ProxyDenied => crate::signature::proxy_denied::words(v),
+        SignatureId::AbortiveClose => {
+            v.summary = format!(
+                "{} of {} connections to {} ended with an abortive close (RST) after complete exchanges: normal for haproxy and for clients that close with SO_LINGER 0, not a failure",
+                n, m, s
+            );
+            v.likely_causes = vec!["the closing side chose RST over FIN on purpose (haproxy closes finished backend connections so; browsers drop idle keep-alive connections so)".into()];
+            v.next_checks = vec!["nothing to do unless other verdicts point at this endpoint".into()];
+            v.wireshark_filter = format!("{af}.addr=={ip} && tcp.port=={port} && tcp.flags.reset==1");
+        }
         SignatureId::UpstreamTimeout => {
             v.summary = format!(
                 "{} to {} got no response byte until the requester gave up",

@@ -1,0 +1,114 @@
+//! `proxy-denied`: a proxy refusing a request by policy — 407 Proxy Authentication Required, or
+//! a 403 that only a proxy gives (an answer to `CONNECT` or to an absolute-form target, or one
+//! carrying squid's `X-Squid-Error`).
+//!
+//! Rule: every such response (`HttpSummary::denied`) is a **warning** on the client's leg to the
+//! proxy: the request never reached the service, and the fix is in the proxy's ACL or in the
+//! client's proxy credentials (`go mod download` behind a corporate proxy fails exactly so).
+//! The reason names the policy: the `X-Squid-Error` value, or the `Proxy-Authenticate` scheme.
+//! Products checked: squid (403 `ERR_ACCESS_DENIED`, 407 Basic), tinyproxy (403).
+
+use super::{Evidence, EvidenceKind, Finding, Severity, SignatureId};
+use crate::app::AppSummary;
+use crate::flow::FlowSummary;
+
+pub fn check(f: &FlowSummary, app: &AppSummary) -> Vec<Finding> {
+    let Some(h) = &app.http else {
+        return Vec::new();
+    };
+    h.denied
+        .iter()
+        .map(|d| {
+            let mut ev = Vec::new();
+            let what = d.request.as_ref().map(|q| {
+                ev.push(Evidence {
+                    frame: q.frame,
+                    kind: EvidenceKind::Data,
+                    description: format!("{} {} from {}", q.method, q.target, f.orig),
+                });
+                format!("{} {}", q.method, q.target)
+            });
+            ev.push(Evidence {
+                frame: d.response,
+                kind: EvidenceKind::Data,
+                description: format!(
+                    "{} from the proxy {} ({}{})",
+                    d.status,
+                    f.resp,
+                    d.reason,
+                    d.server
+                        .as_ref()
+                        .map(|s| format!("; Server: {}", s))
+                        .unwrap_or_default()
+                ),
+            });
+            let note = format!(
+                "{} for {} ({})",
+                d.status,
+                what.as_deref().unwrap_or("a request not captured"),
+                d.reason
+            );
+            let mut fd =
+                Finding::for_flow(SignatureId::ProxyDenied, Severity::Warning, f, note, ev);
+            fd.first_ts = d.request.as_ref().map(|q| q.frame.ts).unwrap_or(d.response.ts);
+            fd.last_ts = d.response.ts;
+            fd.facts.push(("status", d.status.to_string()));
+            fd.facts.push(("reason", d.reason.clone()));
+            if let Some(s) = &d.server {
+                fd.facts.push(("server_header", s.clone()));
+            }
+            fd
+        })
+        .collect()
+}
+
+/// The verdict's words (summary, likely causes, next checks, Wireshark filter).
+pub fn words(v: &mut crate::verdict::Verdict) {
+    let s = v.server;
+    let (ip, port) = (s.ip(), s.port());
+    let af = if s.is_ipv4() { "ip" } else { "ipv6" };
+    let n = v.flow_count;
+    let fact = |k: &str| v.facts.iter().find(|f| f.0 == k).map(|f| f.1.clone());
+    let status = fact("status").unwrap_or_default();
+    let reason = fact("reason").unwrap_or_default();
+    let product = fact("server_header").unwrap_or_default().to_ascii_lowercase();
+    v.summary = format!(
+        "the proxy {} refused {} by policy: {} ({})",
+        s,
+        if n == 1 {
+            "1 request".to_string()
+        } else {
+            format!("{} requests", n)
+        },
+        status,
+        reason
+    );
+    v.likely_causes = if status == "407" {
+        vec![
+            "the proxy requires authentication and the client sent no or wrong credentials (`HTTPS_PROXY=http://user:pass@proxy:port` for curl and the Go command)".into(),
+        ]
+    } else {
+        vec![
+            "the proxy's access rules deny this client, destination or port (squid `http_access`, tinyproxy `Allow`/`ConnectPort`, Apache `<Proxy>` blocks)".into(),
+            "CONNECT to a port the proxy does not allow (squid allows 443 by default: `SSL_ports`)".into(),
+        ]
+    };
+    let logs = if product.contains("squid") || reason.contains("X-Squid") {
+        "squid: `access.log` (TCP_DENIED) and the `http_access` / `acl` lines of squid.conf"
+    } else if product.contains("tinyproxy") {
+        "tinyproxy: its log and the `Allow`, `ConnectPort` and `BasicAuth` lines of tinyproxy.conf"
+    } else if product.contains("apache") {
+        "Apache: the error log and the `<Proxy>` / `ProxyRequests` access rules"
+    } else {
+        "the proxy's access log and its access-control rules"
+    };
+    v.next_checks = vec![
+        format!("{} around {}", logs, v.first_ts),
+        format!(
+            "from the client: `curl -v -x http://{}:{} https://…` to see the refusal and the `Proxy-Authenticate` header",
+            ip, port
+        ),
+    ];
+    v.wireshark_filter =
+        format!("{af}.src=={ip} && tcp.srcport=={port} && (http.response.code == 403 || http.response.code == 407)");
+}
