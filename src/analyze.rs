@@ -334,12 +334,9 @@ impl Analyzer {
                 .as_ref()
                 .map(|q| q.frame.ts)
                 .unwrap_or(x.response.frame.ts);
-            // 502 and 504 are gateway-only statuses (RFC 9110 §15.6.3, §15.6.5); an origin
-            // server may answer 503 itself, so it does not mark a proxy.
-            if x.response.status != 503 {
-                self.roles
-                    .gateway_error(f.resp, x.response.status, req_ts, x.response.frame.ts);
-            }
+            // The topology decides what a 503 means (a gateway's only with backend ties).
+            self.roles
+                .gateway_error(f.resp, x.response.status, req_ts, x.response.frame.ts);
             if self.front_failures.len() < MAX_CHAIN_RECORDS {
                 self.front_failures.push(FrontFailure {
                     client: f.orig.ip(),

@@ -13,6 +13,11 @@ use serde::Serialize;
 
 /// Bytes looked at before deciding what protocol a connection speaks.
 const SNIFF_BYTES: usize = 8;
+/// Stream bytes per direction fingerprinted for passthrough pairing (a TLS ClientHello's first
+/// 64 bytes hold its 32-byte random: unique per connection).
+pub const FIRST_BYTES: usize = 64;
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -50,6 +55,10 @@ pub enum AppEvent {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct AppSummary {
     pub proto: Proto,
+    /// Fingerprint of the first `FIRST_BYTES` stream bytes of each direction (orig, resp):
+    /// (FNV-1a hash, bytes hashed). A passthrough proxy relays them unchanged, so the same
+    /// fingerprint on a client connection and a backend connection pairs the two.
+    pub first_bytes: [Option<(u64, u16)>; 2],
     pub tls: Option<tls::TlsSummary>,
     pub http: Option<http::HttpSummary>,
 }
@@ -62,6 +71,11 @@ pub struct AppFlow {
     proto: Proto,
     sniff: [[u8; SNIFF_BYTES]; 2],
     sniff_len: [u8; 2],
+    /// Running FNV-1a over the first `FIRST_BYTES` bytes per direction, and how many so far.
+    first_hash: [u64; 2],
+    first_len: [u16; 2],
+    /// The fingerprint is complete (enough bytes, or a gap ended it).
+    first_done: [bool; 2],
     tls: Option<Box<tls::TlsParser>>,
     http: Option<Box<http::HttpParser>>,
 }
@@ -83,6 +97,7 @@ impl AppFlow {
     ) {
         match ev {
             StreamEvent::Data(b) => {
+                self.fingerprint(dir, b);
                 self.data(dir, frame, b);
                 for p in [
                     self.http.as_mut().map(|h| &mut h.events),
@@ -96,21 +111,29 @@ impl AppFlow {
                     }
                 }
             }
-            StreamEvent::Gap(n) => match self.proto {
-                Proto::Unknown => self.proto = Proto::Other,
-                Proto::Http => {
-                    if let Some(h) = &mut self.http {
-                        h.gap(dir, n)
-                    }
-                }
-                Proto::Tls | Proto::HttpConnectTls => {
-                    if let Some(t) = &mut self.tls {
-                        t.gap(dir)
-                    }
-                }
-                Proto::Other => {}
-            },
+            StreamEvent::Gap(n) => {
+                // A gap ends the fingerprint where it is (bytes after it are not the first ones).
+                self.first_done[dir.idx()] = true;
+                self.gap(dir, n)
+            }
             StreamEvent::End { .. } => {}
+        }
+    }
+
+    fn gap(&mut self, dir: Direction, n: u32) {
+        match self.proto {
+            Proto::Unknown => self.proto = Proto::Other,
+            Proto::Http => {
+                if let Some(h) = &mut self.http {
+                    h.gap(dir, n)
+                }
+            }
+            Proto::Tls | Proto::HttpConnectTls => {
+                if let Some(t) = &mut self.tls {
+                    t.gap(dir)
+                }
+            }
+            Proto::Other => {}
         }
     }
 
@@ -177,11 +200,33 @@ impl AppFlow {
         }
     }
 
+    /// Feeds the first-bytes fingerprint (no allocation; stops after `FIRST_BYTES`).
+    fn fingerprint(&mut self, dir: Direction, b: &[u8]) {
+        let i = dir.idx();
+        if self.first_done[i] {
+            return;
+        }
+        if self.first_len[i] == 0 {
+            self.first_hash[i] = FNV_OFFSET;
+        }
+        let take = (FIRST_BYTES - self.first_len[i] as usize).min(b.len());
+        for &c in &b[..take] {
+            self.first_hash[i] = (self.first_hash[i] ^ c as u64).wrapping_mul(FNV_PRIME);
+        }
+        self.first_len[i] += take as u16;
+        if self.first_len[i] as usize >= FIRST_BYTES {
+            self.first_done[i] = true;
+        }
+    }
+
     pub fn finish(mut self) -> AppSummary {
         if let Some(h) = &mut self.http {
             h.finish();
         }
+        let fp =
+            |i: usize| (self.first_len[i] > 0).then_some((self.first_hash[i], self.first_len[i]));
         AppSummary {
+            first_bytes: [fp(0), fp(1)],
             proto: self.proto,
             tls: self.tls.map(|t| t.summary),
             http: self.http.map(|h| h.summary),

@@ -78,6 +78,11 @@ pub struct TlsSummary {
     pub encrypted_bytes: [u64; 2],
     /// First frame of encrypted data from each direction after the ServerHello.
     pub first_encrypted: [Option<FrameRef>; 2],
+    /// Per direction, the last frame that began an application-data record that is not a
+    /// likely encrypted alert (a TLS 1.3 alert is a 19-byte record with AES-GCM/ChaCha20):
+    /// on an encrypted leg, "the client sent a request after the server's last data" is read
+    /// from these.
+    pub last_app_data: [Option<FrameRef>; 2],
     pub anomaly: Option<&'static str>,
 }
 
@@ -88,6 +93,9 @@ impl TlsSummary {
             .is_some_and(|s| s.version == 0x0304 && !s.hello_retry)
     }
 }
+
+/// Length of a TLS 1.3 record holding an encrypted alert (2 bytes + content type + 16-byte tag).
+const TLS13_ALERT_RECORD: u16 = 19;
 
 /// Record-layer state of one direction.
 #[derive(Debug, Default)]
@@ -251,6 +259,9 @@ impl TlsParser {
                 d.body_left = len;
                 d.alert_len = 0;
                 let encrypted = d.encrypted;
+                if t == REC_APPDATA && len != TLS13_ALERT_RECORD {
+                    self.summary.last_app_data[di] = Some(frame);
+                }
                 if t == REC_APPDATA || (encrypted && t == REC_HANDSHAKE) {
                     self.summary.encrypted_records[di] += 1;
                     self.summary.encrypted_bytes[di] += len as u64;

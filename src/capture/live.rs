@@ -498,8 +498,10 @@ mod tests {
 
     /// The integration tests' skip registry (`target/test-skips/`, summarised by `scripts/test`;
     /// a failure under `CI=true`).
-    #[path = "../../../../tests/common/skip.rs"]
-    mod skip;
+    #[allow(dead_code)]
+    mod skip {
+        include!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/skip.rs"));
+    }
 
     fn is_root() -> bool {
         // SAFETY: geteuid has no preconditions.
@@ -791,18 +793,30 @@ mod tests {
             None => std::process::Command::new(&exe),
         };
         let out = cmd
-            .args(["--ignored", "--exact", name, "--test-threads=1", "--nocapture"])
+            .args([
+                "--ignored",
+                "--exact",
+                name,
+                "--test-threads=1",
+                "--nocapture",
+            ])
             .env(env.0, env.1)
             .stderr(std::process::Stdio::inherit())
             .output()
             .unwrap_or_else(|e| panic!("cannot run {:?} {}: {e}", wrapper, exe.display()));
-        (out.status, String::from_utf8_lossy(&out.stdout).into_owned())
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     }
 
     /// libtest ran exactly the test `name`, and it passed.
     #[track_caller]
     fn assert_child_passed(name: &str, status: std::process::ExitStatus, stdout: &str) {
-        assert!(status.success(), "child {name} failed ({status}):\n{stdout}");
+        assert!(
+            status.success(),
+            "child {name} failed ({status}):\n{stdout}"
+        );
         assert!(
             stdout.contains(&format!("test {name} ... ok")) && stdout.contains(" 1 passed;"),
             "child {name} did not run (renamed? not ignored?):\n{stdout}"
@@ -818,7 +832,9 @@ mod tests {
     #[ignore = "child helper: run by unprivileged_open_explains_setcap"]
     fn permission_child() {
         if std::env::var_os(PERM_CHILD_ENV).is_none() {
-            println!("permission_child: only meaningful when run by unprivileged_open_explains_setcap");
+            println!(
+                "permission_child: only meaningful when run by unprivileged_open_explains_setcap"
+            );
             return;
         }
         check_unprivileged_open();
@@ -836,7 +852,13 @@ mod tests {
         // part of every Debian/Ubuntu base system: missing, this check fails rather than skips.
         let name = "capture::live::tests::permission_child";
         let (status, stdout) = run_child(
-            &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"],
+            &[
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--",
+            ],
             name,
             (PERM_CHILD_ENV, "1"),
         );

@@ -811,8 +811,16 @@ impl Conn {
                 from: d,
                 frame: fr,
                 ttl: seg.ttl,
-                unacked_by_peer: unacked(&self.ws[di], &self.ws[o], self.dir[di].first_fin.is_some()),
-                unacked_from_peer: unacked(&self.ws[o], &self.ws[di], self.dir[o].first_fin.is_some()),
+                unacked_by_peer: unacked(
+                    &self.ws[di],
+                    &self.ws[o],
+                    self.dir[di].first_fin.is_some(),
+                ),
+                unacked_from_peer: unacked(
+                    &self.ws[o],
+                    &self.ws[di],
+                    self.dir[o].first_fin.is_some(),
+                ),
                 after_fin: self.first_fin_from.is_some(),
                 last_data_from: self.last_data_from,
             }

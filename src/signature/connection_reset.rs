@@ -55,7 +55,11 @@ pub fn check(f: &FlowSummary, app: &AppSummary) -> Option<Finding> {
         normal(format!(
             "after {} complete HTTP exchange{} (an abortive close, not a failure)",
             http_done.map_or(0, |h| h.responses),
-            if http_done.map_or(0, |h| h.responses) == 1 { "" } else { "s" }
+            if http_done.map_or(0, |h| h.responses) == 1 {
+                ""
+            } else {
+                "s"
+            }
         ))
     } else if unanswered > 0 && rst.from == Direction::Resp {
         (
@@ -161,11 +165,5 @@ pub fn check(f: &FlowSummary, app: &AppSummary) -> Option<Finding> {
         description: format!("RST {} → {} {}", sender, peer, why),
     });
     ev.sort_by_key(|e| (e.frame.file, e.frame.number));
-    Some(Finding::for_flow(
-        sig,
-        severity,
-        f,
-        note,
-        ev,
-    ))
+    Some(Finding::for_flow(sig, severity, f, note, ev))
 }

@@ -6,15 +6,15 @@
 //! `Thresholds`, filled from `Config`).
 
 pub mod connection_refused;
-pub mod proxy_denied;
-pub mod truncated_response;
 pub mod connection_reset;
 pub mod gateway_error;
+pub mod proxy_denied;
 pub mod retransmission_storm;
 pub mod syn_unanswered;
 pub mod time_wait_pileup;
 pub mod tls_alert;
 pub mod tls_stall;
+pub mod truncated_response;
 pub mod upstream_timeout;
 
 use crate::flow::{FlowSummary, FrameRef};

@@ -50,7 +50,11 @@ pub fn check(f: &FlowSummary, app: &AppSummary) -> Vec<Finding> {
             );
             let mut fd =
                 Finding::for_flow(SignatureId::ProxyDenied, Severity::Warning, f, note, ev);
-            fd.first_ts = d.request.as_ref().map(|q| q.frame.ts).unwrap_or(d.response.ts);
+            fd.first_ts = d
+                .request
+                .as_ref()
+                .map(|q| q.frame.ts)
+                .unwrap_or(d.response.ts);
             fd.last_ts = d.response.ts;
             fd.facts.push(("status", d.status.to_string()));
             fd.facts.push(("reason", d.reason.clone()));
@@ -71,7 +75,9 @@ pub fn words(v: &mut crate::verdict::Verdict) {
     let fact = |k: &str| v.facts.iter().find(|f| f.0 == k).map(|f| f.1.clone());
     let status = fact("status").unwrap_or_default();
     let reason = fact("reason").unwrap_or_default();
-    let product = fact("server_header").unwrap_or_default().to_ascii_lowercase();
+    let product = fact("server_header")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     v.summary = format!(
         "the proxy {} refused {} by policy: {} ({})",
         s,

@@ -118,7 +118,15 @@ pub fn check(f: &FlowSummary, app: &AppSummary) -> Option<Finding> {
     if let Some(d) = t.declared {
         fd.facts.push(("declared", d.to_string()));
     }
-    fd.facts.push(("ended_by", if who == Direction::Resp { "server" } else { "client" }.into()));
+    fd.facts.push((
+        "ended_by",
+        if who == Direction::Resp {
+            "server"
+        } else {
+            "client"
+        }
+        .into(),
+    ));
     Some(fd)
 }
 

@@ -6,6 +6,13 @@
 //! request. A request still unanswered when the capture ended is `Pending` (a capture warning),
 //! unless it had waited longer than `--response-timeout` (default 10 s). Nothing is concluded
 //! when the capture holds no packet at all from the server (one direction missing).
+//!
+//! **Encrypted legs** (an HTTPS upstream, a TLS tunnel): the requests cannot be read, so the rule
+//! reads TLS record boundaries and timing instead. The handshake completed, the client sent
+//! application data *after* the server's last application data (a request the server never
+//! answered: in an idle keep-alive connection the server's response comes last), and then the
+//! client closed — or the capture ended more than `--response-timeout` later. A TLS 1.3 server's
+//! session tickets can arrive after the request and hide it: a miss, never a false alarm.
 
 use super::{Evidence, EvidenceKind, Finding, Severity, SignatureId};
 use crate::app::AppSummary;
@@ -28,7 +35,7 @@ pub fn check(
     response_timeout_ns: i64,
 ) -> Outcome {
     let Some(h) = &app.http else {
-        return Outcome::None;
+        return encrypted(f, app, capture_end, response_timeout_ns);
     };
     let Some(req) = h.unanswered.first() else {
         return Outcome::None;
@@ -117,5 +124,114 @@ pub fn check(
     fd.first_ts = req.frame.ts;
     fd.facts
         .push(("unanswered_requests", h.unanswered.len().to_string()));
+    Outcome::Finding(fd)
+}
+
+/// The encrypted-leg form of the rule (see the module comment).
+fn encrypted(
+    f: &FlowSummary,
+    app: &AppSummary,
+    capture_end: Timestamp,
+    response_timeout_ns: i64,
+) -> Outcome {
+    let Some(t) = &app.tls else {
+        return Outcome::None;
+    };
+    if t.server_hello.is_none() || t.alerts.iter().any(|a| !a.encrypted) {
+        return Outcome::None;
+    }
+    let Some(req) = t.last_app_data[0] else {
+        return Outcome::None;
+    };
+    if t.last_app_data[1].is_some_and(|s| (s.ts, s.number) > (req.ts, req.number)) {
+        return Outcome::None;
+    }
+    // Anything from the server after the request (its data, FIN or RST) answers or ends it.
+    if f.resp_stats.last_data.is_some_and(|d| d.ts > req.ts) {
+        return Outcome::None;
+    }
+    let server_end = [
+        f.resp_stats.first_fin,
+        f.rst.filter(|r| r.from == Direction::Resp).map(|r| r.frame),
+    ]
+    .into_iter()
+    .flatten()
+    .min_by_key(|x| x.ts);
+    // The client's encrypted alert (close_notify) is its give-up as much as its FIN.
+    let alert = t
+        .alerts
+        .iter()
+        .find(|a| a.from == Direction::Orig && a.frame.ts > req.ts)
+        .map(|a| {
+            (
+                a.frame,
+                EvidenceKind::Data,
+                "an encrypted alert (close_notify)",
+            )
+        });
+    let client_end = [
+        alert,
+        f.orig_stats
+            .first_fin
+            .map(|x| (x, EvidenceKind::Fin, "FIN")),
+        f.rst
+            .filter(|r| r.from == Direction::Orig)
+            .map(|r| (r.frame, EvidenceKind::Rst, "RST")),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|(x, _, _)| x.ts > req.ts)
+    .min_by_key(|(x, _, _)| x.ts);
+    let mut ev = vec![Evidence {
+        frame: req,
+        kind: EvidenceKind::Data,
+        description: format!(
+            "encrypted application data from {} after the server's last data (a request)",
+            f.orig
+        ),
+    }];
+    let note = match client_end {
+        Some((fr, kind, how)) if server_end.is_none_or(|s| s.ts >= fr.ts) => {
+            let waited = fr.ts.nanos_since(req.ts);
+            ev.push(Evidence {
+                frame: fr,
+                kind,
+                description: format!(
+                    "{} gives up with {} after {} without a byte from the server",
+                    f.orig,
+                    how,
+                    human_duration(waited)
+                ),
+            });
+            format!(
+                "encrypted request to {} waited {} and the client gave up ({}): no response record",
+                f.resp,
+                human_duration(waited),
+                how
+            )
+        }
+        Some(_) => return Outcome::None,
+        None if server_end.is_some() => return Outcome::None,
+        None => {
+            let waited = capture_end.nanos_since(req.ts);
+            if waited <= response_timeout_ns {
+                return Outcome::Pending { waited_ns: waited };
+            }
+            format!(
+                "encrypted request to {} unanswered after {} when the capture ended",
+                f.resp,
+                human_duration(waited)
+            )
+        }
+    };
+    let mut fd = Finding::for_flow(
+        SignatureId::UpstreamTimeout,
+        Severity::Critical,
+        f,
+        note,
+        ev,
+    );
+    fd.first_ts = req.ts;
+    fd.facts.push(("encrypted", "true".into()));
     Outcome::Finding(fd)
 }

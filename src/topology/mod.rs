@@ -155,6 +155,16 @@ fn list(eps: &FxHashSet<SocketAddr>) -> String {
         .join(", ")
 }
 
+/// Addresses, comma-separated, in order.
+fn list_ips(ips: &FxHashSet<IpAddr>) -> String {
+    let mut v: Vec<IpAddr> = ips.iter().copied().collect();
+    v.sort();
+    v.iter()
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What the inference collects while connections finish.
 #[derive(Clone, Default)]
 pub struct Collector {
@@ -169,6 +179,20 @@ pub struct Collector {
     gateway_errors: Vec<(SocketAddr, Timestamp, Timestamp)>,
     /// Client addresses per server endpoint (to exclude the client itself from ties).
     clients_of: FxHashMap<SocketAddr, FxHashSet<IpAddr>>,
+    /// Endpoints that answered 503: a gateway only when backend connections started inside the
+    /// failing request tie it to a backend side (an origin server may answer 503 itself).
+    maybe_gateways: FxHashMap<SocketAddr, String>,
+    /// Passthrough relays: front endpoint -> (relays seen, backend-side addresses, backends, kind).
+    relays: FxHashMap<SocketAddr, Relay>,
+}
+
+/// Connections whose first client bytes reappeared on a connection from another host.
+#[derive(Clone, Debug, Default)]
+struct Relay {
+    n: u32,
+    back: FxHashSet<IpAddr>,
+    backends: FxHashSet<SocketAddr>,
+    kind: &'static str,
 }
 
 /// Most distinct client addresses remembered per endpoint.
@@ -217,12 +241,40 @@ impl Collector {
         req_ts: Timestamp,
         resp_ts: Timestamp,
     ) {
-        self.gateways
-            .entry(server)
-            .or_insert_with(|| format!("answered HTTP {} (only a gateway does)", status));
+        // 502 and 504 are gateway-only statuses (RFC 9110 §15.6.3, §15.6.5); an origin server
+        // may answer 503 itself, so a 503 needs backend connections inside the request too.
+        let map = if status == 503 {
+            &mut self.maybe_gateways
+        } else {
+            &mut self.gateways
+        };
+        map.entry(server).or_insert_with(|| {
+            if status == 503 {
+                "answered HTTP 503 while its backend connections failed".to_string()
+            } else {
+                format!("answered HTTP {} (only a gateway does)", status)
+            }
+        });
         if self.gateway_errors.len() < MAX_GATEWAY_ERRORS {
             self.gateway_errors.push((server, req_ts, resp_ts));
         }
+    }
+
+    /// The first client bytes of a connection to `front` (from a client) reappeared on a
+    /// connection from `back` to `backend` (another host) shortly after: `front` relays them
+    /// (a passthrough proxy: haproxy `mode tcp`, nginx `stream`).
+    pub fn relay(
+        &mut self,
+        front: SocketAddr,
+        back: IpAddr,
+        backend: SocketAddr,
+        kind: &'static str,
+    ) {
+        let r = self.relays.entry(front).or_default();
+        r.n += 1;
+        r.back.insert(back);
+        r.backends.insert(backend);
+        r.kind = kind;
     }
 
     pub fn proxy_header(&mut self, server: SocketAddr, what: &str) {
@@ -275,15 +327,41 @@ impl Collector {
                 }
             }
         }
+        // Rule: a 503 is a gateway's when connections started inside the request it failed.
+        for (f, why) in std::mem::take(&mut self.maybe_gateways) {
+            if gw_ties.contains_key(&f) {
+                self.gateways.entry(f).or_insert(why);
+            }
+        }
+        // Rule: passthrough relays (the same first client bytes on both legs) count as request
+        // matches: identical 64 bytes holding a ClientHello's random do not happen by chance.
+        // Endpoints some proxy was seen forwarding to are backends: a backend that answers 5xx
+        // itself (or carries Via) is not a second proxy unless its own backend leg is seen.
+        let backends_of_others: FxHashSet<SocketAddr> = votes
+            .values()
+            .flat_map(|v| v.values().flat_map(|(_, bs)| bs.iter().copied()))
+            .chain(
+                self.relays
+                    .values()
+                    .flat_map(|r| r.backends.iter().copied()),
+            )
+            .collect();
         let mut proxies: Vec<Proxy> = Vec::new();
         let mut fronts: Vec<SocketAddr> = votes
             .keys()
             .chain(gw_ties.keys())
             .chain(self.gateways.keys())
+            .chain(self.relays.keys())
             .copied()
             .collect();
         fronts.sort();
         fronts.dedup();
+        fronts.retain(|f| {
+            !backends_of_others.contains(f)
+                || votes.contains_key(f)
+                || gw_ties.contains_key(f)
+                || self.relays.contains_key(f)
+        });
         for f in fronts {
             let mut evidence = Vec::new();
             let mut back: Vec<IpAddr> = Vec::new();
@@ -307,6 +385,11 @@ impl Collector {
                         ));
                     }
                 }
+            }
+            if let Some(r) = self.relays.get(&f) {
+                strong += r.n.max(2);
+                back.extend(r.back.iter().copied());
+                backends.extend(r.backends.iter().copied());
             }
             if let Some(g) = self.gateways.get(&f) {
                 evidence.push(format!("{} {}", f, g));
@@ -332,6 +415,16 @@ impl Collector {
                 if back.contains(ip) {
                     evidence.push(format!("requests from {} carry {}", ip, h));
                 }
+            }
+            if let Some(r) = self.relays.get(&f) {
+                evidence.push(format!(
+                    "{} to {} reappeared byte for byte ({}) on connections from {} to {}: a passthrough proxy",
+                    count(r.n, "connection's first client bytes"),
+                    f,
+                    r.kind,
+                    list_ips(&r.back),
+                    list(&r.backends)
+                ));
             }
             if !back.contains(&f.ip()) {
                 back.push(f.ip());

@@ -250,8 +250,10 @@ pub fn fill(v: &mut Verdict, established: u64) {
                 n, m, s
             );
             v.likely_causes = vec!["the closing side chose RST over FIN on purpose (haproxy closes finished backend connections so; browsers drop idle keep-alive connections so)".into()];
-            v.next_checks = vec!["nothing to do unless other verdicts point at this endpoint".into()];
-            v.wireshark_filter = format!("{af}.addr=={ip} && tcp.port=={port} && tcp.flags.reset==1");
+            v.next_checks =
+                vec!["nothing to do unless other verdicts point at this endpoint".into()];
+            v.wireshark_filter =
+                format!("{af}.addr=={ip} && tcp.port=={port} && tcp.flags.reset==1");
         }
         SignatureId::UpstreamTimeout => {
             v.summary = format!(
