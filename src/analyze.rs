@@ -4,6 +4,7 @@
 
 use crate::app::AppSummary;
 use crate::config::InputConfig;
+use crate::correlate;
 use crate::error::Result;
 use crate::flow::{FlowSummary, FrameRef};
 use crate::pipeline::{self, CaptureSummary, Observer};
@@ -130,26 +131,7 @@ fn nothing_to_judge(c: &CaptureSummary, connections: u64) -> Option<String> {
     })
 }
 
-/// A client-leg failure and its cause on the proxy's backend leg: one incident with both
-/// halves' evidence.
-#[derive(Clone, Debug)]
-pub struct Chain {
-    pub summary: String,
-    /// The proxy endpoint clients talked to.
-    pub proxy: SocketAddr,
-    /// What clients saw (`gateway-error` with its status).
-    pub front_signature: SignatureId,
-    pub front_status: Option<u16>,
-    /// What happened on the backend leg (None: nothing failed there: the proxy itself).
-    pub back_signature: Option<SignatureId>,
-    pub backend: Option<SocketAddr>,
-    /// Client failures this cause explains, out of all client failures at that proxy.
-    pub explained: u64,
-    pub front_failures: u64,
-    /// One request traced end to end: client request → backend attempt → failure → error
-    /// response, each with its time after the request.
-    pub example: Vec<Evidence>,
-}
+pub use crate::correlate::Chain;
 
 /// A failed client-leg request (gateway error), kept for chains and direct-vs-proxied.
 #[derive(Clone, Debug)]
@@ -159,18 +141,7 @@ struct FrontFailure {
     status: u16,
     method: String,
     target: String,
-    request: Option<FrameRef>,
     response: FrameRef,
-}
-
-/// A failure on some connection (candidate backend-leg cause).
-#[derive(Clone, Debug)]
-struct BackFailure {
-    signature: SignatureId,
-    client: IpAddr,
-    server: SocketAddr,
-    start: Timestamp,
-    evidence: Vec<Evidence>,
 }
 
 /// A successful exchange, for direct-vs-proxied comparisons.
@@ -186,9 +157,6 @@ struct DirectOk {
 
 /// Failure / success records kept for chains (each list).
 const MAX_CHAIN_RECORDS: usize = 10_000;
-/// A backend failure belongs to a client request when it starts within this margin of the
-/// request's lifetime (request → error response).
-const CHAIN_MARGIN: i64 = crate::time::NANOS_PER_MILLI;
 
 #[derive(Clone)]
 /// The `analyze` observer: runs the signatures on finished connections; `conclude` turns it into
@@ -215,33 +183,68 @@ pub struct Analyzer {
     connections: u64,
     roles: Collector,
     front_failures: Vec<FrontFailure>,
-    back_failures: Vec<BackFailure>,
     direct_ok: Vec<DirectOk>,
+    /// Per-connection records for pairing client exchanges with backend attempts (capped).
+    records: Vec<correlate::ConnRecord>,
+    /// Connection id → index in `records`.
+    record_of: rustc_hash::FxHashMap<u64, usize>,
 }
 
 impl Analyzer {
-    /// Adds a finding, remembering backend-leg candidates for causal chains.
+    /// Adds a finding, remembering it on its connection's record for pairing.
     fn add(&mut self, fd: Finding, f: Option<&FlowSummary>) {
-        let cause = matches!(
-            fd.signature,
-            SignatureId::ConnectionRefused
-                | SignatureId::SynUnanswered
-                | SignatureId::UpstreamTimeout
-                | SignatureId::TlsStall
-                | SignatureId::TlsAlert
-                | SignatureId::RetransmissionStorm
-        ) || (fd.signature == SignatureId::ConnectionReset
-            && fd.severity > Severity::Info);
-        if cause && f.is_some() && self.back_failures.len() < MAX_CHAIN_RECORDS {
-            self.back_failures.push(BackFailure {
-                signature: fd.signature,
-                client: fd.client,
-                server: fd.server,
-                start: fd.first_ts,
-                evidence: fd.evidence.clone(),
-            });
+        if let Some(i) = fd.flow.and_then(|id| self.record_of.get(&id)) {
+            self.records[*i].finding(fd.signature, fd.severity, &fd.evidence);
         }
         self.agg.add(fd, f);
+    }
+
+    /// Keeps what pairing needs of a finished connection.
+    fn record(&mut self, f: &FlowSummary, app: &AppSummary) {
+        if self.records.len() >= correlate::MAX_RECORDS {
+            return;
+        }
+        let mut requests = Vec::new();
+        if let Some(h) = &app.http {
+            let answered = h
+                .errors
+                .iter()
+                .chain(h.ok_sample.iter())
+                .filter_map(|x| x.request.as_ref().map(|q| (q, Some(&x.response))));
+            let others = h
+                .denied
+                .iter()
+                .filter_map(|d| d.request.as_ref().map(|q| (q, None)))
+                .chain(h.unanswered.iter().map(|q| (q, None)))
+                .chain(h.request_sample.iter().map(|q| (q, None)));
+            for (q, r) in answered
+                .chain(others)
+                .take(correlate::MAX_REQUESTS_PER_CONN)
+            {
+                requests.push(correlate::ReqRecord {
+                    frame: q.frame,
+                    method: q.method.clone(),
+                    target: q.target.clone(),
+                    forwarded_for: q.forwarded_for.clone(),
+                    answer: r.map(|r| (r.status, r.frame, r.server.clone())),
+                });
+            }
+            requests.sort_by_key(|r| (r.frame.ts, r.frame.number));
+        }
+        self.record_of.insert(f.id, self.records.len());
+        self.records.push(correlate::ConnRecord {
+            id: f.id,
+            orig: f.orig,
+            resp: f.resp,
+            start: f.start,
+            end: f.end,
+            first: f.first_syn.unwrap_or(f.first),
+            first_is_syn: f.first_syn.is_some(),
+            first_bytes: app.first_bytes[0],
+            tls: app.tls.is_some(),
+            requests,
+            failure: None,
+        });
     }
 
     fn judge_attempt(&mut self, f: &FlowSummary, capture_end: Timestamp) {
@@ -313,6 +316,10 @@ impl Analyzer {
             .chain(h.errors.iter().filter_map(|x| x.request.as_ref()))
             .chain(h.unanswered.iter());
         for r in requests {
+            if r.method == "CONNECT" {
+                self.roles
+                    .proxy_header(f.resp, "CONNECT requests (a forward proxy)");
+            }
             self.roles.request(
                 f.orig.ip(),
                 f.resp,
@@ -352,9 +359,23 @@ impl Analyzer {
                         .as_ref()
                         .map(|q| q.target.clone())
                         .unwrap_or_default(),
-                    request: x.request.as_ref().map(|q| q.frame),
                     response: x.response.frame,
                 });
+            }
+        }
+        // A proxy's policy refusals fail requests as gateway errors do (direct-ok-proxied-fails).
+        for d in &h.denied {
+            if let Some(q) = &d.request {
+                if self.front_failures.len() < MAX_CHAIN_RECORDS {
+                    self.front_failures.push(FrontFailure {
+                        client: f.orig.ip(),
+                        server: f.resp,
+                        status: d.status,
+                        method: q.method.clone(),
+                        target: q.target.clone(),
+                        response: d.response,
+                    });
+                }
             }
         }
         for x in &h.ok_sample {
@@ -465,6 +486,7 @@ impl Observer for Analyzer {
         self.agg.observe_flow(&f);
         self.count_endpoint(&f, &app);
         self.collect_roles(&f, &app);
+        self.record(&f, &app);
         let latest = self
             .latest_start
             .entry((f.orig.ip(), f.resp))
@@ -546,8 +568,9 @@ impl Analyzer {
             connections: 0,
             roles: Collector::default(),
             front_failures: Vec::new(),
-            back_failures: Vec::new(),
             direct_ok: Vec::new(),
+            records: Vec::new(),
+            record_of: Default::default(),
         }
     }
 }
@@ -575,12 +598,14 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
     for fd in std::mem::replace(&mut a.tw, TimeWaitTracker::new(th)).findings() {
         a.agg.add(fd, None);
     }
+    for (front, back, backend, kind) in correlate::relays(&a.records) {
+        a.roles.relay(front, back, backend, kind);
+    }
     let topology = std::mem::take(&mut a.roles).infer(given);
     for fd in direct_ok_proxied_fails(&a.front_failures, &a.direct_ok, &topology) {
         a.agg.add(fd, None);
     }
-    let mut chains = chains(&a.front_failures, &a.back_failures, &topology);
-    chains.extend(front_connection_chains(&a.back_failures, &topology));
+    let chains = correlate::chains(&a.records, &topology);
     let mut warnings = Vec::new();
     let mut push = |kind: &'static str, acc: WarnAcc, msg: &dyn Fn(u64, &str) -> String| {
         if acc.count > 0 {
@@ -669,7 +694,7 @@ fn direct_ok_proxied_fails(
                 && d.server != e.server
                 && !fronts.contains(&d.server)
                 && d.method == e.method
-                && d.target == e.target
+                && correlate::origin_form(&d.target) == correlate::origin_form(&e.target)
         }) else {
             continue;
         };
@@ -694,7 +719,12 @@ fn direct_ok_proxied_fails(
         ev.sort_by_key(|x| (x.frame.file, x.frame.number));
         out.push(Finding {
             signature: SignatureId::DirectOkProxiedFails,
-            severity: Severity::Critical,
+            // A policy refusal (403/407) is the proxy's rule, not an outage: warning.
+            severity: if matches!(e.status, 403 | 407) {
+                Severity::Warning
+            } else {
+                Severity::Critical
+            },
             client: e.client,
             server: e.server,
             flow: None,
@@ -709,221 +739,6 @@ fn direct_ok_proxied_fails(
             facts: vec![("direct_server", d.server.to_string())],
         });
     }
-    out
-}
-
-/// Client connections that failed at the proxy itself — a TLS alert or stall, or a reset with a
-/// request outstanding, on the client leg — paired with what the proxy's backend leg did
-/// meanwhile. With no backend failure in the window the proxy itself is the suspect (its TLS
-/// configuration, certificate, limits), provided its backend leg is in the capture.
-fn front_connection_chains(failures: &[BackFailure], topo: &Topology) -> Vec<Chain> {
-    let mut out: Vec<Chain> = Vec::new();
-    for p in &topo.proxies {
-        let backend_leg_seen = failures
-            .iter()
-            .any(|b| p.back_addresses.contains(&b.client))
-            || !p.backends.is_empty();
-        for sig in [
-            SignatureId::TlsAlert,
-            SignatureId::TlsStall,
-            SignatureId::ConnectionReset,
-        ] {
-            let front: Vec<&BackFailure> = failures
-                .iter()
-                .filter(|f| f.signature == sig && p.front.contains(&f.server))
-                .collect();
-            if front.is_empty() {
-                continue;
-            }
-            // (back signature, backend) -> (count, example)
-            let mut groups: Vec<(BackCause, u64, Vec<Evidence>)> = Vec::new();
-            for f in &front {
-                let t0 = f.start;
-                let t1 = f.evidence.last().map(|e| e.frame.ts).unwrap_or(t0);
-                let cause = failures.iter().find(|b| {
-                    p.back_addresses.contains(&b.client)
-                        && !p.front.contains(&b.server)
-                        && b.start.0 >= t0.0 - CHAIN_MARGIN
-                        && b.start.0 <= t1.0 + CHAIN_MARGIN
-                });
-                let key = (cause.map(|b| b.signature), cause.map(|b| b.server));
-                if let Some(g) = groups.iter_mut().find(|g| g.0 == key) {
-                    g.1 += 1;
-                    continue;
-                }
-                let mut ex: Vec<Evidence> = f
-                    .evidence
-                    .iter()
-                    .map(|e| Evidence {
-                        frame: e.frame,
-                        kind: e.kind,
-                        description: format!("client leg: {}", e.description),
-                    })
-                    .collect();
-                if let Some(b) = cause {
-                    ex.extend(b.evidence.iter().map(|e| Evidence {
-                        frame: e.frame,
-                        kind: e.kind,
-                        description: format!("backend leg: {}", e.description),
-                    }));
-                }
-                ex.sort_by_key(|x| (x.frame.ts, x.frame.number));
-                groups.push((key, 1, ex));
-            }
-            let total = front.len() as u64;
-            let proxy = p.front.first().copied().unwrap_or_else(|| front[0].server);
-            for ((bsig, backend), n, example) in groups {
-                let summary = match (bsig, backend) {
-                    (Some(b), Some(be)) => format!(
-                        "{} of {} client connections to the proxy {} failed with {} while its backend leg to {} {}",
-                        n,
-                        total,
-                        proxy,
-                        sig.name(),
-                        be,
-                        cause_words(b)
-                    ),
-                    _ if backend_leg_seen => format!(
-                        "{} of {} client connections to the proxy {} failed with {} while its captured backend leg shows no failure: the proxy itself is the suspect (its TLS configuration or certificate, connection limits, or an abort on its side)",
-                        n,
-                        total,
-                        proxy,
-                        sig.name()
-                    ),
-                    _ => format!(
-                        "{} of {} client connections to the proxy {} failed with {}; its backend leg is not in the capture, so the cause cannot be placed (capture with `tcpdump -i any` on the proxy)",
-                        n,
-                        total,
-                        proxy,
-                        sig.name()
-                    ),
-                };
-                out.push(Chain {
-                    summary,
-                    proxy,
-                    front_signature: sig,
-                    front_status: None,
-                    back_signature: bsig,
-                    backend,
-                    explained: n,
-                    front_failures: total,
-                    example,
-                });
-            }
-        }
-    }
-    out
-}
-
-/// What a backend-leg failure did, in words.
-fn cause_words(sig: SignatureId) -> String {
-    match sig {
-        SignatureId::ConnectionRefused => "refused the connection (RST)".into(),
-        SignatureId::SynUnanswered => "never answered the SYN".into(),
-        SignatureId::UpstreamTimeout => "accepted the request but never answered it".into(),
-        SignatureId::ConnectionReset => "reset the connection".into(),
-        SignatureId::TlsStall => "never answered the TLS ClientHello".into(),
-        SignatureId::TlsAlert => "failed the TLS handshake".into(),
-        other => format!("failed ({})", other.name()),
-    }
-}
-
-/// A backend-leg cause: its signature and backend endpoint (None: nothing failed there).
-type BackCause = (Option<SignatureId>, Option<SocketAddr>);
-
-type ChainKey = (SocketAddr, u16, Option<SignatureId>, Option<SocketAddr>);
-
-/// Pairs each failed client request at a proxy with what the proxy's backend leg did during it.
-fn chains(front: &[FrontFailure], back: &[BackFailure], topo: &Topology) -> Vec<Chain> {
-    let mut groups: Vec<(ChainKey, u64, Vec<Evidence>)> = Vec::new();
-    let mut totals: rustc_hash::FxHashMap<SocketAddr, u64> = Default::default();
-    for e in front {
-        let Some(p) = topo.proxies.iter().find(|p| p.front.contains(&e.server)) else {
-            continue;
-        };
-        *totals.entry(e.server).or_default() += 1;
-        let t0 = e.request.map(|r| r.ts).unwrap_or(e.response.ts);
-        let t1 = e.response.ts;
-        let cause = back.iter().find(|b| {
-            p.back_addresses.contains(&b.client)
-                && b.server != e.server
-                && b.start.0 >= t0.0 - CHAIN_MARGIN
-                && b.start.0 <= t1.0 + CHAIN_MARGIN
-        });
-        let key = (
-            e.server,
-            e.status,
-            cause.map(|b| b.signature),
-            cause.map(|b| b.server),
-        );
-        if let Some(g) = groups.iter_mut().find(|g| g.0 == key) {
-            g.1 += 1;
-            continue;
-        }
-        let rel = |t: Timestamp| format!("+{:.2} ms", t.nanos_since(t0) as f64 / 1e6);
-        let mut ex = Vec::new();
-        if let Some(r) = e.request {
-            ex.push(Evidence {
-                frame: r,
-                kind: EvidenceKind::Data,
-                description: format!(
-                    "client {} sends {} {} to {}",
-                    e.client, e.method, e.target, e.server
-                ),
-            });
-        }
-        if let Some(b) = cause {
-            for x in &b.evidence {
-                ex.push(Evidence {
-                    frame: x.frame,
-                    kind: x.kind,
-                    description: format!("backend leg, {}: {}", rel(x.frame.ts), x.description),
-                });
-            }
-        }
-        ex.push(Evidence {
-            frame: e.response,
-            kind: EvidenceKind::Data,
-            description: format!(
-                "{}: {} answers {} to the client",
-                rel(e.response.ts),
-                e.server,
-                e.status
-            ),
-        });
-        ex.sort_by_key(|x| (x.frame.ts, x.frame.number));
-        groups.push((key, 1, ex));
-    }
-    let mut out: Vec<Chain> = groups
-        .into_iter()
-        .map(|((proxy, status, sig, backend), n, example)| {
-            let total = totals.get(&proxy).copied().unwrap_or(n);
-            let back_addr = topo
-                .proxies
-                .iter()
-                .find(|p| p.front.contains(&proxy))
-                .map(|p| p.back_addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>().join("/"))
-                .unwrap_or_default();
-            let summary = match (sig, backend) {
-                (Some(sig), Some(b)) => format!(
-                    "{} of {} client requests answered {} by the proxy {} are explained by its backend leg: {} → {} {}",
-                    n,
-                    total,
-                    status,
-                    proxy,
-                    back_addr,
-                    b,
-                    cause_words(sig)
-                ),
-                _ => format!(
-                    "{} of {} client requests answered {} by the proxy {} have no failure on a captured backend leg in their time window: look at the proxy itself (configuration, health checks, limits), or capture its backend leg",
-                    n, total, status, proxy
-                ),
-            };
-            Chain { summary, proxy, front_signature: SignatureId::GatewayError, front_status: Some(status), back_signature: sig, backend, explained: n, front_failures: total, example }
-        })
-        .collect();
-    out.sort_by(|a, b| b.explained.cmp(&a.explained).then(a.proxy.cmp(&b.proxy)));
     out
 }
 

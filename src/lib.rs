@@ -22,6 +22,7 @@ pub mod app;
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod correlate;
 pub mod decode;
 pub mod error;
 pub mod flow;

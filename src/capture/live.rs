@@ -818,7 +818,8 @@ mod tests {
             "child {name} failed ({status}):\n{stdout}"
         );
         assert!(
-            stdout.contains(&format!("test {name} ... ok")) && stdout.contains(" 1 passed;"),
+            // (--nocapture: the child's own output sits between "test NAME ..." and "ok".)
+            stdout.contains(&format!("test {name} ...")) && stdout.contains(" 1 passed;"),
             "child {name} did not run (renamed? not ignored?):\n{stdout}"
         );
         assert!(

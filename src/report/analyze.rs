@@ -42,6 +42,13 @@ pub struct ChainOut {
     pub backend: Option<String>,
     pub explained: u64,
     pub front_failures: u64,
+    /// How the client exchanges were tied to backend attempts: `connect-authority`,
+    /// `client-hello`, `first-payload`, `http-request`, `time`, or `not-paired`.
+    pub pairing: &'static str,
+    /// `high`, `medium`, `low` (several exchanges in flight), or `none`.
+    pub confidence: crate::correlate::PairConfidence,
+    /// The backend attempts of the example exchange and how each ended.
+    pub attempts: Vec<crate::correlate::Attempt>,
     pub example: Vec<EvidenceOut>,
 }
 
@@ -195,6 +202,9 @@ impl Report {
                     backend: c.backend.map(|b| b.to_string()),
                     explained: c.explained,
                     front_failures: c.front_failures,
+                    pairing: c.pairing.name(),
+                    confidence: c.confidence,
+                    attempts: c.attempts.clone(),
                     example: c.example.iter().map(|e| evidence_out(e, &files)).collect(),
                 })
                 .collect(),

@@ -8,7 +8,8 @@
 //! Rule 2 (warning, stated as uncertain): TLS 1.3 was negotiated, the server sent its encrypted
 //! flight, and the client closed (FIN/RST) having sent less encrypted data than a Finished
 //! message — the usual picture of a client rejecting the server's certificate, whose alert TLS 1.3
-//! encrypts.
+//! encrypts. Not concluded when the client's frames were cut by the snapshot length (the byte
+//! count is then not evidence).
 
 use super::{tls_stall::hello_desc, Evidence, EvidenceKind, Finding, Severity, SignatureId};
 use crate::app::tls::{alert_meaning, alert_name, tls_version};
@@ -94,6 +95,10 @@ pub fn check(f: &FlowSummary, app: &AppSummary) -> Option<Finding> {
     if t.negotiated_tls13()
         && t.encrypted_records[Direction::Resp.idx()] > 0
         && t.encrypted_bytes[Direction::Orig.idx()] < MIN_CLIENT_FINISHED
+        // A byte count is evidence only when every client byte was captured: frames cut by
+        // the snapshot length hide the Finished (the class "byte-count inference on a stream
+        // with holes").
+        && f.orig_stats.truncated == 0
         && client_closed.is_some()
     {
         let closed = client_closed?;

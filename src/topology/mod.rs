@@ -291,6 +291,7 @@ impl Collector {
         let mut votes: FxHashMap<SocketAddr, FxHashMap<IpAddr, (u32, FxHashSet<SocketAddr>)>> =
             FxHashMap::default();
         // Rule: request match.
+        let mut opened: FxHashMap<(SocketAddr, IpAddr), u32> = FxHashMap::default();
         for (i, r) in self.requests.iter().enumerate() {
             for r2 in self.requests[i + 1..].iter() {
                 if r2.ts.nanos_since(r.ts) > MATCH_WINDOW {
@@ -301,6 +302,19 @@ impl Collector {
                     && r2.method == r.method
                     && r2.target == r.target
                 {
+                    // A second hint from the same match: the backend connection carrying the
+                    // forwarded request was opened after the client's request arrived (a proxy
+                    // connects on demand), which two unrelated servers would not show.
+                    let lo = self
+                        .starts
+                        .partition_point(|st| st.2 .0 < r.ts.0 - NANOS_PER_MILLI);
+                    if self.starts[lo..]
+                        .iter()
+                        .take_while(|st| st.2 <= r2.ts)
+                        .any(|st| st.0 == r2.client && st.1 == r2.server)
+                    {
+                        *opened.entry((r.server, r2.client)).or_default() += 1;
+                    }
                     let e = votes
                         .entry(r.server)
                         .or_default()
@@ -369,8 +383,9 @@ impl Collector {
             let mut strong = 0u32;
             if let Some(v) = votes.get(&f) {
                 for (ip, (n, bs)) in v {
-                    let hint =
-                        self.forwarded_from.contains_key(ip) || self.gateways.contains_key(&f);
+                    let hint = self.forwarded_from.contains_key(ip)
+                        || self.gateways.contains_key(&f)
+                        || opened.contains_key(&(f, *ip));
                     if *n >= 2 || (*n >= 1 && hint) {
                         strong += *n;
                         back.push(*ip);
@@ -446,6 +461,35 @@ impl Collector {
                 confidence,
                 evidence,
             });
+        }
+        // Rule: other listeners on a proxy's front address (a passthrough proxy on :443 and
+        // :8443, squid on :3128 and :3129) are fronts of the same proxy when their clients are
+        // not the proxy itself and they are not one of its backends.
+        let all_backends: FxHashSet<SocketAddr> = proxies
+            .iter()
+            .flat_map(|p| p.backends.iter().copied())
+            .collect();
+        for p in &mut proxies {
+            let ips: Vec<IpAddr> = p.front.iter().map(|f| f.ip()).collect();
+            let mut more: Vec<SocketAddr> = self
+                .clients_of
+                .iter()
+                .filter(|(e, clients)| {
+                    ips.contains(&e.ip())
+                        && !p.front.contains(e)
+                        && !all_backends.contains(e)
+                        && clients.iter().any(|c| !p.back_addresses.contains(c))
+                })
+                .map(|(e, _)| *e)
+                .collect();
+            more.sort();
+            for e in more {
+                p.evidence.push(format!(
+                    "{} also accepts client connections (the same address as {})",
+                    e, p.front[0]
+                ));
+                p.front.push(e);
+            }
         }
         // Forwarding headers alone: a proxy whose client side is not in the capture.
         for (ip, h) in &self.forwarded_from {
