@@ -1,11 +1,14 @@
-//! Golden tests on the lab captures: every capture in `captures/expected.toml` gives the verdicts
-//! it states (signature and server endpoint), never a forbidden one above info, healthy captures give no
-//! warning or critical verdict, and the artefact warnings it names are reported. Each evidence
-//! frame is checked against tshark: it really is the SYN / RST / FIN / data / retransmission /
-//! ICMP frame it claims to be.
+//! Golden tests on the lab captures: every capture in `captures/expected.toml` and
+//! `captures/expected-*.toml` gives the verdicts it states (signature, hop and server endpoint,
+//! with exactly the stated `severity`: the hand-written truth, not the tool's output), never a
+//! forbidden one above info, healthy captures give no warning or critical verdict, and the
+//! artefact warnings it names are reported. Each evidence frame is checked against tshark: it
+//! really is the SYN / RST / FIN / data / retransmission / ICMP frame it claims to be.
 //!
 //! The full JSON report of every capture is also committed under `tests/golden/` and compared
-//! exactly; `UPDATE_GOLDEN=1 cargo test --test golden` rewrites them (review the diff).
+//! exactly. Only `UPDATE_GOLDEN=1 cargo test --release --test golden` rewrites them; before
+//! writing, it prints a semantic diff per capture (verdicts added/removed, severity, hop and count
+//! changes, chains, capture warnings) so that a reviewer sees what a regeneration blesses.
 
 use proxyscope::analyze;
 use proxyscope::config::InputConfig;
@@ -14,14 +17,27 @@ use proxyscope::report::analyze::Report;
 use proxyscope::signature::{EvidenceKind, SignatureId, Thresholds};
 use proxyscope::topology::{GivenRoles, RoleAddr};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::Path;
 
 mod common;
 
+/// One ground-truth file. Tables and keys this test does not use (`[[capture.check]]`,
+/// `[[capture.pair]]`, `[[capture.proposed]]`, …) are accepted and ignored.
 #[derive(Deserialize)]
 struct Expected {
+    #[serde(default)]
     capture: Vec<Capture>,
+}
+
+/// Every capture of `captures/expected.toml` and `captures/expected-*.toml`.
+fn all_captures() -> Vec<Capture> {
+    common::load_expected_tomls::<Expected>()
+        .into_iter()
+        .flat_map(|(_, e)| e.capture)
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -44,6 +60,21 @@ struct Sig {
     hop: Option<String>,
     #[serde(default)]
     server: Option<String>,
+    /// The severity an on-call SRE should be told (info / warning / critical); when present the
+    /// matching verdict must have exactly this severity.
+    #[serde(default)]
+    severity: Option<String>,
+}
+
+/// `UPDATE_GOLDEN=1` regenerates; unset or `0` compares; anything else is a mistake.
+fn update_golden() -> bool {
+    match std::env::var("UPDATE_GOLDEN").as_deref() {
+        Err(_) | Ok("") | Ok("0") => false,
+        Ok("1") => true,
+        Ok(v) => {
+            panic!("UPDATE_GOLDEN={v:?}: use UPDATE_GOLDEN=1 to regenerate, unset or 0 to compare")
+        }
+    }
 }
 
 fn implemented(name: &str) -> bool {
@@ -96,13 +127,12 @@ fn tshark_kinds(path: &Path) -> BTreeMap<u64, Vec<EvidenceKind>> {
 fn lab_captures_give_their_expected_verdicts() {
     common::require_tshark();
     let root = common::repo();
-    let text = std::fs::read_to_string(root.join("captures/expected.toml"))
-        .expect("captures/expected.toml");
-    let exp: Expected = toml::from_str(&text).expect("parse expected.toml");
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let captures = all_captures();
+    let update = update_golden();
     let mut errs = Vec::new();
     let mut pending = Vec::new();
-    for c in &exp.capture {
+    let mut regenerated = Vec::new();
+    for c in &captures {
         // Relative to the package root (cargo runs integration tests there), so that file paths in
         // the committed reports do not depend on where the repository is checked out.
         let path = std::path::Path::new("captures").join(&c.file);
@@ -127,7 +157,22 @@ fn lab_captures_give_their_expected_verdicts() {
                 pending.push(format!("{}: {} (not implemented yet)", c.file, s.signature));
                 continue;
             }
-            if !found(s) {
+            if found(s) {
+                if let Some(want) = &s.severity {
+                    for v in report.verdicts.iter().filter(|v| {
+                        v.signature == s.signature
+                            && s.server.as_ref().is_none_or(|srv| &v.server == srv)
+                            && s.hop.as_ref().is_none_or(|h| v.hop == h)
+                    }) {
+                        if v.severity != want {
+                            errs.push(format!(
+                                "{}: {} on {} ({}): severity {}, the truth is {}",
+                                c.file, s.signature, v.server, v.hop, v.severity, want
+                            ));
+                        }
+                    }
+                }
+            } else {
                 errs.push(format!(
                     "{}: expected {} on {:?} ({:?}), got {:?}",
                     c.file,
@@ -203,17 +248,36 @@ fn lab_captures_give_their_expected_verdicts() {
         // The committed report.
         let golden = root.join("tests/golden").join(format!("{}.json", c.file));
         let json = serde_json::to_string_pretty(&report).unwrap() + "\n";
+        let old = std::fs::read_to_string(&golden).ok();
         if update {
-            std::fs::write(&golden, &json).unwrap();
+            if old.as_deref() != Some(json.as_str()) {
+                let diff = match &old {
+                    Some(o) => semantic_diff(o, &json),
+                    None => vec!["new golden report".to_string()],
+                };
+                // Straight to the process's stderr (not libtest's capture): the reviewer must see
+                // what the regeneration blesses even when the test passes.
+                let mut text = format!("golden {}: regenerated\n", c.file);
+                for d in &diff {
+                    text.push_str(&format!("    {d}\n"));
+                }
+                std::io::stderr().write_all(text.as_bytes()).unwrap();
+                if let Some(dir) = golden.parent() {
+                    std::fs::create_dir_all(dir).unwrap();
+                }
+                std::fs::write(&golden, &json).unwrap();
+                regenerated.push(c.file.clone());
+            }
         } else {
-            match std::fs::read_to_string(&golden) {
-                Ok(g) if g == json => {}
-                Ok(_) => errs.push(format!(
-                    "{}: report differs from {} (UPDATE_GOLDEN=1 to accept)",
+            match &old {
+                Some(g) if *g == json => {}
+                Some(g) => errs.push(format!(
+                    "{}: report differs from {} (UPDATE_GOLDEN=1 to accept):\n    {}",
                     c.file,
-                    golden.display()
+                    golden.display(),
+                    semantic_diff(g, &json).join("\n    ")
                 )),
-                Err(_) => errs.push(format!(
+                None => errs.push(format!(
                     "{}: no golden report {} (UPDATE_GOLDEN=1 to create)",
                     c.file,
                     golden.display()
@@ -223,6 +287,18 @@ fn lab_captures_give_their_expected_verdicts() {
     }
     for p in &pending {
         eprintln!("pending: {}", p);
+    }
+    if update {
+        let _ = writeln!(
+            std::io::stderr(),
+            "UPDATE_GOLDEN=1: {} golden reports rewritten{}",
+            regenerated.len(),
+            if regenerated.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", regenerated.join(", "))
+            }
+        );
     }
     assert!(
         errs.is_empty(),
@@ -255,13 +331,10 @@ fn lab_roles(file: &str) -> GivenRoles {
 #[test]
 fn inferred_roles_give_the_expected_hops() {
     let root = common::repo();
-    let exp: Expected =
-        toml::from_str(&std::fs::read_to_string(root.join("captures/expected.toml")).unwrap())
-            .unwrap();
+    let captures = all_captures();
     let mut errs = Vec::new();
     let mut checked = 0;
-    for c in exp
-        .capture
+    for c in captures
         .iter()
         .filter(|c| c.file.ends_with("-any.pcap") || c.file.starts_with("direct-vs-proxy"))
     {
@@ -344,15 +417,14 @@ fn no_proxy_is_invented_in_plain_client_server_captures() {
 #[test]
 fn every_capture_is_listed_in_expected_toml() {
     let root = common::repo();
-    let text = std::fs::read_to_string(root.join("captures/expected.toml")).unwrap();
-    let exp: Expected = toml::from_str(&text).unwrap();
+    let captures = all_captures();
     for e in std::fs::read_dir(root.join("captures")).unwrap() {
         let p = e.unwrap().path();
         if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
             let name = p.file_name().unwrap().to_string_lossy().to_string();
             assert!(
-                exp.capture.iter().any(|c| c.file == name),
-                "{} is not in captures/expected.toml",
+                captures.iter().any(|c| c.file == name),
+                "{} is not in captures/expected.toml nor in any captures/expected-*.toml",
                 name
             );
         }
@@ -492,4 +564,180 @@ fn a_client_side_tls_failure_at_a_proxy_is_chained() {
         .verdicts
         .iter()
         .any(|v| v.signature == SignatureId::TlsAlert && v.hop.name() == "client->proxy"));
+}
+
+/// What changed between two golden reports, as a reviewer needs it: verdicts added or removed
+/// (keyed by signature and server), and per verdict its hop, severity, counts and evidence frames;
+/// chains added or removed and their counts; capture warnings added or removed. When none of these
+/// changed, says so and shows the first differing line (wording, details, timestamps).
+fn semantic_diff(old: &str, new: &str) -> Vec<String> {
+    let (Ok(o), Ok(n)) = (
+        serde_json::from_str::<Value>(old),
+        serde_json::from_str::<Value>(new),
+    ) else {
+        return vec!["the old golden report is not JSON".to_string()];
+    };
+    let mut out = Vec::new();
+    let s = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    };
+    let keyed = |r: &Value, list: &str, key: &dyn Fn(&Value) -> String| {
+        let mut m: BTreeMap<String, Value> = BTreeMap::new();
+        for v in r[list].as_array().into_iter().flatten() {
+            let mut k = key(v);
+            while m.contains_key(&k) {
+                k.push('+');
+            }
+            m.insert(k, v.clone());
+        }
+        m
+    };
+    let frames = |v: &Value| -> Vec<u64> {
+        v["evidence"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["frame"].as_u64())
+            .collect()
+    };
+    // Verdicts.
+    let vkey = |v: &Value| format!("{} on {}", s(&v["signature"]), s(&v["server"]));
+    let (ov, nv) = (keyed(&o, "verdicts", &vkey), keyed(&n, "verdicts", &vkey));
+    let brief = |v: &Value| {
+        format!(
+            "{} {} ({} of {} flows)",
+            s(&v["severity"]),
+            s(&v["hop"]),
+            s(&v["flow_count"]),
+            s(&v["total_flows"])
+        )
+    };
+    for (k, v) in &ov {
+        if !nv.contains_key(k) {
+            out.push(format!("verdict removed: {k}: {}", brief(v)));
+        }
+    }
+    for (k, v) in &nv {
+        match ov.get(k) {
+            None => out.push(format!("verdict added: {k}: {}", brief(v))),
+            Some(old) => {
+                for f in [
+                    "severity",
+                    "hop",
+                    "flow_count",
+                    "total_flows",
+                    "clients",
+                    "client",
+                ] {
+                    if old[f] != v[f] {
+                        out.push(format!("verdict {k}: {f} {} -> {}", s(&old[f]), s(&v[f])));
+                    }
+                }
+                if frames(old) != frames(v) {
+                    out.push(format!(
+                        "verdict {k}: evidence frames {:?} -> {:?}",
+                        frames(old),
+                        frames(v)
+                    ));
+                }
+            }
+        }
+    }
+    // Chains.
+    let ckey = |c: &Value| {
+        format!(
+            "{} at {} <- {} on {}",
+            s(&c["front_signature"]),
+            s(&c["proxy"]),
+            s(&c["back_signature"]),
+            s(&c["backend"])
+        )
+    };
+    let (oc, nc) = (keyed(&o, "chains", &ckey), keyed(&n, "chains", &ckey));
+    for k in oc.keys().filter(|k| !nc.contains_key(*k)) {
+        out.push(format!("chain removed: {k}"));
+    }
+    for (k, c) in &nc {
+        match oc.get(k) {
+            None => out.push(format!(
+                "chain added: {k} ({} of {} explained)",
+                s(&c["explained"]),
+                s(&c["front_failures"])
+            )),
+            Some(old) => {
+                for f in ["explained", "front_failures", "front_status"] {
+                    if old[f] != c[f] {
+                        out.push(format!("chain {k}: {f} {} -> {}", s(&old[f]), s(&c[f])));
+                    }
+                }
+            }
+        }
+    }
+    // Capture warnings.
+    let warns = |r: &Value| -> BTreeSet<String> {
+        r["capture"]["warnings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|w| s(&w["kind"]))
+            .collect()
+    };
+    let (ow, nw) = (warns(&o), warns(&n));
+    for w in ow.difference(&nw) {
+        out.push(format!("capture warning removed: {w}"));
+    }
+    for w in nw.difference(&ow) {
+        out.push(format!("capture warning added: {w}"));
+    }
+    if out.is_empty() {
+        let first = old
+            .lines()
+            .zip(new.lines())
+            .enumerate()
+            .find(|(_, (a, b))| a != b);
+        out.push(match first {
+            Some((i, (a, b))) => format!(
+                "no verdict-level change; text differs from line {}: {} -> {}",
+                i + 1,
+                a.trim(),
+                b.trim()
+            ),
+            None => format!(
+                "no verdict-level change; {} -> {} lines",
+                old.lines().count(),
+                new.lines().count()
+            ),
+        });
+    }
+    out
+}
+
+#[test]
+fn semantic_diff_names_what_changed() {
+    let old = r#"{"verdicts":[
+        {"signature":"connection-reset","severity":"info","hop":"proxy->backend","server":"b:1","flow_count":1,"total_flows":2,"evidence":[{"frame":8}]},
+        {"signature":"gateway-error","severity":"critical","hop":"client->proxy","server":"p:80","flow_count":1,"total_flows":1,"evidence":[]}],
+        "chains":[],"capture":{"warnings":[{"kind":"snaplen"}]}}"#;
+    let new = r#"{"verdicts":[
+        {"signature":"connection-reset","severity":"critical","hop":"proxy->backend","server":"b:1","flow_count":2,"total_flows":2,"evidence":[{"frame":8},{"frame":84}]},
+        {"signature":"truncated-response","severity":"warning","hop":"client->proxy","server":"p:80","flow_count":1,"total_flows":1,"evidence":[]}],
+        "chains":[],"capture":{"warnings":[]}}"#;
+    let d = semantic_diff(old, new);
+    let want = [
+        "verdict removed: gateway-error on p:80: critical client->proxy (1 of 1 flows)",
+        "verdict added: truncated-response on p:80: warning client->proxy (1 of 1 flows)",
+        "verdict connection-reset on b:1: severity info -> critical",
+        "verdict connection-reset on b:1: flow_count 1 -> 2",
+        "verdict connection-reset on b:1: evidence frames [8] -> [8, 84]",
+        "capture warning removed: snaplen",
+    ];
+    for w in want {
+        assert!(d.iter().any(|l| l == w), "missing {w:?} in {d:#?}");
+    }
+    assert_eq!(d.len(), want.len(), "{d:#?}");
+    let same = semantic_diff(old, &old.replace("\"evidence\":[]", "\"evidence\": []"));
+    assert_eq!(same.len(), 1);
+    assert!(same[0].starts_with("no verdict-level change"), "{same:?}");
 }

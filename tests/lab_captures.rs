@@ -1,5 +1,11 @@
 //! Checks the lab captures in `captures/` against their ground truth in `captures/expected.toml`
-//! using tshark (an independent reference; proxyscope itself is not involved here).
+//! and every `captures/expected-*.toml` (same format; tables this test does not know, such as
+//! `[[capture.pair]]`, are ignored) using tshark (an independent reference; proxyscope itself is
+//! not involved here, except for the list of signature names).
+//!
+//! Every `[[capture.expect]]` of `expected.toml` states the `severity` an on-call SRE should be
+//! told (checked against the tool by tests/golden.rs); in the other files it is optional; when
+//! present it is one of info / warning / critical.
 //!
 //! For every `[[capture]]`: the file exists and is at most 2 MiB, its frame count equals
 //! `packets`, every frame has the link type `link_type`, and every `[[capture.check]]` display
@@ -18,6 +24,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+mod common;
+
 const MAX_BYTES: u64 = 2 * 1024 * 1024;
 
 const SIGNATURES: &[&str] = &[
@@ -32,17 +40,22 @@ const SIGNATURES: &[&str] = &[
     "time-wait-pileup",
     "direct-ok-proxied-fails",
 ];
+const SEVERITIES: &[&str] = &["info", "warning", "critical"];
 const HOPS: &[&str] = &["client->proxy", "proxy->backend", "client->server"];
 const WARNINGS: &[&str] = &["partial-flow", "capture-ended-early", "one-direction-only"];
 
 #[derive(Debug, Deserialize)]
 struct Expected {
+    #[serde(default)]
     capture: Vec<Capture>,
 }
 
 #[derive(Debug, Deserialize)]
 #[allow(dead_code)]
 struct Capture {
+    /// The ground-truth file this entry comes from (`expected.toml`, `expected-zoo.toml`, …).
+    #[serde(skip)]
+    source: String,
     file: String,
     scenario: String,
     link_type: String,
@@ -66,6 +79,8 @@ struct Expect {
     signature: String,
     hop: String,
     server: String,
+    #[serde(default)]
+    severity: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,11 +107,24 @@ fn encap_number(link_type: &str) -> Option<u32> {
     }
 }
 
+/// `expected.toml` and every `expected-*.toml`, as one list of captures.
 fn load_expected() -> Expected {
-    let path = captures_dir().join("expected.toml");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    toml::from_str(&text).unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()))
+    let mut capture = Vec::new();
+    for (source, e) in common::load_expected_tomls::<Expected>() {
+        capture.extend(e.capture.into_iter().map(|c| Capture {
+            source: source.clone(),
+            ..c
+        }));
+    }
+    Expected { capture }
+}
+
+/// A signature name the tests know: the lab's list, or one the library implements.
+fn known_signature(name: &str) -> bool {
+    SIGNATURES.contains(&name)
+        || proxyscope::signature::SignatureId::ALL
+            .iter()
+            .any(|s| s.name() == name)
 }
 
 /// A private, empty Wireshark configuration directory so that personal preferences cannot
@@ -186,7 +214,9 @@ fn iostat_counts(
 
 /// Static checks of one entry (no tshark needed).
 fn check_schema(c: &Capture, problems: &mut Vec<String>) {
-    let p = |problems: &mut Vec<String>, msg: String| problems.push(format!("{}: {msg}", c.file));
+    let p = |problems: &mut Vec<String>, msg: String| {
+        problems.push(format!("{} ({}): {msg}", c.file, c.source))
+    };
     if encap_number(&c.link_type).is_none() {
         p(problems, format!("unknown link_type {:?}", c.link_type));
     }
@@ -209,7 +239,21 @@ fn check_schema(c: &Capture, problems: &mut Vec<String>) {
         );
     }
     for e in &c.expect {
-        if !SIGNATURES.contains(&e.signature.as_str()) {
+        match &e.severity {
+            None if c.source == "expected.toml" => p(
+                problems,
+                format!(
+                    "expected {} has no severity (captures/lab/make_expected.py)",
+                    e.signature
+                ),
+            ),
+            Some(sev) if !SEVERITIES.contains(&sev.as_str()) => p(
+                problems,
+                format!("{}: unknown severity {sev:?}", e.signature),
+            ),
+            _ => {}
+        }
+        if !known_signature(&e.signature) {
             p(
                 problems,
                 format!("unknown expected signature {:?}", e.signature),
@@ -223,7 +267,7 @@ fn check_schema(c: &Capture, problems: &mut Vec<String>) {
         }
     }
     for f in &c.forbid {
-        if !SIGNATURES.contains(&f.signature.as_str()) {
+        if !known_signature(&f.signature) {
             p(
                 problems,
                 format!("unknown forbidden signature {:?}", f.signature),
@@ -299,7 +343,7 @@ fn lab_captures_match_expected_toml() {
     let mut seen = HashSet::new();
     for c in &expected.capture {
         if !seen.insert(c.file.as_str()) {
-            problems.push(format!("{}: duplicate entry", c.file));
+            problems.push(format!("{} ({}): duplicate entry", c.file, c.source));
         }
         check_schema(c, &mut problems);
     }
@@ -312,7 +356,7 @@ fn lab_captures_match_expected_toml() {
     for f in &on_disk {
         if !seen.contains(f.as_str()) {
             problems.push(format!(
-                "{f}: in captures/ but has no [[capture]] entry in expected.toml"
+                "{f}: in captures/ but has no [[capture]] entry in expected.toml or expected-*.toml"
             ));
         }
     }

@@ -3,6 +3,10 @@
 //! - the number of frames;
 //! - the set of frames marked `tcp.analysis.retransmission` (Wireshark's classification, which
 //!   proxyscope computes for every frame, capture duplicates included);
+//! - per connection, proxyscope's OWN retransmission and capture-duplicate counts, as a user reads
+//!   them (`proxyscope flows --format json`: `retransmissions`, `capture_duplicates`), against
+//!   tshark's `tcp.analysis.retransmission` frames of that `tcp.stream` minus the capture
+//!   duplicates (docs/differences.md), which this test finds by itself from tshark's fields;
 //! - the RST frames;
 //! - per connection (matched by first frame), whether a SYN was sent and whether a SYN-ACK
 //!   answered it.
@@ -14,7 +18,7 @@ use proxyscope::config::InputConfig;
 use proxyscope::decode::{flags, TcpSegment};
 use proxyscope::flow::{FlowSummary, SegmentOutcome, TrackerConfig};
 use proxyscope::pipeline::{self, Observer};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 mod common;
@@ -22,11 +26,14 @@ mod common;
 /// Captures whose TCP is carried in a tunnel proxyscope does not decode (documented).
 const TUNNELED: &[&str] = &["ark__gtp-iphone.pcap"];
 
+/// docs/differences.md, "capture duplicates": identical copies of a segment (same direction,
+/// IP ID, sequence and acknowledgement numbers, flags, window, checksum and length) within 20 ms
+/// are one packet captured twice, not a retransmission.
+const DUPLICATE_WINDOW_NS: i128 = 20_000_000;
+
 #[derive(Default)]
 struct Rec {
     retrans: BTreeSet<u64>,
-    dup_frames: BTreeSet<u64>,
-    own_retrans: BTreeSet<u64>,
     rst: BTreeSet<u64>,
     tcp_frames: BTreeSet<u64>,
     flows: Vec<FlowSummary>,
@@ -40,12 +47,6 @@ impl Observer for Rec {
         self.tcp_frames.insert(f.number);
         if o.ws_class.is_some_and(|c| c.is_retransmission()) {
             self.retrans.insert(f.number);
-            if !o.duplicate {
-                self.own_retrans.insert(f.number);
-            }
-        }
-        if o.duplicate {
-            self.dup_frames.insert(f.number);
         }
         if seg.has(flags::RST) {
             self.rst.insert(f.number);
@@ -60,6 +61,23 @@ struct TsharkFrame {
     syn: bool,
     ack: bool,
     rst: bool,
+    /// Direction (source address and port) and the fields that make two copies identical.
+    sender: String,
+    fingerprint: String,
+    /// Capture time in nanoseconds.
+    ts_ns: i128,
+}
+
+/// `frame.time_epoch` ("1764145392.506487000") in nanoseconds, without float rounding.
+fn epoch_ns(s: &str) -> i128 {
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let mut frac = frac.to_string();
+    frac.truncate(9);
+    while frac.len() < 9 {
+        frac.push('0');
+    }
+    secs.parse::<i128>().expect("epoch seconds") * 1_000_000_000
+        + frac.parse::<i128>().expect("epoch fraction")
 }
 
 fn tshark_frames(path: &Path) -> Vec<TsharkFrame> {
@@ -74,6 +92,18 @@ fn tshark_frames(path: &Path) -> Vec<TsharkFrame> {
             "tcp.flags.reset",
             "icmp.type",
             "icmpv6.type",
+            // 8..: direction and duplicate fingerprint
+            "ip.src",
+            "ipv6.src",
+            "tcp.srcport",
+            "ip.id",
+            "tcp.seq_raw",
+            "tcp.ack_raw",
+            "tcp.flags",
+            "tcp.window_size_value",
+            "tcp.checksum",
+            "tcp.len",
+            "frame.time_epoch",
         ],
     );
     rows.iter()
@@ -93,7 +123,62 @@ fn tshark_frames(path: &Path) -> Vec<TsharkFrame> {
                 syn: flag(&f[3]),
                 ack: flag(&f[4]),
                 rst: flag(&f[5]),
+                sender: format!("{}{} {}", first(&f[8]), first(&f[9]), first(&f[10])),
+                fingerprint: (11..=17)
+                    .map(|i| first(&f[i]))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                ts_ns: epoch_ns(&f[18]),
             }
+        })
+        .collect()
+}
+
+/// The capture duplicates among tshark's frames, found independently of proxyscope: a TCP frame
+/// identical (fingerprint) to an earlier non-duplicate frame of the same stream and sender at
+/// most 20 ms before it.
+fn tshark_duplicates(ts: &[TsharkFrame]) -> BTreeSet<u64> {
+    let mut seen: HashMap<(u64, &str), Vec<(&str, i128)>> = HashMap::new();
+    let mut dups = BTreeSet::new();
+    for f in ts {
+        let Some(stream) = f.stream else { continue };
+        let prev = seen.entry((stream, f.sender.as_str())).or_default();
+        prev.retain(|(_, t)| f.ts_ns - t <= DUPLICATE_WINDOW_NS);
+        if prev.iter().any(|(fp, _)| *fp == f.fingerprint) {
+            dups.insert(f.number);
+        } else {
+            prev.push((f.fingerprint.as_str(), f.ts_ns));
+        }
+    }
+    dups
+}
+
+/// Per connection (keyed by its first frame): (retransmissions, capture duplicates) as
+/// `proxyscope flows --format json` reports them; the binary's own output.
+fn proxyscope_flow_counts(path: &Path) -> BTreeMap<u64, (u64, u64)> {
+    let out = std::process::Command::new(common::bin())
+        .args(["flows", "--format", "json"])
+        .arg(path)
+        .output()
+        .expect("run proxyscope flows");
+    assert!(
+        out.status.success(),
+        "proxyscope flows {} failed: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("flows JSON of {}: {e}", path.display()));
+    let num = |r: &serde_json::Value, k: &str| {
+        r[k].as_u64()
+            .unwrap_or_else(|| panic!("flows row without numeric {k}: {r}"))
+    };
+    rows.iter()
+        .map(|r| {
+            (
+                num(r, "first_frame"),
+                (num(r, "retransmissions"), num(r, "capture_duplicates")),
+            )
         })
         .collect()
 }
@@ -129,12 +214,41 @@ fn diff_one(path: &Path) -> Vec<String> {
             rec.retrans.difference(&t_retx).collect::<Vec<_>>()
         ));
     }
-    // proxyscope's own count leaves out exactly the capture duplicates.
-    let expect_own: BTreeSet<u64> = rec.retrans.difference(&rec.dup_frames).copied().collect();
-    if expect_own != rec.own_retrans {
+    // proxyscope's own per-connection counts (its `flows` output) against tshark's
+    // retransmission frames of each tcp.stream, minus the capture duplicates found here.
+    let dups = tshark_duplicates(&ts);
+    let mut t_counts: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    let mut stream_first: BTreeMap<u64, u64> = BTreeMap::new();
+    for f in &ts {
+        let Some(s) = f.stream else { continue };
+        let first = *stream_first.entry(s).or_insert(f.number);
+        let e = t_counts.entry(first).or_default();
+        let dup = dups.contains(&f.number);
+        e.0 += (f.retrans && !dup) as u64;
+        e.1 += dup as u64;
+    }
+    let p_counts = proxyscope_flow_counts(path);
+    let firsts: BTreeSet<u64> = t_counts.keys().chain(p_counts.keys()).copied().collect();
+    let mut bad = Vec::new();
+    for first in firsts {
+        let t = t_counts.get(&first).copied().unwrap_or_default();
+        let p = p_counts.get(&first).copied().unwrap_or_default();
+        if t != p {
+            bad.push(format!(
+                "connection from frame {first}: (retransmissions, capture duplicates) tshark {t:?} proxyscope flows {p:?}"
+            ));
+        }
+    }
+    if !bad.is_empty() {
         errs.push(format!(
-            "{}: own retransmissions are not tshark's minus duplicates",
-            name
+            "{}: per-connection retransmission counts differ ({} connections, first 12):\n  {}",
+            name,
+            bad.len(),
+            bad.iter()
+                .take(12)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n  ")
         ));
     }
     let t_rst: BTreeSet<u64> = ts.iter().filter(|f| f.rst).map(|f| f.number).collect();
@@ -348,11 +462,9 @@ struct ExpectedCapture {
 fn tls_and_http_events_agree_with_tshark_on_lab_captures() {
     common::require_tshark();
     let root = common::repo();
-    let exp: Expected =
-        toml::from_str(&std::fs::read_to_string(root.join("captures/expected.toml")).unwrap())
-            .unwrap();
     let mut errs = Vec::new();
-    for c in &exp.capture {
+    let all: Vec<(String, Expected)> = common::load_expected_tomls();
+    for c in all.iter().flat_map(|(_, e)| &e.capture) {
         errs.extend(diff_app(&root.join("captures").join(&c.file), &c.decode_as));
     }
     assert!(

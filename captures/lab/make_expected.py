@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import tomllib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CAPS = os.path.dirname(HERE)
@@ -93,8 +94,24 @@ def C(filt, want=None, why="", zero_ok=False):
     return {"filter": filt, "want": want, "why": why, "zero_ok": zero_ok}
 
 
-def E(sig, hop, server):
-    return {"signature": sig, "hop": hop, "server": server}
+SEVERITIES = ["info", "warning", "critical"]
+
+
+def E(sig, hop, server, severity):
+    """An expected verdict. `severity` is the truth for an on-call SRE, decided from what the
+    capture shows (not copied from proxyscope's output):
+    - critical: requests fail. A client-facing 502/503/504, and the backend-leg cause behind it
+      (refused, unanswered SYNs, no response, stalled or failed TLS handshake, a reset with a
+      request outstanding or a response cut mid-body): the proxy has nowhere else to send them.
+    - warning: degraded, nothing failed yet (a lossy link that still delivers, 4-tuples recycled
+      out of TIME_WAIT).
+    - info: normal behaviour worth knowing (an RST after a complete response)."""
+    assert severity in SEVERITIES, severity
+    return {"signature": sig, "hop": hop, "server": server, "severity": severity}
+
+
+CRIT = "critical"
+WARN = "warning"
 
 
 # ------------------------------------------------------------------ ground truth
@@ -135,7 +152,7 @@ CAPTURES = [
     dict(file="refused-nginx-backleg.pcap", scenario="refused", healthy=False,
          summary="nothing listens on 10.78.2.2:8080: both nginx SYNs answered by RST,ACK",
          did="no backend process; two client requests through nginx", failed="proxy->backend (port closed)",
-         expect=[E("connection-refused", "proxy->backend", BE)],
+         expect=[E("connection-refused", "proxy->backend", BE, CRIT)],
          forbid=["syn-unanswered", "connection-reset", "upstream-timeout", "retransmission-storm"],
          checks=[C(SYN, 2, "nginx's connection attempts"),
                  C("%s && ip.src==%s" % (RST, B), 2, "the refusals"),
@@ -143,26 +160,26 @@ CAPTURES = [
     dict(file="refused-nginx-frontleg.pcap", scenario="refused", healthy=False,
          summary="client side of the refused backend: nginx answers 502 Bad Gateway twice",
          did="as refused-nginx-backleg, client leg", failed="proxy->backend (seen here as 502 from the proxy)",
-         expect=[E("gateway-error", "client->proxy", FE)],
+         expect=[E("gateway-error", "client->proxy", FE, CRIT)],
          forbid=["connection-refused", "syn-unanswered", "connection-reset"],
          checks=[C("http.response.code == 502", 2, "nginx's 502s"), C("http.request", 2), C(RST, 0, zero_ok=True)]),
     dict(file="refused-nginx-any.pcap", scenario="refused", healthy=False,
          summary="both legs (SLL2): SYN->RST on the backend leg, 502 on the client leg",
          did="as refused-nginx-backleg, tcpdump -i any in ps-proxy", failed="proxy->backend",
-         expect=[E("connection-refused", "proxy->backend", BE), E("gateway-error", "client->proxy", FE)],
+         expect=[E("connection-refused", "proxy->backend", BE, CRIT), E("gateway-error", "client->proxy", FE, CRIT)],
          forbid=["syn-unanswered", "connection-reset"],
          checks=[C("%s && ip.dst==%s" % (SYN, B), 2), C("%s && ip.src==%s" % (RST, B), 2),
                  C("http.response.code == 502", 2)]),
     dict(file="refused-haproxy-backleg.pcap", scenario="refused", healthy=False,
          summary="haproxy (retries 1) tries the closed backend port twice, RST both times",
          did="no backend process; one client request through haproxy", failed="proxy->backend (port closed)",
-         expect=[E("connection-refused", "proxy->backend", BE)],
+         expect=[E("connection-refused", "proxy->backend", BE, CRIT)],
          forbid=["syn-unanswered", "connection-reset", "upstream-timeout"],
          checks=[C(SYN, 2, "first attempt + 1 retry"), C("%s && ip.src==%s" % (RST, B), 2)]),
     dict(file="refused-haproxy-frontleg.pcap", scenario="refused", healthy=False,
          summary="haproxy answers 503 Service Unavailable after the refused attempts",
          did="as refused-haproxy-backleg, client leg", failed="proxy->backend (seen here as 503)",
-         expect=[E("gateway-error", "client->proxy", FE)],
+         expect=[E("gateway-error", "client->proxy", FE, CRIT)],
          forbid=["connection-refused", "syn-unanswered", "connection-reset"],
          checks=[C("http.response.code == 503", 1), C("http.request", 1)]),
     # 3 blackhole
@@ -170,7 +187,7 @@ CAPTURES = [
          summary="backend drops SYNs (nft): each nginx connect = SYN + 1 retransmit, no answer, gives up after 2 s",
          did="nft in ps-backend drops TCP SYNs to 8080; two client requests; proxy_connect_timeout 2s",
          failed="proxy->backend (SYNs black-holed)",
-         expect=[E("syn-unanswered", "proxy->backend", BE)],
+         expect=[E("syn-unanswered", "proxy->backend", BE, CRIT)],
          forbid=["connection-refused", "connection-reset", "retransmission-storm"],
          checks=[C(SYN, 4, "2 attempts x (SYN + 1 retransmission)"),
                  C("tcp.analysis.retransmission", 2, "the SYN retransmissions after 1 s"),
@@ -178,13 +195,13 @@ CAPTURES = [
     dict(file="blackhole-nginx-frontleg.pcap", scenario="blackhole", healthy=False,
          summary="client side: nginx answers 504 Gateway Time-out after 2 s, twice",
          did="as blackhole-nginx-backleg, client leg", failed="proxy->backend (seen here as 504)",
-         expect=[E("gateway-error", "client->proxy", FE)],
+         expect=[E("gateway-error", "client->proxy", FE, CRIT)],
          forbid=["connection-refused", "syn-unanswered", "connection-reset"],
          checks=[C("http.response.code == 504", 2), C("http.request", 2)]),
     dict(file="blackhole-nginx-any.pcap", scenario="blackhole", healthy=False,
          summary="both legs (SLL2): unanswered SYNs to the backend and the 504s",
          did="as blackhole-nginx-backleg, tcpdump -i any", failed="proxy->backend",
-         expect=[E("syn-unanswered", "proxy->backend", BE), E("gateway-error", "client->proxy", FE)],
+         expect=[E("syn-unanswered", "proxy->backend", BE, CRIT), E("gateway-error", "client->proxy", FE, CRIT)],
          forbid=["connection-refused", "connection-reset"],
          checks=[C("%s && ip.dst==%s" % (SYN, B), 4), C("%s && ip.src==%s" % (SYNACK, B), 0, zero_ok=True),
                  C("http.response.code == 504", 2)]),
@@ -192,34 +209,34 @@ CAPTURES = [
     dict(file="hang-nginx-backleg.pcap", scenario="hang", healthy=False,
          summary="backend reads the request and never answers; nginx closes (FIN) after proxy_read_timeout 3 s",
          did="captures/lab/backend.py --mode hang; one client request", failed="proxy->backend (no response)",
-         expect=[E("upstream-timeout", "proxy->backend", BE)],
+         expect=[E("upstream-timeout", "proxy->backend", BE, CRIT)],
          forbid=["connection-refused", "syn-unanswered", "connection-reset", "retransmission-storm"],
          checks=[C("http.request", 1), C("http.response", 0, zero_ok=True),
                  C("tcp.flags.fin==1 && ip.src==%s && frame.time_relative > 2.9" % P, 1, "nginx gives up after 3 s")]),
     dict(file="hang-nginx-frontleg.pcap", scenario="hang", healthy=False,
          summary="client side: 504 Gateway Time-out after 3 s",
          did="as hang-nginx-backleg, client leg", failed="proxy->backend (seen here as 504)",
-         expect=[E("gateway-error", "client->proxy", FE)],
+         expect=[E("gateway-error", "client->proxy", FE, CRIT)],
          forbid=["connection-refused", "syn-unanswered", "connection-reset"],
          checks=[C("http.response.code == 504", 1), C("http.response.code == 504 && frame.time_relative > 2.9", 1)]),
     dict(file="hang-nginx-any.pcap", scenario="hang", healthy=False,
          summary="both legs (SLL2): request to the backend unanswered for 3 s, then 504 to the client",
          did="as hang-nginx-backleg, tcpdump -i any", failed="proxy->backend",
-         expect=[E("upstream-timeout", "proxy->backend", BE), E("gateway-error", "client->proxy", FE)],
+         expect=[E("upstream-timeout", "proxy->backend", BE, CRIT), E("gateway-error", "client->proxy", FE, CRIT)],
          forbid=["connection-refused", "syn-unanswered", "connection-reset"],
          checks=[C("http.request", 2), C("http.response.code == 504", 1),
                  C("http.response && ip.src==%s" % B, 0, zero_ok=True)]),
     dict(file="hang-haproxy-backleg.pcap", scenario="hang", healthy=False,
          summary="backend never answers; haproxy aborts the server connection with RST after timeout server 3 s",
          did="backend.py --mode hang; one client request through haproxy", failed="proxy->backend (no response)",
-         expect=[E("upstream-timeout", "proxy->backend", BE)],
+         expect=[E("upstream-timeout", "proxy->backend", BE, CRIT)],
          forbid=["connection-refused", "syn-unanswered"],
          checks=[C("http.request", 1), C("http.response", 0, zero_ok=True),
                  C("%s && ip.src==%s && frame.time_relative > 2.9" % (RST, P), 1, "haproxy's abort (RST from the proxy side)")]),
     dict(file="hang-haproxy-frontleg.pcap", scenario="hang", healthy=False,
          summary="client side: haproxy 504 Gateway Time-out after 3 s",
          did="as hang-haproxy-backleg, client leg", failed="proxy->backend (seen here as 504)",
-         expect=[E("gateway-error", "client->proxy", FE)],
+         expect=[E("gateway-error", "client->proxy", FE, CRIT)],
          forbid=["connection-refused", "syn-unanswered", "connection-reset"],
          checks=[C("http.response.code == 504", 1), C("http.response.code == 504 && frame.time_relative > 2.9", 1)]),
     # 6 tls-stall
@@ -227,14 +244,14 @@ CAPTURES = [
          summary="nginx proxy_pass https:// to a port that accepts TCP but never answers the ClientHello; nginx FINs after 2 s",
          did="backend.py --mode tls-stall on 10.78.2.2:8443; location /tls/ proxy_pass https://10.78.2.2:8443/",
          failed="proxy->backend (TLS handshake never answered)",
-         expect=[E("tls-stall", "proxy->backend", "10.78.2.2:8443")],
+         expect=[E("tls-stall", "proxy->backend", "10.78.2.2:8443", CRIT)],
          forbid=["tls-alert", "connection-refused", "syn-unanswered", "connection-reset"],
          checks=[C(CH, 1), C(SH, 0, zero_ok=True), C("tls.alert_message", 0, zero_ok=True),
                  C("tcp.flags.fin==1 && ip.src==%s && frame.time_relative > 1.9" % P, 1, "nginx gives up (connect timeout covers the handshake)")]),
     dict(file="tls-stall-nginx-frontleg.pcap", scenario="tls-stall", healthy=False,
          summary="client side: nginx 504 after the stalled upstream TLS handshake",
          did="as tls-stall-nginx-backleg, client leg", failed="proxy->backend (seen here as 504)",
-         expect=[E("gateway-error", "client->proxy", FE)],
+         expect=[E("gateway-error", "client->proxy", FE, CRIT)],
          forbid=["tls-stall", "tls-alert", "connection-refused", "connection-reset"],
          checks=[C("http.response.code == 504", 1), C("http.request", 1)]),
     # 7 tls-alert
@@ -242,21 +259,21 @@ CAPTURES = [
          summary="openssl s_server -tls1_3 answers nginx's TLS1.2-only ClientHello with a fatal protocol_version alert",
          did="openssl s_server -tls1_3 on 10.78.2.2:8443; nginx proxy_ssl_protocols TLSv1.2",
          failed="proxy->backend (TLS version mismatch)",
-         expect=[E("tls-alert", "proxy->backend", "10.78.2.2:8443")],
+         expect=[E("tls-alert", "proxy->backend", "10.78.2.2:8443", CRIT)],
          forbid=["tls-stall", "connection-refused", "connection-reset"],
          checks=[C(CH, 1), C(SH, 0, zero_ok=True),
                  C("tls.alert_message.level == 2 && tls.alert_message.desc == 70", 1, "fatal protocol_version from the backend")]),
     dict(file="tls-alert-nginx-frontleg.pcap", scenario="tls-alert", healthy=False,
          summary="client side: nginx 502 after the upstream TLS alert",
          did="as tls-alert-nginx-backleg, client leg", failed="proxy->backend (seen here as 502)",
-         expect=[E("gateway-error", "client->proxy", FE)],
+         expect=[E("gateway-error", "client->proxy", FE, CRIT)],
          forbid=["tls-alert", "tls-stall", "connection-refused"],
          checks=[C("http.response.code == 502", 1), C("http.request", 1)]),
     dict(file="tls-alert-alpn-client.pcap", scenario="tls-alert", healthy=False,
          summary="openssl s_client (ALPN http/1.1) to openssl s_server -alpn h2: fatal no_application_protocol alert",
          did="openssl s_server -alpn h2 on 10.78.1.1:443 (in ps-proxy, no proxy software); openssl s_client -alpn http/1.1 from ps-client; captured on the client",
          failed="client->server (ALPN mismatch)",
-         expect=[E("tls-alert", "client->server", "10.78.1.1:443")],
+         expect=[E("tls-alert", "client->server", "10.78.1.1:443", CRIT)],
          forbid=["tls-stall", "connection-refused", "connection-reset"],
          checks=[C(CH, 1), C("tls.handshake.extensions_alpn_str == \"http/1.1\"", 1, "ALPN offered in clear"),
                  C("tls.alert_message.level == 2 && tls.alert_message.desc == 120", 1, "fatal no_application_protocol"),
@@ -266,21 +283,21 @@ CAPTURES = [
          summary="backend RSTs (SO_LINGER 0): once right after the request, once after 200 + 64 KiB of a 1 MiB body",
          did="backend.py: GET /reset-early (RST, no response) then GET /reset-mid (headers + 64 KiB then RST)",
          failed="proxy->backend (backend reset the connection)",
-         expect=[E("connection-reset", "proxy->backend", BE)],
+         expect=[E("connection-reset", "proxy->backend", BE, CRIT)],
          forbid=["connection-refused", "syn-unanswered", "upstream-timeout"],
          checks=[C("%s && ip.src==%s" % (RST, B), 2, "the two resets from the backend"),
                  C("http.request", 2), C(SYNACK, 2, "both connections were accepted first")]),
     dict(file="reset-nginx-frontleg.pcap", scenario="reset", healthy=False,
          summary="client side: 502 for /reset-early; /reset-mid gets 200 with Content-Length 1048576 but only ~64 KiB before nginx closes",
          did="as reset-nginx-backleg, client leg", failed="proxy->backend (seen here as 502 and a truncated body)",
-         expect=[E("gateway-error", "client->proxy", FE)],
+         expect=[E("gateway-error", "client->proxy", FE, CRIT)],
          forbid=["connection-refused", "syn-unanswered"],
          checks=[C("http.response.code == 502", 1), C("tcp.payload contains \"Content-Length: 1048576\"", 1, "the 200 header whose body is cut short (tshark never completes the HTTP PDU)"),
                  C("tcp.flags.fin==1 && ip.src==%s" % PF, 2), C(RST, 0, "nginx closes with FIN towards the client", zero_ok=True)]),
     dict(file="reset-nginx-any.pcap", scenario="reset", healthy=False,
          summary="both legs (SLL2) of the reset scenario",
          did="as reset-nginx-backleg, tcpdump -i any", failed="proxy->backend",
-         expect=[E("connection-reset", "proxy->backend", BE), E("gateway-error", "client->proxy", FE)],
+         expect=[E("connection-reset", "proxy->backend", BE, CRIT), E("gateway-error", "client->proxy", FE, CRIT)],
          forbid=["connection-refused", "syn-unanswered"],
          checks=[C("%s && ip.src==%s" % (RST, B), 2), C("http.response.code == 502", 1), C("http.request", 4)]),
     # 5 lossy
@@ -288,7 +305,7 @@ CAPTURES = [
          summary="2 MiB download over a link losing 25% of backend data segments: segments resent many times; snaplen 128",
          did="backend.py --mode large --size 2097152; nft in ps-proxy prerouting drops 25% of backend->proxy segments (numgen random) after the capture point; tcpdump -s 128",
          failed="proxy->backend (lossy link)",
-         expect=[E("retransmission-storm", "proxy->backend", BE)],
+         expect=[E("retransmission-storm", "proxy->backend", BE, WARN)],
          forbid=["connection-reset", "connection-refused", "syn-unanswered", "upstream-timeout"],
          checks=[C(SYN, 1), C("tcp.analysis.retransmission && ip.src==%s" % B, None, "backend's retransmissions"),
                  "MOST_RESENT", C(RST, 0, zero_ok=True)]),
@@ -297,7 +314,7 @@ CAPTURES = [
          summary="1200 short nginx->backend connections in 8 s over 200 source ports (tcp_tw_reuse=1): nginx closes first, 4-tuples reused; snaplen 80",
          did="ps-proxy ip_local_port_range 40000-40199, tcp_tw_reuse=1; backend.py keeps connections open so nginx closes first; curl sends 1200 requests at 150/s on one keep-alive client connection; backleg only, tcpdump -s 80",
          failed="proxy->backend (TIME_WAIT pile-up on the proxy, ports recycled)",
-         expect=[E("time-wait-pileup", "proxy->backend", BE)],
+         expect=[E("time-wait-pileup", "proxy->backend", BE, WARN)],
          forbid=["connection-refused", "connection-reset", "syn-unanswered", "retransmission-storm"],
          checks=[C(SYN, 1200), C("tcp.analysis.reused_ports", None, "SYNs on a 4-tuple seen before"),
                  C("tcp.flags.fin==1 && ip.src==%s" % P, 1200), C(RST, 0, zero_ok=True)]),
@@ -306,7 +323,7 @@ CAPTURES = [
          summary="client gets 200 straight from 10.78.2.2:8080 but 502 for the same paths through nginx (nft rejects nginx's own connections)",
          did="ps-proxy forwards (ip_forward=1) so the client reaches the backend directly; nft output rule in ps-proxy rejects locally generated TCP to 10.78.2.2:8080 with tcp reset; GET / and /page.html direct then via nginx",
          failed="proxy->backend (only the proxy's path is broken)",
-         expect=[E("direct-ok-proxied-fails", "client->proxy", FE), E("gateway-error", "client->proxy", FE)],
+         expect=[E("direct-ok-proxied-fails", "client->proxy", FE, CRIT), E("gateway-error", "client->proxy", FE, CRIT)],
          forbid=["connection-refused", "syn-unanswered", "connection-reset"],
          checks=[C("http.response.code == 200 && ip.src==%s" % B, 2, "direct answers"),
                  C("http.response.code == 502 && ip.src==%s" % PF, 2, "proxied failures"),
@@ -316,19 +333,19 @@ CAPTURES = [
          summary="28 requests every ~0.26 s; backend stopped for ~3 s in the middle: 8 x 200, 12 x 502, 8 x 200",
          did="python3 -m http.server killed (by PID) before request 9, restarted before request 21",
          failed="proxy->backend (temporarily)",
-         expect=[E("gateway-error", "client->proxy", FE)],
+         expect=[E("gateway-error", "client->proxy", FE, CRIT)],
          forbid=["connection-refused", "syn-unanswered", "connection-reset"],
          checks=[C("http.response.code == 200", 16), C("http.response.code == 502", 12), C(SYN, 28)]),
     dict(file="mixed-nginx-backleg.pcap", scenario="mixed", healthy=False,
          summary="backend leg of the mixed capture: 16 served connections, 12 refused in the middle",
          did="as mixed-nginx-frontleg, backend leg", failed="proxy->backend (temporarily)",
-         expect=[E("connection-refused", "proxy->backend", BE)],
+         expect=[E("connection-refused", "proxy->backend", BE, CRIT)],
          forbid=["syn-unanswered", "connection-reset"],
          checks=[C(SYN, 28), C("%s && ip.src==%s" % (RST, B), 12), C("http.response.code == 200", 16)]),
     dict(file="mixed-nginx-any.pcap", scenario="mixed", healthy=False,
          summary="both legs (SLL2) of the mixed capture",
          did="as mixed-nginx-frontleg, tcpdump -i any", failed="proxy->backend (temporarily)",
-         expect=[E("connection-refused", "proxy->backend", BE), E("gateway-error", "client->proxy", FE)],
+         expect=[E("connection-refused", "proxy->backend", BE, CRIT), E("gateway-error", "client->proxy", FE, CRIT)],
          forbid=["syn-unanswered", "connection-reset"],
          checks=[C("%s && ip.src==%s" % (RST, B), 12), C("http.response.code == 502", 12),
                  C("http.response.code == 200", 32, "16 front + 16 back")]),
@@ -367,7 +384,7 @@ CAPTURES = [
     dict(file="loopback-refused.pcap", scenario="loopback-refused", healthy=False,
          summary="two curl connects to closed 127.0.0.1:29181, each SYN answered by RST,ACK",
          did="root namespace, nothing listens on 29181; tcpdump -i lo 'tcp port 29181'", failed="client->server (port closed)",
-         expect=[E("connection-refused", "client->server", "127.0.0.1:29181")],
+         expect=[E("connection-refused", "client->server", "127.0.0.1:29181", CRIT)],
          forbid=["syn-unanswered", "connection-reset"],
          checks=[C(SYN, 2), C(RST, 2)]),
 ]
@@ -378,7 +395,14 @@ def q(s):
 
 
 def main():
-    files = sorted(f for f in os.listdir(CAPS) if f.endswith((".pcap", ".pcapng")))
+    # Captures described by another ground-truth file (captures/expected-*.toml, written by its
+    # own generator) are not this script's.
+    others = set()
+    for name in sorted(os.listdir(CAPS)):
+        if name.startswith("expected-") and name.endswith(".toml"):
+            with open(os.path.join(CAPS, name), "rb") as f:
+                others |= {c["file"] for c in tomllib.load(f).get("capture", [])}
+    files = sorted(f for f in os.listdir(CAPS) if f.endswith((".pcap", ".pcapng")) and f not in others)
     described = [c["file"] for c in CAPTURES]
     missing = set(files) - set(described)
     absent = set(described) - set(files)
@@ -435,7 +459,7 @@ def main():
         for e in c.get("expect", []):
             assert e["signature"] in SIGS
             toml += ["[[capture.expect]]", "signature = %s" % q(e["signature"]), "hop = %s" % q(e["hop"]),
-                     "server = %s" % q(e["server"])]
+                     "server = %s" % q(e["server"]), "severity = %s" % q(e["severity"])]
         for f in c.get("forbid", []):
             assert f in SIGS
             toml += ["[[capture.forbid]]", "signature = %s" % q(f)]
@@ -454,7 +478,8 @@ def main():
             shown = ", ".join(str(x) for x in frames[:8]) + (", ..." if len(frames) > 8 else "")
             why = " — %s" % ch["why"] if ch["why"] else ""
             md.append("  - `%s`: %d%s%s" % (ch["filter"], n, (" (frames %s)" % shown) if n else "", why))
-        exp = ", ".join("`%s` on %s (server %s)" % (e["signature"], e["hop"], e["server"]) for e in c.get("expect", []))
+        exp = ", ".join("`%s` on %s (server %s, %s)" % (e["signature"], e["hop"], e["server"], e["severity"])
+                        for e in c.get("expect", []))
         md.append("- **Must report:** %s." % (exp or ("nothing (healthy)" if c["healthy"] else "-")))
         if c.get("warnings"):
             md.append("- **Must warn (capture artefact):** %s." % ", ".join("`%s`" % w for w in c["warnings"]))

@@ -4,24 +4,61 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+mod skip;
+#[allow(unused_imports)]
+pub use skip::{in_ci, skip, skip_dir};
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `../shared/corpus` beside the checkout, or None (with a note on stderr) when it is absent, as
-/// on a user's clone.
+/// `../shared/corpus` beside the checkout, or None when it is absent, as on a user's clone: then
+/// the calling test's corpus part is recorded as skipped (`skip`), and under `CI=true` (CI has
+/// `../shared`) the test fails instead.
 pub fn shared_corpus() -> Option<PathBuf> {
     let p = repo().join("..").join("shared").join("corpus");
     if p.is_dir() {
         Some(p)
     } else {
-        eprintln!(
-            "SKIPPED: {} is absent (only developers and CI have the shared corpus)",
+        skip(&format!(
+            "{} is absent (only developers and CI have the shared corpus)",
             p.display()
-        );
+        ));
         None
     }
+}
+
+/// `captures/expected.toml` followed by every `captures/expected-*.toml` (sorted): the ground
+/// truth files of the lab captures, all in the same format.
+pub fn expected_toml_files() -> Vec<PathBuf> {
+    let dir = repo().join("captures");
+    let mut extra: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {}", dir.display(), e))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with("expected-") && n.ends_with(".toml")
+        })
+        .collect();
+    extra.sort();
+    let mut files = vec![dir.join("expected.toml")];
+    files.extend(extra);
+    files
+}
+
+/// Parses every ground-truth file (`expected_toml_files`) as `T` and returns (file name, T).
+pub fn load_expected_tomls<T: serde::de::DeserializeOwned>() -> Vec<(String, T)> {
+    expected_toml_files()
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
+            let v = toml::from_str(&text)
+                .unwrap_or_else(|e| panic!("{} does not parse: {e}", p.display()));
+            (p.file_name().unwrap().to_string_lossy().to_string(), v)
+        })
+        .collect()
 }
 
 /// tshark is the oracle; tests that need it fail loudly when it is missing.
