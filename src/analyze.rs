@@ -312,21 +312,26 @@ impl Analyzer {
         let requests = h
             .request_sample
             .iter()
-            .chain(h.ok_sample.iter().filter_map(|x| x.request.as_ref()))
-            .chain(h.errors.iter().filter_map(|x| x.request.as_ref()))
-            .chain(h.unanswered.iter());
-        for r in requests {
+            .map(|q| (q, None))
+            .chain(h.ok_sample.iter().chain(h.errors.iter()).filter_map(|x| {
+                x.request
+                    .as_ref()
+                    .map(|q| (q, Some((x.response.status, x.response.frame.ts))))
+            }))
+            .chain(h.unanswered.iter().map(|q| (q, None)));
+        for (r, answer) in requests {
             if r.method == "CONNECT" {
                 self.roles
                     .proxy_header(f.resp, "CONNECT requests (a forward proxy)");
             }
-            self.roles.request(
+            self.roles.request_answered(
                 f.orig.ip(),
                 f.resp,
                 &r.method,
                 &r.target,
                 r.frame.ts,
                 r.forwarded_for.as_deref(),
+                answer,
             );
         }
         if let Some(m) = &h.proxy_mark {
@@ -654,7 +659,8 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
             frames: Vec::new(),
         });
     }
-    let verdicts = a.agg.finish(|c, s| topology.hop(c, s));
+    let mut verdicts = a.agg.finish(|c, s| topology.hop(c, s));
+    escalate_paired_causes(&mut verdicts, &chains);
     let mut endpoints: Vec<EndpointSummary> = a.endpoints.into_values().collect();
     endpoints.sort_by(|x, y| {
         y.connections
@@ -671,6 +677,45 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
         endpoints,
         topology,
         chains,
+    }
+}
+
+/// A backend-leg verdict that paired client exchanges prove user-visible is critical, whatever
+/// its own rule said (a backend refusing between successes is a warning alone; when each refusal
+/// became a client's 502 it is the outage). The note says why.
+fn escalate_paired_causes(verdicts: &mut [Verdict], chains: &[Chain]) {
+    let mut changed = false;
+    for c in chains.iter().filter(|c| c.explained > 0) {
+        let (Some(sig), Some(backend)) = (c.back_signature, c.backend) else {
+            continue;
+        };
+        for v in verdicts.iter_mut().filter(|v| {
+            v.signature == sig
+                && v.server == backend
+                && v.hop == crate::verdict::Hop::ProxyToBackend
+                && v.severity < Severity::Critical
+        }) {
+            v.severity = Severity::Critical;
+            v.notes.push((
+                format!(
+                    "critical: {} client exchange{} at the proxy {} failed because of it ({} pairing)",
+                    c.explained,
+                    if c.explained == 1 { "" } else { "s" },
+                    c.proxy,
+                    c.pairing.name()
+                ),
+                c.explained,
+            ));
+            changed = true;
+        }
+    }
+    if changed {
+        verdicts.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(a.first_ts.cmp(&b.first_ts))
+                .then(a.signature.cmp(&b.signature))
+        });
     }
 }
 

@@ -551,9 +551,10 @@ fn a_client_side_tls_failure_at_a_proxy_is_chained() {
         .iter()
         .find(|c| c.front_signature == SignatureId::TlsAlert)
         .expect("chain");
+    // Nothing on a backend leg was paired with it: it counts as a failure, not as explained.
     assert_eq!(
-        (c.explained, c.front_failures, c.back_signature),
-        (1, 1, None)
+        (c.explained, c.front_failures, c.back_signature, c.pairing),
+        (0, 1, None, proxyscope::correlate::PairKind::NotPaired)
     );
     assert!(
         c.summary.contains("backend leg is not in the capture"),

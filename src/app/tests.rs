@@ -1543,9 +1543,11 @@ fn http_ten_megabyte_bodies_are_skipped_not_buffered() {
     let fed = feed(&big, &cuts);
     // Had any body byte been taken for a header block, the 16 KiB cap would have stopped parsing.
     assert_eq!(http(&fed.summary).anomaly, None);
+    // The HTTP facts are the same whatever the body size (the first-bytes fingerprint differs:
+    // the Content-Length values are in the first 64 bytes).
     assert_eq!(
-        json_without_frames(&fed.summary),
-        json_without_frames(&small.summary)
+        json_without_frames(&fed.summary)["http"],
+        json_without_frames(&small.summary)["http"]
     );
     let kinds: Vec<AppEvent> = fed.events.iter().map(strip).collect();
     assert_eq!(kinds, [req_ev(), resp_ev(200), req_ev(), resp_ev(503)]);

@@ -759,3 +759,6 @@ pub fn relays(recs: &[ConnRecord]) -> Vec<(SocketAddr, IpAddr, SocketAddr, &'sta
     out.dedup();
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -167,3 +167,328 @@ pub fn check(f: &FlowSummary, app: &AppSummary) -> Option<Finding> {
     ev.sort_by_key(|e| (e.frame.file, e.frame.number));
     Some(Finding::for_flow(sig, severity, f, note, ev))
 }
+
+#[cfg(test)]
+mod tests {
+    //! The rule's boundaries, on hand-built summaries: the client 10.0.0.1:51000 talks to the
+    //! server 10.0.0.2:8080; frame n is at n ms after T0.
+
+    use super::*;
+    use crate::app::http::{HttpSummary, Request, Truncation};
+    use crate::flow::{ConnState, DirStats, EndReason, FrameRef, RstInfo};
+    use crate::time::{Timestamp, NANOS_PER_MILLI};
+
+    const T0: i64 = 1_700_000_000_000_000_000;
+
+    fn fr(n: u64) -> FrameRef {
+        FrameRef {
+            file: 0,
+            number: n,
+            ts: Timestamp(T0 + n as i64 * NANOS_PER_MILLI),
+        }
+    }
+
+    fn stats(bytes: u64, data: Option<(u64, u64)>) -> DirStats {
+        DirStats {
+            pkts: 4,
+            bytes,
+            ttl_min: 64,
+            ttl_max: 64,
+            first_data: data.map(|d| fr(d.0)),
+            last_data: data.map(|d| fr(d.1)),
+            ..Default::default()
+        }
+    }
+
+    /// An established connection with data both ways (client frames 4..6, server 5..7), ended
+    /// by `rst` at frame 20.
+    fn flow(rst: RstInfo) -> FlowSummary {
+        FlowSummary {
+            id: 7,
+            slot: 0,
+            orig: "10.0.0.1:51000".parse().unwrap(),
+            resp: "10.0.0.2:8080".parse().unwrap(),
+            partial: false,
+            conn_state: if rst.from == Direction::Orig {
+                ConnState::RSTO
+            } else {
+                ConnState::RSTR
+            },
+            history: "ShADadr".into(),
+            orig_stats: stats(300, Some((4, 6))),
+            resp_stats: stats(900, Some((5, 7))),
+            first: fr(1),
+            last: rst.frame,
+            start: fr(1).ts,
+            end: rst.frame.ts,
+            syn_count: 1,
+            first_syn: Some(fr(1)),
+            last_syn: Some(fr(1)),
+            synack: Some(fr(2)),
+            rtt_ns: Some(2 * NANOS_PER_MILLI),
+            rst: Some(rst),
+            rst_count: 1,
+            icmp: None,
+            first_fin_from: None,
+            closed_at: None,
+            port_reused: false,
+            reused_in_time_wait: false,
+            end_reason: EndReason::Closed,
+        }
+    }
+
+    fn rst(from: Direction, by_peer: u32, from_peer: u32, last: Direction) -> RstInfo {
+        RstInfo {
+            from,
+            frame: fr(20),
+            ttl: 64,
+            unacked_by_peer: by_peer,
+            unacked_from_peer: from_peer,
+            after_fin: false,
+            last_data_from: Some(last),
+        }
+    }
+
+    fn req(n: u64) -> Request {
+        Request {
+            frame: fr(n),
+            method: "GET".into(),
+            target: "/x".into(),
+            host: None,
+            complete_at: Some(fr(n)),
+            forwarded_for: None,
+        }
+    }
+
+    /// HTTP with `requests` requests of which `unanswered` got no response.
+    fn http(requests: u32, unanswered: u32) -> AppSummary {
+        AppSummary {
+            http: Some(HttpSummary {
+                requests,
+                responses: requests - unanswered,
+                unanswered: (0..unanswered).map(|i| req(10 + i as u64)).collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[track_caller]
+    fn verdict(f: &FlowSummary, app: &AppSummary) -> (SignatureId, Severity) {
+        let fd = check(f, app).expect("a finding");
+        assert!(
+            fd.evidence
+                .iter()
+                .any(|e| e.kind == EvidenceKind::Rst && e.frame == f.rst.unwrap().frame),
+            "the RST is evidence: {:?}",
+            fd.evidence
+        );
+        (fd.signature, fd.severity)
+    }
+
+    #[test]
+    fn rst_after_every_request_answered_is_abortive_close() {
+        // The server resets while the client spoke last: without HTTP that is critical; every
+        // request answered makes it haproxy's abortive close.
+        let f = flow(rst(Direction::Resp, 0, 0, Direction::Orig));
+        assert_eq!(
+            verdict(&f, &http(2, 0)),
+            (SignatureId::AbortiveClose, Severity::Info)
+        );
+        let fd = check(&f, &http(2, 0)).unwrap();
+        assert!(fd.note.contains("2 complete HTTP exchanges"), "{}", fd.note);
+        assert_eq!(
+            verdict(&f, &AppSummary::default()),
+            (SignatureId::ConnectionReset, Severity::Critical)
+        );
+    }
+
+    #[test]
+    fn server_rst_with_unanswered_request_is_critical() {
+        let f = flow(rst(Direction::Resp, 0, 0, Direction::Resp));
+        assert_eq!(
+            verdict(&f, &http(2, 1)),
+            (SignatureId::ConnectionReset, Severity::Critical)
+        );
+        let fd = check(&f, &http(2, 1)).unwrap();
+        assert!(
+            fd.note.contains("1 request from the client was unanswered"),
+            "{}",
+            fd.note
+        );
+    }
+
+    #[test]
+    fn client_rst_with_unanswered_request_is_info() {
+        // Data in flight would make it a warning without HTTP: the unanswered request decides.
+        let f = flow(rst(Direction::Orig, 10, 0, Direction::Orig));
+        assert_eq!(
+            verdict(&f, &http(1, 1)),
+            (SignatureId::ConnectionReset, Severity::Info)
+        );
+        assert_eq!(
+            verdict(&f, &AppSummary::default()),
+            (SignatureId::ConnectionReset, Severity::Warning)
+        );
+    }
+
+    #[test]
+    fn rst_after_own_fin_answering_late_bytes_is_abortive_close() {
+        let mut f = flow(rst(Direction::Orig, 0, 517, Direction::Resp));
+        f.orig_stats.first_fin = Some(fr(15));
+        f.first_fin_from = Some(Direction::Orig);
+        let fd = check(&f, &AppSummary::default()).unwrap();
+        assert_eq!(
+            (fd.signature, fd.severity),
+            (SignatureId::AbortiveClose, Severity::Info)
+        );
+        assert!(fd.note.contains("answering 517 bytes"), "{}", fd.note);
+    }
+
+    #[test]
+    fn rst_after_own_fin_with_own_data_unacked_is_not_abortive_close() {
+        let mut f = flow(rst(Direction::Orig, 1, 517, Direction::Resp));
+        f.orig_stats.first_fin = Some(fr(15));
+        f.first_fin_from = Some(Direction::Orig);
+        let (sig, sev) = verdict(&f, &AppSummary::default());
+        assert_ne!(sig, SignatureId::AbortiveClose);
+        assert_eq!(
+            (sig, sev),
+            (SignatureId::ConnectionReset, Severity::Warning)
+        );
+    }
+
+    #[test]
+    fn fin_after_the_rst_does_not_make_it_an_abortive_close() {
+        // The FIN rule needs the FIN *before* the RST.
+        let mut f = flow(rst(Direction::Resp, 0, 517, Direction::Orig));
+        f.resp_stats.first_fin = Some(fr(25));
+        assert_eq!(
+            verdict(&f, &AppSummary::default()),
+            (SignatureId::ConnectionReset, Severity::Critical)
+        );
+    }
+
+    #[test]
+    fn truncated_response_is_left_to_truncated_response() {
+        let f = flow(rst(Direction::Resp, 0, 0, Direction::Resp));
+        let mut app = http(1, 0);
+        app.http.as_mut().unwrap().truncated = Some(Truncation {
+            response: fr(5),
+            status: 200,
+            request: Some(fr(4)),
+            declared: Some(4_000_000),
+            received: 606_312,
+            last_data: fr(7),
+        });
+        assert!(check(&f, &app).is_none());
+        // The same connection without the truncation is judged here.
+        assert!(check(&f, &http(1, 0)).is_some());
+    }
+
+    #[test]
+    fn responder_rst_with_client_bytes_unacked_is_critical_without_http() {
+        let f = flow(rst(Direction::Resp, 0, 120, Direction::Resp));
+        assert_eq!(
+            verdict(&f, &AppSummary::default()),
+            (SignatureId::ConnectionReset, Severity::Critical)
+        );
+        let fd = check(&f, &AppSummary::default()).unwrap();
+        assert!(fd.note.contains("120 bytes from the client"), "{}", fd.note);
+        // Nothing unacknowledged and the server spoke last: the exchange completed.
+        let done = flow(rst(Direction::Resp, 0, 0, Direction::Resp));
+        assert_eq!(
+            verdict(&done, &AppSummary::default()),
+            (SignatureId::AbortiveClose, Severity::Info)
+        );
+    }
+
+    #[test]
+    fn originator_rst_with_data_in_flight_is_warning() {
+        let f = flow(rst(Direction::Orig, 0, 4096, Direction::Resp));
+        assert_eq!(
+            verdict(&f, &AppSummary::default()),
+            (SignatureId::ConnectionReset, Severity::Warning)
+        );
+    }
+
+    #[test]
+    fn rst_answering_a_syn_is_not_judged_here() {
+        let mut f = flow(rst(Direction::Resp, 0, 0, Direction::Orig));
+        f.conn_state = ConnState::REJ;
+        assert!(check(&f, &AppSummary::default()).is_none());
+    }
+
+    #[test]
+    fn rst_with_ttl_outside_the_senders_range_is_called_injected() {
+        let mut r = rst(Direction::Resp, 0, 120, Direction::Resp);
+        r.ttl = 250;
+        let fd = check(&flow(r), &AppSummary::default()).unwrap();
+        assert!(fd.note.contains("likely injected"), "{}", fd.note);
+    }
+
+    /// `syn-unanswered`'s boundary (kept here: that rule's file has no test module of its own).
+    mod syn_unanswered_rule {
+        use super::*;
+        use crate::signature::syn_unanswered::{check, Outcome};
+        use crate::signature::Thresholds;
+        use crate::time::NANOS_PER_SEC;
+
+        /// An attempt of `syns` SYNs, the last at frame `last`; the capture ends 1 s after it.
+        fn attempt(syns: u32, last: u64) -> (FlowSummary, Timestamp) {
+            let mut f = flow(rst(Direction::Orig, 0, 0, Direction::Orig));
+            f.conn_state = ConnState::S0;
+            f.history = "S".into();
+            f.orig_stats = DirStats {
+                pkts: syns as u64,
+                ..Default::default()
+            };
+            f.resp_stats = DirStats::default();
+            f.synack = None;
+            f.rtt_ns = None;
+            f.rst = None;
+            f.rst_count = 0;
+            f.syn_count = syns;
+            f.first_syn = Some(fr(1));
+            f.last_syn = Some(fr(last));
+            f.first = fr(1);
+            f.last = fr(last);
+            f.end = fr(last).ts;
+            let end = fr(last).ts.add_nanos(NANOS_PER_SEC);
+            (f, end)
+        }
+
+        #[test]
+        fn single_syn_one_second_before_the_end_is_inconclusive() {
+            let (f, end) = attempt(1, 1);
+            match check(&f, end, &Thresholds::default()) {
+                Outcome::Inconclusive { waited_ns } => assert_eq!(waited_ns, NANOS_PER_SEC),
+                o => panic!("expected Inconclusive, got {o:?}"),
+            }
+        }
+
+        #[test]
+        fn resent_syn_one_second_before_the_end_is_a_critical_finding() {
+            let (f, end) = attempt(2, 1001);
+            match check(&f, end, &Thresholds::default()) {
+                Outcome::Finding(fd) => {
+                    assert_eq!(fd.signature, SignatureId::SynUnanswered);
+                    assert_eq!(fd.severity, Severity::Critical);
+                    let frames: Vec<u64> = fd.evidence.iter().map(|e| e.frame.number).collect();
+                    assert_eq!(frames, vec![1, 1001]);
+                }
+                o => panic!("expected a Finding, got {o:?}"),
+            }
+        }
+
+        #[test]
+        fn single_syn_past_the_timeout_is_a_finding() {
+            let (f, _) = attempt(1, 1);
+            let end = fr(1).ts.add_nanos(Thresholds::default().syn_timeout_ns);
+            assert!(matches!(
+                check(&f, end, &Thresholds::default()),
+                Outcome::Finding(_)
+            ));
+        }
+    }
+}

@@ -118,3 +118,142 @@ pub fn words(v: &mut crate::verdict::Verdict) {
     v.wireshark_filter =
         format!("{af}.src=={ip} && tcp.srcport=={port} && (http.response.code == 403 || http.response.code == 407)");
 }
+
+#[cfg(test)]
+mod tests {
+    //! The rule on hand-built summaries: the client 10.0.0.1:51000 talks to the proxy
+    //! 10.0.0.9:3128; frame n is at n ms.
+
+    use super::*;
+    use crate::app::http::{Denial, HttpSummary, Request};
+    use crate::flow::{ConnState, DirStats, EndReason, FrameRef};
+    use crate::time::{Timestamp, NANOS_PER_MILLI};
+
+    const T0: i64 = 1_700_000_000_000_000_000;
+
+    fn fr(n: u64) -> FrameRef {
+        FrameRef {
+            file: 0,
+            number: n,
+            ts: Timestamp(T0 + n as i64 * NANOS_PER_MILLI),
+        }
+    }
+
+    fn flow() -> FlowSummary {
+        FlowSummary {
+            id: 11,
+            slot: 0,
+            orig: "10.0.0.1:51000".parse().unwrap(),
+            resp: "10.0.0.9:3128".parse().unwrap(),
+            partial: false,
+            conn_state: ConnState::SF,
+            history: "ShADadFf".into(),
+            orig_stats: DirStats::default(),
+            resp_stats: DirStats::default(),
+            first: fr(1),
+            last: fr(20),
+            start: fr(1).ts,
+            end: fr(20).ts,
+            syn_count: 1,
+            first_syn: Some(fr(1)),
+            last_syn: Some(fr(1)),
+            synack: Some(fr(2)),
+            rtt_ns: None,
+            rst: None,
+            rst_count: 0,
+            icmp: None,
+            first_fin_from: None,
+            closed_at: None,
+            port_reused: false,
+            reused_in_time_wait: false,
+            end_reason: EndReason::Closed,
+        }
+    }
+
+    fn denial(req: Option<(u64, &str, &str)>, resp: u64, status: u16, reason: &str) -> Denial {
+        Denial {
+            request: req.map(|(n, m, t)| Request {
+                frame: fr(n),
+                method: m.into(),
+                target: t.into(),
+                host: None,
+                complete_at: None,
+                forwarded_for: None,
+            }),
+            response: fr(resp),
+            status,
+            server: Some("squid/6.6".into()),
+            reason: reason.into(),
+        }
+    }
+
+    fn app(denied: Vec<Denial>) -> AppSummary {
+        AppSummary {
+            http: Some(HttpSummary {
+                requests: denied.len() as u32,
+                responses: denied.len() as u32,
+                denied,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn fact<'a>(fd: &'a Finding, k: &str) -> Option<&'a str> {
+        fd.facts.iter().find(|f| f.0 == k).map(|f| f.1.as_str())
+    }
+
+    #[test]
+    fn one_warning_per_denial_with_status_and_reason() {
+        let a = app(vec![
+            denial(
+                Some((4, "CONNECT", "example.com:8443")),
+                5,
+                403,
+                "ERR_ACCESS_DENIED",
+            ),
+            denial(Some((8, "GET", "http://example.com/")), 9, 407, "Basic"),
+        ]);
+        let fds = check(&flow(), &a);
+        assert_eq!(fds.len(), 2);
+        for fd in &fds {
+            assert_eq!(fd.signature, SignatureId::ProxyDenied);
+            assert_eq!(fd.severity, Severity::Warning);
+            assert_eq!(fd.flow, Some(11));
+            assert_eq!(fact(fd, "server_header"), Some("squid/6.6"));
+        }
+        assert_eq!(fact(&fds[0], "status"), Some("403"));
+        assert_eq!(fact(&fds[0], "reason"), Some("ERR_ACCESS_DENIED"));
+        assert_eq!(fact(&fds[1], "status"), Some("407"));
+        assert_eq!(fact(&fds[1], "reason"), Some("Basic"));
+        assert_eq!(
+            fds[0].note,
+            "403 for CONNECT example.com:8443 (ERR_ACCESS_DENIED)"
+        );
+        let frames: Vec<u64> = fds[1].evidence.iter().map(|e| e.frame.number).collect();
+        assert_eq!(frames, vec![8, 9]);
+        assert_eq!((fds[1].first_ts, fds[1].last_ts), (fr(8).ts, fr(9).ts));
+    }
+
+    #[test]
+    fn denial_without_its_request_says_so() {
+        let fds = check(
+            &flow(),
+            &app(vec![denial(None, 5, 403, "ERR_ACCESS_DENIED")]),
+        );
+        assert_eq!(fds.len(), 1);
+        assert!(
+            fds[0].note.contains("a request not captured"),
+            "{}",
+            fds[0].note
+        );
+        assert_eq!(fds[0].evidence.len(), 1);
+        assert_eq!(fds[0].first_ts, fr(5).ts);
+    }
+
+    #[test]
+    fn no_http_or_no_denial_is_no_finding() {
+        assert!(check(&flow(), &AppSummary::default()).is_empty());
+        assert!(check(&flow(), &app(Vec::new())).is_empty());
+    }
+}

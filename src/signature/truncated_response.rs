@@ -187,3 +187,220 @@ pub fn words(v: &mut crate::verdict::Verdict) {
         "{af}.addr=={ip} && tcp.port=={port} && (http.response || tcp.flags.reset==1 || tcp.flags.fin==1)"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    //! The rule on hand-built summaries: the client 10.0.0.1:51000 fetches from the server
+    //! 10.0.0.2:8080; request frame 4, response headers 5, last body bytes 9; frame n is at n ms.
+
+    use super::*;
+    use crate::app::http::{HttpSummary, Truncation};
+    use crate::flow::{ConnState, DirStats, EndReason, RstInfo};
+    use crate::time::{Timestamp, NANOS_PER_MILLI};
+
+    const T0: i64 = 1_700_000_000_000_000_000;
+
+    fn fr(n: u64) -> FrameRef {
+        FrameRef {
+            file: 0,
+            number: n,
+            ts: Timestamp(T0 + n as i64 * NANOS_PER_MILLI),
+        }
+    }
+
+    fn flow() -> FlowSummary {
+        FlowSummary {
+            id: 3,
+            slot: 0,
+            orig: "10.0.0.1:51000".parse().unwrap(),
+            resp: "10.0.0.2:8080".parse().unwrap(),
+            partial: false,
+            conn_state: ConnState::S1,
+            history: "ShADad".into(),
+            orig_stats: DirStats {
+                pkts: 5,
+                bytes: 80,
+                ..Default::default()
+            },
+            resp_stats: DirStats {
+                pkts: 6,
+                bytes: 606_500,
+                ..Default::default()
+            },
+            first: fr(1),
+            last: fr(9),
+            start: fr(1).ts,
+            end: fr(9).ts,
+            syn_count: 1,
+            first_syn: Some(fr(1)),
+            last_syn: Some(fr(1)),
+            synack: Some(fr(2)),
+            rtt_ns: Some(NANOS_PER_MILLI),
+            rst: None,
+            rst_count: 0,
+            icmp: None,
+            first_fin_from: None,
+            closed_at: None,
+            port_reused: false,
+            reused_in_time_wait: false,
+            end_reason: EndReason::CaptureEnd,
+        }
+    }
+
+    fn with_rst(mut f: FlowSummary, from: Direction, n: u64) -> FlowSummary {
+        f.rst = Some(RstInfo {
+            from,
+            frame: fr(n),
+            ttl: 64,
+            unacked_by_peer: 0,
+            unacked_from_peer: 0,
+            after_fin: false,
+            last_data_from: Some(Direction::Resp),
+        });
+        f.rst_count = 1;
+        f.last = fr(n);
+        f.end = fr(n).ts;
+        f
+    }
+
+    fn with_fin(mut f: FlowSummary, from: Direction, n: u64) -> FlowSummary {
+        match from {
+            Direction::Orig => f.orig_stats.first_fin = Some(fr(n)),
+            Direction::Resp => f.resp_stats.first_fin = Some(fr(n)),
+        }
+        f.first_fin_from.get_or_insert(from);
+        f
+    }
+
+    fn truncated(declared: Option<u64>) -> AppSummary {
+        AppSummary {
+            http: Some(HttpSummary {
+                requests: 1,
+                responses: 1,
+                truncated: Some(Truncation {
+                    response: fr(5),
+                    status: 200,
+                    request: Some(fr(4)),
+                    declared,
+                    received: 606_312,
+                    last_data: fr(9),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn fact<'a>(fd: &'a Finding, k: &str) -> Option<&'a str> {
+        fd.facts.iter().find(|f| f.0 == k).map(|f| f.1.as_str())
+    }
+
+    #[test]
+    fn server_rst_first_is_critical_with_its_evidence() {
+        // The client's FIN comes after the server's RST: the RST decides.
+        let f = with_fin(with_rst(flow(), Direction::Resp, 10), Direction::Orig, 11);
+        let fd = check(&f, &truncated(Some(4_000_000))).expect("a finding");
+        assert_eq!(fd.signature, SignatureId::TruncatedResponse);
+        assert_eq!(fd.severity, Severity::Critical);
+        let ev: Vec<(u64, EvidenceKind)> = fd
+            .evidence
+            .iter()
+            .map(|e| (e.frame.number, e.kind))
+            .collect();
+        assert_eq!(
+            ev,
+            vec![
+                (5, EvidenceKind::Data),
+                (9, EvidenceKind::Data),
+                (10, EvidenceKind::Rst)
+            ]
+        );
+        assert_eq!(fact(&fd, "received"), Some("606312"));
+        assert_eq!(fact(&fd, "declared"), Some("4000000"));
+        assert_eq!(fact(&fd, "status"), Some("200"));
+        assert_eq!(fact(&fd, "ended_by"), Some("server"));
+        assert!(
+            fd.note.contains("606,312 of 4,000,000 body bytes"),
+            "{}",
+            fd.note
+        );
+        assert_eq!(fd.first_ts, fr(4).ts);
+        assert_eq!(fd.last_ts, fr(10).ts);
+    }
+
+    #[test]
+    fn server_fin_first_is_critical_with_a_fin_as_evidence() {
+        let f = with_fin(with_rst(flow(), Direction::Orig, 12), Direction::Resp, 10);
+        let fd = check(&f, &truncated(None)).expect("a finding");
+        assert_eq!(fd.severity, Severity::Critical);
+        let last = fd.evidence.last().unwrap();
+        assert_eq!((last.frame.number, last.kind), (10, EvidenceKind::Fin));
+        assert!(!fd.evidence.iter().any(|e| e.kind == EvidenceKind::Rst));
+        assert_eq!(fact(&fd, "declared"), None);
+        assert_eq!(fact(&fd, "ended_by"), Some("server"));
+    }
+
+    #[test]
+    fn client_rst_first_is_info() {
+        // The server's FIN after the client's RST does not make it the server's failure.
+        let f = with_fin(with_rst(flow(), Direction::Orig, 10), Direction::Resp, 11);
+        let fd = check(&f, &truncated(Some(4_000_000))).expect("a finding");
+        assert_eq!(fd.severity, Severity::Info);
+        assert_eq!(fact(&fd, "ended_by"), Some("client"));
+        assert_eq!(fd.evidence.last().unwrap().kind, EvidenceKind::Rst);
+    }
+
+    #[test]
+    fn client_fin_first_is_info() {
+        let f = with_fin(with_fin(flow(), Direction::Orig, 10), Direction::Resp, 11);
+        let fd = check(&f, &truncated(Some(4_000_000))).expect("a finding");
+        assert_eq!(fd.severity, Severity::Info);
+    }
+
+    #[test]
+    fn capture_ending_mid_body_is_no_finding() {
+        assert!(check(&flow(), &truncated(Some(4_000_000))).is_none());
+    }
+
+    #[test]
+    fn complete_response_is_no_finding() {
+        let f = with_rst(flow(), Direction::Resp, 10);
+        let mut app = truncated(Some(4_000_000));
+        app.http.as_mut().unwrap().truncated = None;
+        assert!(check(&f, &app).is_none());
+        assert!(check(&f, &AppSummary::default()).is_none());
+    }
+
+    #[test]
+    fn body_in_the_header_frame_is_not_listed_twice() {
+        let f = with_rst(flow(), Direction::Resp, 10);
+        let mut app = truncated(Some(4_000_000));
+        app.http
+            .as_mut()
+            .unwrap()
+            .truncated
+            .as_mut()
+            .unwrap()
+            .last_data = fr(5);
+        let fd = check(&f, &app).unwrap();
+        let frames: Vec<u64> = fd.evidence.iter().map(|e| e.frame.number).collect();
+        assert_eq!(frames, vec![5, 10]);
+    }
+
+    #[test]
+    fn progress_formats_declared_and_chunked_bodies() {
+        assert_eq!(
+            progress(606_312, Some(4_000_000)),
+            "606,312 of 4,000,000 body bytes"
+        );
+        assert_eq!(
+            progress(606_312, None),
+            "606,312 bytes of a chunked body (no terminating chunk)"
+        );
+        assert_eq!(progress(999, Some(1000)), "999 of 1,000 body bytes");
+        assert_eq!(
+            progress(0, None),
+            "0 bytes of a chunked body (no terminating chunk)"
+        );
+    }
+}

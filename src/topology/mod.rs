@@ -138,6 +138,8 @@ struct Req {
     method: Box<str>,
     target: Box<str>,
     ts: Timestamp,
+    /// (status, response time) when the response was seen.
+    answer: Option<(u16, Timestamp)>,
 }
 
 /// "1 request", "3 requests".
@@ -218,6 +220,21 @@ impl Collector {
         ts: Timestamp,
         forwarded: Option<&str>,
     ) {
+        self.request_answered(client, server, method, target, ts, forwarded, None)
+    }
+
+    /// `request` with the status and time of its response, when seen.
+    #[allow(clippy::too_many_arguments)]
+    pub fn request_answered(
+        &mut self,
+        client: IpAddr,
+        server: SocketAddr,
+        method: &str,
+        target: &str,
+        ts: Timestamp,
+        forwarded: Option<&str>,
+        answer: Option<(u16, Timestamp)>,
+    ) {
         if self.requests.len() < MAX_REQUESTS {
             self.requests.push(Req {
                 client,
@@ -225,6 +242,7 @@ impl Collector {
                 method: method.into(),
                 target: target.into(),
                 ts,
+                answer,
             });
         }
         if let Some(h) = forwarded {
@@ -302,16 +320,20 @@ impl Collector {
                     && r2.method == r.method
                     && r2.target == r.target
                 {
-                    // A second hint from the same match: the backend connection carrying the
-                    // forwarded request was opened after the client's request arrived (a proxy
-                    // connects on demand), which two unrelated servers would not show.
-                    let lo = self
-                        .starts
-                        .partition_point(|st| st.2 .0 < r.ts.0 - NANOS_PER_MILLI);
-                    if self.starts[lo..]
-                        .iter()
-                        .take_while(|st| st.2 <= r2.ts)
-                        .any(|st| st.0 == r2.client && st.1 == r2.server)
+                    // A second hint from the same match: the answers match too — the backend
+                    // answered with the same status before the front did — and the backend
+                    // connection was opened after the client's request arrived (a proxy
+                    // connects on demand and relays the answer).
+                    let relayed = matches!(
+                        (r.answer, r2.answer),
+                        (Some((s1, t1)), Some((s2, t2))) if s1 == s2 && t2 <= t1
+                    );
+                    let lo = self.starts.partition_point(|st| st.2 .0 < r.ts.0);
+                    if relayed
+                        && self.starts[lo..]
+                            .iter()
+                            .take_while(|st| st.2 <= r2.ts)
+                            .any(|st| st.0 == r2.client && st.1 == r2.server)
                     {
                         *opened.entry((r.server, r2.client)).or_default() += 1;
                     }
