@@ -178,6 +178,14 @@ pub struct InputArgs {
     /// Seconds without a packet after which an open connection is considered finished.
     #[arg(long, value_name = "SECS", default_value_t = 300.0)]
     pub idle_timeout: f64,
+    /// 1: read and analyse on one thread; 2: a reader thread (libpcap + decoding) feeds the
+    /// analysis [default: 2 when there are two or more CPUs]. Results are identical.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub threads: Option<u8>,
+    /// Connections tracked at once at most; when the table is full, the least recently active
+    /// are finished early (reported as a capture warning). Bounds memory under SYN floods.
+    #[arg(long, value_name = "N", default_value_t = crate::flow::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
 }
 
 #[derive(Args, Debug)]
@@ -203,8 +211,16 @@ impl InputArgs {
     fn validate(&self) -> Result<InputConfig, Error> {
         let tracker = TrackerConfig {
             idle_timeout_ns: secs(self.idle_timeout, "idle-timeout")?,
+            max_connections: self.max_connections.max(1),
             ..TrackerConfig::default()
         };
+        pipeline::set_threads(self.threads.map(|n| {
+            if n == 1 {
+                pipeline::Threads::One
+            } else {
+                pipeline::Threads::Reader
+            }
+        }));
         Ok(InputConfig {
             files: self.files.clone(),
             filter: self.filter.clone(),

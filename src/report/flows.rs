@@ -117,6 +117,7 @@ impl FlowRow {
                 crate::flow::EndReason::Idle => "idle",
                 crate::flow::EndReason::Superseded => "superseded",
                 crate::flow::EndReason::CaptureEnd => "capture-end",
+                crate::flow::EndReason::Evicted => "evicted",
             },
         }
     }
