@@ -607,16 +607,20 @@ fn flows(cfg: FlowsConfig) -> Result<i32, Error> {
         }
         _ => {
             struct Rows<'a> {
-                rows: Vec<FlowRow>,
+                stream: report::flows::TableStream<std::io::BufWriter<std::io::StdoutLock<'a>>>,
                 files: &'a [PathBuf],
             }
             impl Observer for Rows<'_> {
                 fn flow_end(&mut self, s: FlowSummary, _app: Option<crate::app::AppSummary>) {
-                    self.rows.push(FlowRow::from_summary(&s, self.files));
+                    self.stream.push(FlowRow::from_summary(&s, self.files));
                 }
             }
+            let stdout = std::io::stdout();
             let mut obs = Rows {
-                rows: Vec::new(),
+                stream: report::flows::TableStream::new(
+                    std::io::BufWriter::with_capacity(1 << 16, stdout.lock()),
+                    cfg.color,
+                ),
                 files: &files,
             };
             let sum = pipeline::run(&cfg.input, &mut obs)?;
@@ -629,16 +633,11 @@ fn flows(cfg: FlowsConfig) -> Result<i32, Error> {
                 ),
                 _ => String::new(),
             };
-            let mut out = std::io::stdout().lock();
-            let text = format!(
-                "{} frames ({} TCP), {} connections, {}\n{}\n",
-                sum.frames_matched,
-                sum.tcp_segments,
-                obs.rows.len(),
-                span,
-                report::flows::table(&mut obs.rows, cfg.color)
+            let header = format!(
+                "{} frames ({} TCP), {} connections, {}",
+                sum.frames_matched, sum.tcp_segments, obs.stream.rows, span,
             );
-            if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+            if let Err(e) = obs.stream.finish(&header) {
                 return output_error(e);
             }
             print_warnings(&sum);
