@@ -589,6 +589,9 @@ fn flows(cfg: FlowsConfig) -> Result<i32, Error> {
                 fn flow_end(&mut self, s: FlowSummary, _app: Option<crate::app::AppSummary>) {
                     self.stream.push(FlowRow::from_summary(&s, self.files));
                 }
+                fn wants_frame_data(&self) -> bool {
+                    false
+                }
             }
             let stdout = std::io::stdout();
             let mut obs = Json {
@@ -613,6 +616,9 @@ fn flows(cfg: FlowsConfig) -> Result<i32, Error> {
             impl Observer for Rows<'_> {
                 fn flow_end(&mut self, s: FlowSummary, _app: Option<crate::app::AppSummary>) {
                     self.stream.push(FlowRow::from_summary(&s, self.files));
+                }
+                fn wants_frame_data(&self) -> bool {
+                    false
                 }
             }
             let stdout = std::io::stdout();

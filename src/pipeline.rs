@@ -29,6 +29,12 @@ pub trait Observer {
     fn wants_app(&self) -> bool {
         false
     }
+    /// Whether `segment` reads `Frame::data`. When it does not and `wants_app` is false, the
+    /// reader thread copies only each frame's headers, not its payload (`Frame::data` is then
+    /// cut after the TCP header).
+    fn wants_frame_data(&self) -> bool {
+        true
+    }
     /// One decoded TCP segment and the tracker's verdict on it.
     fn segment(&mut self, _frame: &Frame<'_>, _seg: &TcpSegment<'_>, _outcome: &SegmentOutcome) {}
     /// One application-layer event (TLS hello/alert, HTTP request/response), as it happens.
@@ -41,6 +47,9 @@ impl<T: Observer + ?Sized> Observer for &mut T {
     }
     fn wants_app(&self) -> bool {
         (**self).wants_app()
+    }
+    fn wants_frame_data(&self) -> bool {
+        (**self).wants_frame_data()
     }
     fn segment(&mut self, frame: &Frame<'_>, seg: &TcpSegment<'_>, outcome: &SegmentOutcome) {
         (**self).segment(frame, seg, outcome)
@@ -407,6 +416,8 @@ impl Batch {
 /// Reads `set` on a reader thread and feeds `p` on this one.
 fn run_reader_thread<O: Observer>(set: &mut OfflineSet, p: &mut Pipeline<O>, max_frames: usize) {
     let max_frames = max_frames.clamp(1, BATCH_FRAMES);
+    // Nobody reads payload bytes: copy headers only (most of the bytes of a big capture).
+    let headers_only = !p.sink.want_app && !p.sink.obs.wants_frame_data();
     use std::sync::mpsc::sync_channel;
     let (full_tx, full_rx) = sync_channel::<Batch>(QUEUE_BATCHES);
     // Emptied batches go back to the reader; this queue never fills (it can hold every batch).
@@ -428,8 +439,23 @@ fn run_reader_thread<O: Observer>(set: &mut OfflineSet, p: &mut Pipeline<O>, max
                             return;
                         }
                     }
-                    b.frames.push(f);
-                    b.decoded.push(pre_decode(f));
+                    let d = pre_decode(f);
+                    match d {
+                        PreDecoded::Tcp(_, off, _) if headers_only && off > 0 => {
+                            b.frames.push(&Frame {
+                                data: &f.data[..off],
+                                ..*f
+                            });
+                            b.decoded.push(match d {
+                                PreDecoded::Tcp(seg, off, _) => PreDecoded::Tcp(seg, off, 0),
+                                other => other,
+                            });
+                        }
+                        _ => {
+                            b.frames.push(f);
+                            b.decoded.push(d);
+                        }
+                    }
                     if b.full(max_frames) {
                         let next = empty_rx.try_recv().unwrap_or_else(|_| Batch::new());
                         if full_tx.send(std::mem::replace(&mut b, next)).is_err() {

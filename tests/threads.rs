@@ -30,6 +30,10 @@ impl Observer for Rows {
     fn flow_end(&mut self, s: FlowSummary, _app: Option<proxyscope::app::AppSummary>) {
         self.0.push(FlowRow::from_summary(&s, &self.1));
     }
+    // As `proxyscope flows`: the reader thread copies headers only.
+    fn wants_frame_data(&self) -> bool {
+        false
+    }
 }
 
 fn flows_json(files: &[PathBuf], threads: Threads) -> String {
