@@ -178,6 +178,14 @@ pub struct InputArgs {
     /// Seconds without a packet after which an open connection is considered finished.
     #[arg(long, value_name = "SECS", default_value_t = 300.0)]
     pub idle_timeout: f64,
+    /// 1: read and analyse on one thread; 2: a reader thread (libpcap + decoding) feeds the
+    /// analysis [default: 2 when there are two or more CPUs]. Results are identical.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub threads: Option<u8>,
+    /// Connections tracked at once at most; when the table is full, the least recently active
+    /// are finished early (reported as a capture warning). Bounds memory under SYN floods.
+    #[arg(long, value_name = "N", default_value_t = crate::flow::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
 }
 
 #[derive(Args, Debug)]
@@ -203,8 +211,16 @@ impl InputArgs {
     fn validate(&self) -> Result<InputConfig, Error> {
         let tracker = TrackerConfig {
             idle_timeout_ns: secs(self.idle_timeout, "idle-timeout")?,
+            max_connections: self.max_connections.max(1),
             ..TrackerConfig::default()
         };
+        pipeline::set_threads(self.threads.map(|n| {
+            if n == 1 {
+                pipeline::Threads::One
+            } else {
+                pipeline::Threads::Reader
+            }
+        }));
         Ok(InputConfig {
             files: self.files.clone(),
             filter: self.filter.clone(),
@@ -573,6 +589,9 @@ fn flows(cfg: FlowsConfig) -> Result<i32, Error> {
                 fn flow_end(&mut self, s: FlowSummary, _app: Option<crate::app::AppSummary>) {
                     self.stream.push(FlowRow::from_summary(&s, self.files));
                 }
+                fn wants_frame_data(&self) -> bool {
+                    false
+                }
             }
             let stdout = std::io::stdout();
             let mut obs = Json {
@@ -591,16 +610,23 @@ fn flows(cfg: FlowsConfig) -> Result<i32, Error> {
         }
         _ => {
             struct Rows<'a> {
-                rows: Vec<FlowRow>,
+                stream: report::flows::TableStream<std::io::BufWriter<std::io::StdoutLock<'a>>>,
                 files: &'a [PathBuf],
             }
             impl Observer for Rows<'_> {
                 fn flow_end(&mut self, s: FlowSummary, _app: Option<crate::app::AppSummary>) {
-                    self.rows.push(FlowRow::from_summary(&s, self.files));
+                    self.stream.push(FlowRow::from_summary(&s, self.files));
+                }
+                fn wants_frame_data(&self) -> bool {
+                    false
                 }
             }
+            let stdout = std::io::stdout();
             let mut obs = Rows {
-                rows: Vec::new(),
+                stream: report::flows::TableStream::new(
+                    std::io::BufWriter::with_capacity(1 << 16, stdout.lock()),
+                    cfg.color,
+                ),
                 files: &files,
             };
             let sum = pipeline::run(&cfg.input, &mut obs)?;
@@ -613,16 +639,11 @@ fn flows(cfg: FlowsConfig) -> Result<i32, Error> {
                 ),
                 _ => String::new(),
             };
-            let mut out = std::io::stdout().lock();
-            let text = format!(
-                "{} frames ({} TCP), {} connections, {}\n{}\n",
-                sum.frames_matched,
-                sum.tcp_segments,
-                obs.rows.len(),
-                span,
-                report::flows::table(&mut obs.rows, cfg.color)
+            let header = format!(
+                "{} frames ({} TCP), {} connections, {}",
+                sum.frames_matched, sum.tcp_segments, obs.stream.rows, span,
             );
-            if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+            if let Err(e) = obs.stream.finish(&header) {
                 return output_error(e);
             }
             print_warnings(&sum);

@@ -1,5 +1,11 @@
 //! Wiring: pushes frames from `capture/` through `decode/` into `flow/`, and hands finished
 //! connections to an `Observer`. Holds no protocol logic.
+//!
+//! Reading files can use two threads (`Threads::Reader`): a reader thread runs libpcap (the
+//! filter, frame numbering, merging files) and `decode/`, copies each frame into a reused
+//! `FrameBatch`, and sends full batches through a bounded queue (`QUEUE_BATCHES`) to the calling
+//! thread, which runs the tracker, the application observers and the `Observer`. Frames keep
+//! their order, so every result is identical to `Threads::One` (tested on `captures/`).
 
 use crate::app::{AppEvent, AppFlow, AppSummary};
 use crate::capture::{FileInfo, Frame, OfflineSet};
@@ -12,6 +18,7 @@ use crate::flow::{
 };
 use crate::time::Timestamp;
 use serde::Serialize;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Receives what the pipeline produces. Every method but `flow_end` is optional.
 pub trait Observer {
@@ -21,6 +28,12 @@ pub trait Observer {
     /// Whether to reassemble streams and run the TLS / HTTP observers (costs time).
     fn wants_app(&self) -> bool {
         false
+    }
+    /// Whether `segment` reads `Frame::data`. When it does not and `wants_app` is false, the
+    /// reader thread copies only each frame's headers, not its payload (`Frame::data` is then
+    /// cut after the TCP header).
+    fn wants_frame_data(&self) -> bool {
+        true
     }
     /// One decoded TCP segment and the tracker's verdict on it.
     fn segment(&mut self, _frame: &Frame<'_>, _seg: &TcpSegment<'_>, _outcome: &SegmentOutcome) {}
@@ -34,6 +47,9 @@ impl<T: Observer + ?Sized> Observer for &mut T {
     }
     fn wants_app(&self) -> bool {
         (**self).wants_app()
+    }
+    fn wants_frame_data(&self) -> bool {
+        (**self).wants_frame_data()
     }
     fn segment(&mut self, frame: &Frame<'_>, seg: &TcpSegment<'_>, outcome: &SegmentOutcome) {
         (**self).segment(frame, seg, outcome)
@@ -115,6 +131,8 @@ pub struct CaptureSummary {
     pub truncated_frames: u64,
     /// Capture time ran backwards between consecutive frames (per file).
     pub time_reversals: u64,
+    /// The tracker's cap on connections tracked at once.
+    pub max_connections: usize,
 }
 
 impl CaptureSummary {
@@ -161,6 +179,14 @@ impl CaptureSummary {
                 self.skipped.ip_fragment
             ));
         }
+        if self.table.evicted > 0 {
+            w.push(format!(
+                "the connection table was full ({} connections at once, --max-connections) {} times: {} of the least recently active connections were finished early, so a later packet of one of them starts a new record and verdicts about them may be incomplete",
+                self.max_connections,
+                self.table.evictions,
+                self.table.evicted
+            ));
+        }
         if self.time_reversals > 0 {
             w.push(format!(
                 "capture time went backwards {} times between consecutive frames",
@@ -190,13 +216,21 @@ impl<O: Observer> Pipeline<O> {
                 apps: Vec::new(),
                 want_app,
             },
-            sum: CaptureSummary::default(),
+            sum: CaptureSummary {
+                max_connections: tracker.max_connections,
+                ..CaptureSummary::default()
+            },
             prev_ts: vec![None; files.max(1)],
         }
     }
 
     /// Pushes one frame through decode and the tracker.
     pub fn frame(&mut self, frame: &Frame<'_>) {
+        self.frame_decoded(frame, decode::decode(frame.link, frame.data))
+    }
+
+    /// Pushes one frame, already decoded (by the reader thread), through the tracker.
+    fn frame_decoded(&mut self, frame: &Frame<'_>, decoded: Decoded<'_>) {
         let sum = &mut self.sum;
         sum.frames_matched += 1;
         if frame.caplen < frame.wire_len {
@@ -219,7 +253,7 @@ impl<O: Observer> Pipeline<O> {
             number: frame.number,
             ts: frame.ts,
         };
-        match decode::decode(frame.link, frame.data) {
+        match decoded {
             Decoded::Tcp(seg) => {
                 sum.tcp_segments += 1;
                 let outcome = self.table.process(&seg, fr, &mut self.sink);
@@ -275,8 +309,200 @@ impl<O: Observer> Pipeline<O> {
     }
 }
 
-/// Reads every input file and runs the tracker; returns the capture summary.
+/// How `run` uses threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threads {
+    /// Read, decode, track and observe on the calling thread.
+    One,
+    /// A reader thread reads and decodes; the calling thread tracks and observes.
+    Reader,
+    /// `Reader` with batches of at most this many frames (tests: many batch boundaries).
+    #[doc(hidden)]
+    ReaderBatchFrames(usize),
+}
+
+/// 0 = decide by the number of CPUs, 1 = `Threads::One`, 2 = `Threads::Reader`.
+static THREADS: AtomicU8 = AtomicU8::new(0);
+
+/// Sets how later `run` calls use threads (`None`: a reader thread when there are two or more
+/// CPUs). Set once by the command line (`--threads`).
+pub fn set_threads(t: Option<Threads>) {
+    let v = match t {
+        None => 0,
+        Some(Threads::One) => 1,
+        Some(Threads::Reader | Threads::ReaderBatchFrames(_)) => 2,
+    };
+    THREADS.store(v, Ordering::Relaxed);
+}
+
+fn default_threads() -> Threads {
+    match THREADS.load(Ordering::Relaxed) {
+        1 => Threads::One,
+        2 => Threads::Reader,
+        _ => match std::thread::available_parallelism() {
+            Ok(n) if n.get() >= 2 => Threads::Reader,
+            _ => Threads::One,
+        },
+    }
+}
+
+/// Frames per batch sent from the reader thread (a batch is sent when it has this many frames or
+/// `BATCH_BYTES` bytes, whichever comes first).
+pub const BATCH_FRAMES: usize = 1024;
+/// Frame bytes per batch (a single larger frame makes a batch of its own).
+pub const BATCH_BYTES: usize = 512 * 1024;
+/// Full batches waiting for the tracker at most; the reader blocks when the queue is full, so at
+/// most `QUEUE_BATCHES + 2` batches exist (about 3 MiB).
+pub const QUEUE_BATCHES: usize = 4;
+
+/// A frame decoded by the reader thread. The segment's payload is empty here and re-borrowed
+/// from the batch on the tracker's side (offset and length within the frame).
+#[derive(Clone, Copy)]
+enum PreDecoded {
+    Tcp(TcpSegment<'static>, usize, usize),
+    Icmp(crate::decode::IcmpError),
+    Skip(Skip),
+}
+
+fn pre_decode(frame: &Frame<'_>) -> PreDecoded {
+    match decode::decode(frame.link, frame.data) {
+        Decoded::Tcp(s) => {
+            let off = if s.payload.is_empty() {
+                0
+            } else {
+                s.payload.as_ptr() as usize - frame.data.as_ptr() as usize
+            };
+            let len = s.payload.len();
+            PreDecoded::Tcp(
+                TcpSegment {
+                    src: s.src,
+                    dst: s.dst,
+                    sport: s.sport,
+                    dport: s.dport,
+                    seq: s.seq,
+                    ack: s.ack,
+                    flags: s.flags,
+                    window: s.window,
+                    checksum: s.checksum,
+                    ip_id: s.ip_id,
+                    ttl: s.ttl,
+                    payload_len: s.payload_len,
+                    payload: &[],
+                    truncated: s.truncated,
+                },
+                off,
+                len,
+            )
+        }
+        Decoded::Icmp(e) => PreDecoded::Icmp(e),
+        Decoded::Skip(k) => PreDecoded::Skip(k),
+    }
+}
+
+struct Batch {
+    frames: crate::capture::FrameBatch,
+    decoded: Vec<PreDecoded>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            frames: crate::capture::FrameBatch::with_capacity(BATCH_BYTES, BATCH_FRAMES),
+            decoded: Vec::with_capacity(BATCH_FRAMES),
+        }
+    }
+    fn full(&self, max_frames: usize) -> bool {
+        self.frames.len() >= max_frames || self.frames.bytes() >= BATCH_BYTES
+    }
+}
+
+/// Reads `set` on a reader thread and feeds `p` on this one.
+fn run_reader_thread<O: Observer>(set: &mut OfflineSet, p: &mut Pipeline<O>, max_frames: usize) {
+    let max_frames = max_frames.clamp(1, BATCH_FRAMES);
+    // Nobody reads payload bytes: copy headers only (most of the bytes of a big capture).
+    let headers_only = !p.sink.want_app && !p.sink.obs.wants_frame_data();
+    use std::sync::mpsc::sync_channel;
+    let (full_tx, full_rx) = sync_channel::<Batch>(QUEUE_BATCHES);
+    // Emptied batches go back to the reader; this queue never fills (it can hold every batch).
+    let (empty_tx, empty_rx) = sync_channel::<Batch>(QUEUE_BATCHES + 4);
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("proxyscope-reader".into())
+            .spawn_scoped(s, move || {
+                let mut b = Batch::new();
+                let mut closed = false;
+                set.run(|f| {
+                    if closed {
+                        return;
+                    }
+                    if b.frames.bytes() + f.data.len() > BATCH_BYTES && !b.frames.is_empty() {
+                        let next = empty_rx.try_recv().unwrap_or_else(|_| Batch::new());
+                        if full_tx.send(std::mem::replace(&mut b, next)).is_err() {
+                            closed = true;
+                            return;
+                        }
+                    }
+                    let d = pre_decode(f);
+                    match d {
+                        PreDecoded::Tcp(_, off, _) if headers_only && off > 0 => {
+                            b.frames.push(&Frame {
+                                data: &f.data[..off],
+                                ..*f
+                            });
+                            b.decoded.push(match d {
+                                PreDecoded::Tcp(seg, off, _) => PreDecoded::Tcp(seg, off, 0),
+                                other => other,
+                            });
+                        }
+                        _ => {
+                            b.frames.push(f);
+                            b.decoded.push(d);
+                        }
+                    }
+                    if b.full(max_frames) {
+                        let next = empty_rx.try_recv().unwrap_or_else(|_| Batch::new());
+                        if full_tx.send(std::mem::replace(&mut b, next)).is_err() {
+                            closed = true;
+                        }
+                    }
+                });
+                if !closed && !b.frames.is_empty() {
+                    let _ = full_tx.send(b);
+                }
+            })
+            .expect("spawn the reader thread");
+        for mut b in full_rx {
+            for i in 0..b.frames.len() {
+                let f = b.frames.frame(i);
+                let d = match b.decoded[i] {
+                    PreDecoded::Tcp(seg, off, len) => Decoded::Tcp(TcpSegment {
+                        payload: &f.data[off..off + len],
+                        ..seg
+                    }),
+                    PreDecoded::Icmp(e) => Decoded::Icmp(e),
+                    PreDecoded::Skip(k) => Decoded::Skip(k),
+                };
+                p.frame_decoded(&f, d);
+            }
+            b.frames.clear();
+            b.decoded.clear();
+            let _ = empty_tx.try_send(b);
+        }
+    });
+}
+
+/// Reads every input file and runs the tracker; returns the capture summary. Uses a reader
+/// thread when there are two or more CPUs (see `set_threads`).
 pub fn run<O: Observer>(input: &InputConfig, obs: &mut O) -> Result<CaptureSummary> {
+    run_with(input, obs, default_threads())
+}
+
+/// `run` with an explicit threading choice (the results are identical).
+pub fn run_with<O: Observer>(
+    input: &InputConfig,
+    obs: &mut O,
+    threads: Threads,
+) -> Result<CaptureSummary> {
     let mut set = OfflineSet::open(&input.files, input.filter.as_deref())?;
     if input.files.len() > 1 {
         set.set_offsets(&OfflineSet::estimate_offsets(
@@ -285,7 +511,11 @@ pub fn run<O: Observer>(input: &InputConfig, obs: &mut O) -> Result<CaptureSumma
         )?);
     }
     let mut p = Pipeline::new(input.tracker, obs, input.files.len());
-    set.run(|frame| p.frame(frame));
+    match threads {
+        Threads::One => set.run(|frame| p.frame(frame)),
+        Threads::Reader => run_reader_thread(&mut set, &mut p, BATCH_FRAMES),
+        Threads::ReaderBatchFrames(n) => run_reader_thread(&mut set, &mut p, n),
+    }
     let (_, mut sum) = p.finish();
     sum.files = set.infos();
     sum.frames = sum.files.iter().map(|f| f.frames).sum();

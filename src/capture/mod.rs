@@ -102,6 +102,84 @@ pub struct Frame<'a> {
     pub data: &'a [u8],
 }
 
+/// Frames copied out of the capture source so that another thread can process them: the bytes
+/// of every frame back to back in one buffer, and each frame's header. Reused: `clear` keeps the
+/// allocations, so a steady stream of batches does not allocate.
+#[derive(Debug, Default)]
+pub struct FrameBatch {
+    data: Vec<u8>,
+    frames: Vec<BatchFrame>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct BatchFrame {
+    file: u16,
+    number: u64,
+    ts: Timestamp,
+    caplen: u32,
+    wire_len: u32,
+    link: LinkType,
+    off: usize,
+    len: usize,
+}
+
+impl FrameBatch {
+    pub fn with_capacity(bytes: usize, frames: usize) -> FrameBatch {
+        FrameBatch {
+            data: Vec::with_capacity(bytes),
+            frames: Vec::with_capacity(frames),
+        }
+    }
+
+    /// Copies `f` into the batch.
+    pub fn push(&mut self, f: &Frame<'_>) {
+        let off = self.data.len();
+        self.data.extend_from_slice(f.data);
+        self.frames.push(BatchFrame {
+            file: f.file,
+            number: f.number,
+            ts: f.ts,
+            caplen: f.caplen,
+            wire_len: f.wire_len,
+            link: f.link,
+            off,
+            len: f.data.len(),
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Bytes of frame data held.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.frames.clear();
+    }
+
+    /// The `i`-th frame, borrowed from the batch.
+    pub fn frame(&self, i: usize) -> Frame<'_> {
+        let b = self.frames[i];
+        Frame {
+            file: b.file,
+            number: b.number,
+            ts: b.ts,
+            caplen: b.caplen,
+            wire_len: b.wire_len,
+            link: b.link,
+            data: &self.data[b.off..b.off + b.len],
+        }
+    }
+}
+
 /// What is known about one input file after reading it.
 #[derive(Clone, Debug, Default)]
 pub struct FileInfo {
@@ -154,6 +232,10 @@ impl AlignedBuf {
         (rc == 0 && !p.is_null()).then_some(AlignedBuf(p))
     }
 }
+
+// SAFETY: the buffer is plain memory owned by one `CaptureFile`; moving it to another thread with
+// the `FILE` that uses it (the reader thread) is sound, nothing else aliases it.
+unsafe impl Send for AlignedBuf {}
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {

@@ -17,7 +17,10 @@
 //!   including capture duplicates, so `ws_class` equals tshark's `tcp.analysis.*` flags; the
 //!   connection's own counters then leave capture duplicates out.
 //! - Memory is bounded by concurrently active connections: closed ones expire after
-//!   `closed_timeout`, idle ones after `idle_timeout` / `attempt_timeout`, all in capture time.
+//!   `closed_timeout`, idle ones after `idle_timeout` / `attempt_timeout`, all in capture time;
+//!   and by `max_connections`: at the cap the least recently active eighth of the table is
+//!   finished early (`EndReason::Evicted`, counted in `TableStats::evicted`), so a flood of
+//!   spoofed SYNs cannot grow the table without bound.
 
 pub mod reasm;
 pub mod seq;
@@ -87,7 +90,13 @@ pub struct TrackerConfig {
     /// Identical segments (same IP id, TCP seq/ack/flags/window/checksum/length) in the same
     /// direction this close together are one packet captured twice, not a retransmission.
     pub duplicate_window_ns: i64,
+    /// Connections tracked at once at most (`--max-connections`); see `EndReason::Evicted`.
+    pub max_connections: usize,
 }
+
+/// Default `TrackerConfig::max_connections`: far above what real proxies hold open at once in
+/// one capture, small enough that the table stays at a few hundred MB in the worst case.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 200_000;
 
 impl Default for TrackerConfig {
     fn default() -> Self {
@@ -97,6 +106,7 @@ impl Default for TrackerConfig {
             closed_timeout_ns: 2 * NANOS_PER_SEC,
             time_wait_ns: 60 * NANOS_PER_SEC,
             duplicate_window_ns: 20 * NANOS_PER_MILLI,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -194,6 +204,9 @@ pub enum EndReason {
     Superseded,
     /// The capture ended while the connection was still open.
     CaptureEnd,
+    /// The table was full (`max_connections`) and this was among the least recently active
+    /// connections: finished early; a later packet of it starts a new (partial) record.
+    Evicted,
 }
 
 /// Bookkeeping of one live connection. Frozen into a `FlowSummary` when it ends.
@@ -393,6 +406,10 @@ pub struct TableStats {
     pub port_reuses: u64,
     pub icmp_errors_matched: u64,
     pub icmp_errors_unmatched: u64,
+    /// Connections finished early because the table was full (`max_connections`).
+    pub evicted: u64,
+    /// Times the table was full and evicted connections.
+    pub evictions: u64,
 }
 
 /// The flow table.
@@ -595,6 +612,9 @@ impl FlowTable {
         let idx = match idx {
             Some(i) => i,
             None => {
+                if self.map.len() >= self.cfg.max_connections.max(1) {
+                    self.evict(sink);
+                }
                 let mut conn = self.new_conn(seg, fr);
                 if let Some(closed) = self.recently_closed.remove(&key) {
                     if is_syn && fr.ts.nanos_since(closed) < self.cfg.time_wait_ns {
@@ -674,6 +694,31 @@ impl FlowTable {
         let mut summary = conn.summarize(reason);
         summary.slot = idx;
         sink.flow_end(summary);
+    }
+
+    /// The table is full: finishes the least recently active eighth of it (at least one), in
+    /// slot order. Amortised: one pass over the table per `max_connections / 8` new connections.
+    fn evict(&mut self, sink: &mut impl FlowSink) {
+        let live: Vec<(i64, u32)> = self
+            .slab
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_some())
+            .map(|(i, _)| (self.last_seen[i], i as u32))
+            .collect();
+        if live.is_empty() {
+            return;
+        }
+        let n = (live.len() / 8).max(1);
+        let mut by_age = live;
+        by_age.select_nth_unstable(n - 1);
+        let mut victims: Vec<u32> = by_age[..n].iter().map(|&(_, i)| i).collect();
+        victims.sort_unstable();
+        self.stats.evictions += 1;
+        self.stats.evicted += victims.len() as u64;
+        for i in victims {
+            self.finish(i, EndReason::Evicted, sink);
+        }
     }
 
     /// Finishes connections whose timeout passed at capture time `now`.

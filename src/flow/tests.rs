@@ -1375,3 +1375,35 @@ fn simultaneous_connections_on_different_ports_are_separate() {
     assert_eq!(v[0].synack.map(|x| x.number), Some(3));
     assert_state(&v[1], ConnState::REJ, "Sr");
 }
+
+// --- the connection cap ---------------------------------------------------------------------
+
+#[test]
+fn full_table_evicts_the_least_recently_active() {
+    let mut r = Run::with(TrackerConfig {
+        max_connections: 16,
+        ..TrackerConfig::default()
+    });
+    // 40 SYNs from distinct source ports, 1 ms apart; then one more SYN of the first attempt.
+    for i in 0..40u16 {
+        r.at(
+            i as i64,
+            TcpSegment {
+                sport: 40000 + i,
+                ..c(SYN, C_ISN, 0, 0)
+            },
+        );
+        assert!(r.t.active() <= 16, "table stays at the cap");
+    }
+    let stats = r.t.stats;
+    assert_eq!(stats.connections, 40);
+    assert!(stats.evictions > 0);
+    assert_eq!(stats.evicted as usize, r.done.len());
+    assert!(r.done.iter().all(|s| s.end_reason == EndReason::Evicted));
+    // The oldest attempts went first (in slot order within one eviction), the newest stay.
+    let evicted: std::collections::BTreeSet<u16> = r.done.iter().map(|s| s.orig.port()).collect();
+    assert!(evicted.contains(&40000));
+    assert!(!evicted.contains(&40039));
+    let all = r.finish();
+    assert_eq!(all.len(), 40, "every attempt is reported exactly once");
+}

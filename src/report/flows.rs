@@ -3,7 +3,8 @@
 //!
 //! JSON is streamed: each connection is written when it ends, reordered into first-frame order
 //! through a bounded buffer (`REORDER_MAX`), so memory stays bounded by concurrent connections
-//! rather than by the capture's size.
+//! rather than by the capture's size. The table is streamed too, in pages of `TABLE_PAGE` rows
+//! (each page is its own table with its header; the summary line then comes last).
 
 use crate::flow::{Direction, FlowSummary};
 use crate::time::{human_duration, Timestamp};
@@ -117,16 +118,52 @@ impl FlowRow {
                 crate::flow::EndReason::Idle => "idle",
                 crate::flow::EndReason::Superseded => "superseded",
                 crate::flow::EndReason::CaptureEnd => "capture-end",
+                crate::flow::EndReason::Evicted => "evicted",
             },
         }
+    }
+}
+
+/// Restores first-frame (id) order of rows that arrive in end order, holding at most
+/// `REORDER_MAX` rows.
+#[derive(Default)]
+pub struct Reorder {
+    pending: BinaryHeap<Reverse<FlowRow>>,
+    next_id: u64,
+}
+
+impl Reorder {
+    /// Adds a row; passes every row that is now in order (or held too long) to `emit`.
+    pub fn push(
+        &mut self,
+        row: FlowRow,
+        mut emit: impl FnMut(FlowRow) -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.pending.push(Reverse(row));
+        while let Some(Reverse(top)) = self.pending.peek() {
+            if top.id > self.next_id && self.pending.len() <= REORDER_MAX {
+                break;
+            }
+            let Reverse(row) = self.pending.pop().expect("peeked");
+            self.next_id = self.next_id.max(row.id + 1);
+            emit(row)?;
+        }
+        Ok(())
+    }
+
+    /// Passes every held row to `emit`, in order.
+    pub fn finish(&mut self, mut emit: impl FnMut(FlowRow) -> io::Result<()>) -> io::Result<()> {
+        while let Some(Reverse(row)) = self.pending.pop() {
+            emit(row)?;
+        }
+        Ok(())
     }
 }
 
 /// Writes rows in id order as they arrive, as one JSON array.
 pub struct JsonStream<W: Write> {
     out: W,
-    pending: BinaryHeap<Reverse<FlowRow>>,
-    next_id: u64,
+    order: Reorder,
     written: u64,
     pub error: Option<io::Error>,
 }
@@ -135,8 +172,7 @@ impl<W: Write> JsonStream<W> {
     pub fn new(out: W) -> JsonStream<W> {
         JsonStream {
             out,
-            pending: BinaryHeap::new(),
-            next_id: 0,
+            order: Reorder::default(),
             written: 0,
             error: None,
         }
@@ -146,18 +182,11 @@ impl<W: Write> JsonStream<W> {
         if self.error.is_some() {
             return;
         }
-        self.pending.push(Reverse(row));
-        while let Some(Reverse(top)) = self.pending.peek() {
-            if top.id > self.next_id && self.pending.len() <= REORDER_MAX {
-                break;
-            }
-            let Reverse(row) = self.pending.pop().expect("peeked");
-            self.next_id = self.next_id.max(row.id + 1);
-            if let Err(e) = self.write_row(&row) {
-                self.error = Some(e);
-                return;
-            }
+        let mut order = std::mem::take(&mut self.order);
+        if let Err(e) = order.push(row, |r| self.write_row(&r)) {
+            self.error = Some(e);
         }
+        self.order = order;
     }
 
     fn write_row(&mut self, row: &FlowRow) -> io::Result<()> {
@@ -175,11 +204,94 @@ impl<W: Write> JsonStream<W> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        while let Some(Reverse(row)) = self.pending.pop() {
-            self.write_row(&row)?;
-        }
+        let mut order = std::mem::take(&mut self.order);
+        order.finish(|r| self.write_row(&r))?;
         self.out
             .write_all(if self.written == 0 { b"[]\n" } else { b"\n]\n" })?;
+        self.out.flush()
+    }
+}
+
+/// Rows per page of the streamed table.
+pub const TABLE_PAGE: usize = 1_000;
+
+/// The table, streamed: with at most `TABLE_PAGE` connections the output is exactly
+/// `header` + `table(rows)`; with more, full pages are written as they fill (each a table with
+/// its own header) and the header line comes last. Holds at most `REORDER_MAX + TABLE_PAGE` rows.
+pub struct TableStream<W: Write> {
+    out: W,
+    color: bool,
+    order: Reorder,
+    page: Vec<FlowRow>,
+    paged: bool,
+    pub rows: u64,
+    pub error: Option<io::Error>,
+}
+
+impl<W: Write> TableStream<W> {
+    pub fn new(out: W, color: bool) -> TableStream<W> {
+        TableStream {
+            out,
+            color,
+            order: Reorder::default(),
+            page: Vec::new(),
+            paged: false,
+            rows: 0,
+            error: None,
+        }
+    }
+
+    pub fn push(&mut self, row: FlowRow) {
+        self.rows += 1;
+        if self.error.is_some() {
+            return;
+        }
+        let mut order = std::mem::take(&mut self.order);
+        if let Err(e) = order.push(row, |r| self.add(r)) {
+            self.error = Some(e);
+        }
+        self.order = order;
+    }
+
+    fn add(&mut self, row: FlowRow) -> io::Result<()> {
+        self.page.push(row);
+        if self.page.len() > TABLE_PAGE {
+            // More than one page: from now on pages are written as they fill.
+            let rest = self.page.split_off(TABLE_PAGE);
+            self.flush_page()?;
+            self.paged = true;
+            self.page = rest;
+        } else if self.paged && self.page.len() == TABLE_PAGE {
+            self.flush_page()?;
+        }
+        Ok(())
+    }
+
+    fn flush_page(&mut self) -> io::Result<()> {
+        let t = table(&mut self.page, self.color);
+        self.page.clear();
+        self.out.write_all(t.as_bytes())?;
+        self.out.write_all(b"\n")
+    }
+
+    /// Writes what is left; `header` is the summary line (first when there was one page only).
+    pub fn finish(mut self, header: &str) -> io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let mut order = std::mem::take(&mut self.order);
+        order.finish(|r| self.add(r))?;
+        if !self.paged {
+            self.out.write_all(header.as_bytes())?;
+            self.out.write_all(b"\n")?;
+            self.flush_page()?;
+        } else {
+            if !self.page.is_empty() {
+                self.flush_page()?;
+            }
+            self.out.write_all(header.as_bytes())?;
+            self.out.write_all(b"\n")?;
+        }
         self.out.flush()
     }
 }
