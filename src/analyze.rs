@@ -308,6 +308,7 @@ impl Analyzer {
     /// Feeds role inference and the chain / direct-vs-proxied records.
     fn collect_roles(&mut self, f: &FlowSummary, app: &AppSummary) {
         self.roles.connection(f.orig, f.resp, f.start);
+        self.roles.span(f.orig, f.resp, f.start, f.end);
         let Some(h) = &app.http else { return };
         let requests = h
             .request_sample
@@ -479,10 +480,19 @@ impl Observer for Analyzer {
     fn segment(
         &mut self,
         frame: &crate::capture::Frame<'_>,
-        _seg: &crate::decode::TcpSegment<'_>,
+        seg: &crate::decode::TcpSegment<'_>,
         _o: &crate::flow::SegmentOutcome,
     ) {
         self.now = self.now.max(frame.ts);
+        // A SYN in a Linux cooked capture says which end is the capturing host (once per
+        // connection attempt, not per packet).
+        if seg.has(crate::decode::flags::SYN) {
+            match crate::decode::host_direction(frame.link, frame.data) {
+                Some(true) => self.roles.local_address(seg.src),
+                Some(false) => self.roles.local_address(seg.dst),
+                None => {}
+            }
+        }
     }
 
     fn flow_end(&mut self, f: FlowSummary, app: Option<AppSummary>) {

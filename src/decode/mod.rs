@@ -208,6 +208,22 @@ pub fn network_layer(link: LinkType, data: &[u8]) -> Result<&[u8], Skip> {
 }
 
 /// Decodes one frame.
+/// Which way a frame went relative to the capturing host, when the link layer says so (Linux
+/// cooked captures, `tcpdump -i any`): `Some(true)` sent by this host (PACKET_OUTGOING),
+/// `Some(false)` addressed to it (PACKET_HOST), `None` otherwise or for other link types.
+pub fn host_direction(link: LinkType, data: &[u8]) -> Option<bool> {
+    let t = match link {
+        LinkType::LinuxSll => be16(data, 0)?,
+        LinkType::LinuxSll2 => *data.get(10)? as u16,
+        _ => return None,
+    };
+    match t {
+        0 => Some(false),
+        4 => Some(true),
+        _ => None,
+    }
+}
+
 pub fn decode(link: LinkType, data: &[u8]) -> Decoded<'_> {
     let ip = match network_layer(link, data) {
         Ok(ip) => ip,

@@ -186,7 +186,16 @@ pub struct Collector {
     maybe_gateways: FxHashMap<SocketAddr, String>,
     /// Passthrough relays: front endpoint -> (relays seen, backend-side addresses, backends, kind).
     relays: FxHashMap<SocketAddr, Relay>,
+    /// Addresses of the capturing host itself (Linux cooked captures mark each packet as sent by
+    /// or addressed to the host): at most `MAX_LOCALS`.
+    locals: FxHashSet<IpAddr>,
+    /// (originator ip, server endpoint, start, end) of connections (sampled), for ties on the
+    /// capturing host.
+    spans: Vec<(IpAddr, SocketAddr, Timestamp, Timestamp)>,
 }
+
+/// Local addresses remembered.
+const MAX_LOCALS: usize = 64;
 
 /// Connections whose first client bytes reappeared on a connection from another host.
 #[derive(Clone, Debug, Default)]
@@ -201,6 +210,20 @@ struct Relay {
 const MAX_CLIENTS_PER_ENDPOINT: usize = 1024;
 
 impl Collector {
+    /// `ip` is an address of the capturing host.
+    pub fn local_address(&mut self, ip: IpAddr) {
+        if self.locals.len() < MAX_LOCALS {
+            self.locals.insert(ip);
+        }
+    }
+
+    /// A connection's whole span (for ties on the capturing host).
+    pub fn span(&mut self, orig: SocketAddr, resp: SocketAddr, start: Timestamp, end: Timestamp) {
+        if self.spans.len() < MAX_CONNECT_STARTS {
+            self.spans.push((orig.ip(), resp, start, end));
+        }
+    }
+
     pub fn connection(&mut self, orig: SocketAddr, resp: SocketAddr, start: Timestamp) {
         if self.starts.len() < MAX_CONNECT_STARTS {
             self.starts.push((orig.ip(), resp, start));
@@ -382,12 +405,41 @@ impl Collector {
                     .flat_map(|r| r.backends.iter().copied()),
             )
             .collect();
+        // Rule: captured on the proxy host itself (`tcpdump -i any`): a connection from a local
+        // address to a remote endpoint that started while a remote client's connection to a local
+        // endpoint F was open ties that local address to F as its backend side. Medium: timing
+        // on one host, identity is the pairing stage's job.
+        let mut host_ties: FxHashMap<SocketAddr, FxHashMap<IpAddr, (u32, FxHashSet<SocketAddr>)>> =
+            FxHashMap::default();
+        if !self.locals.is_empty() {
+            let mut outgoing: Vec<&(IpAddr, SocketAddr, Timestamp, Timestamp)> = self
+                .spans
+                .iter()
+                .filter(|d| self.locals.contains(&d.0) && !self.locals.contains(&d.1.ip()))
+                .collect();
+            outgoing.sort_by_key(|d| d.2);
+            for c in self
+                .spans
+                .iter()
+                .filter(|c| self.locals.contains(&c.1.ip()) && !self.locals.contains(&c.0))
+            {
+                let lo = outgoing.partition_point(|d| d.2 < c.2);
+                for d in outgoing[lo..].iter().take_while(|d| d.2 <= c.3) {
+                    if d.1 != c.1 {
+                        let e = host_ties.entry(c.1).or_default().entry(d.0).or_default();
+                        e.0 += 1;
+                        e.1.insert(d.1);
+                    }
+                }
+            }
+        }
         let mut proxies: Vec<Proxy> = Vec::new();
         let mut fronts: Vec<SocketAddr> = votes
             .keys()
             .chain(gw_ties.keys())
             .chain(self.gateways.keys())
             .chain(self.relays.keys())
+            .chain(host_ties.keys())
             .copied()
             .collect();
         fronts.sort();
@@ -397,6 +449,7 @@ impl Collector {
                 || votes.contains_key(f)
                 || gw_ties.contains_key(f)
                 || self.relays.contains_key(f)
+                || host_ties.contains_key(f)
         });
         for f in fronts {
             let mut evidence = Vec::new();
@@ -428,6 +481,21 @@ impl Collector {
                 back.extend(r.back.iter().copied());
                 backends.extend(r.backends.iter().copied());
             }
+            if let Some(v) = host_ties.get(&f) {
+                for (ip, (n, bs)) in v {
+                    if !back.contains(ip) {
+                        back.push(*ip);
+                    }
+                    backends.extend(bs.iter().copied());
+                    evidence.push(format!(
+                        "captured on the host itself (the link layer marks packets sent by and to it): {} from its address {} to {} started while clients were connected to {}",
+                        count(*n, "connection"),
+                        ip,
+                        list(bs),
+                        f
+                    ));
+                }
+            }
             if let Some(g) = self.gateways.get(&f) {
                 evidence.push(format!("{} {}", f, g));
                 if let Some(v) = gw_ties.get(&f) {
@@ -445,7 +513,7 @@ impl Collector {
                         ));
                     }
                 }
-            } else if strong == 0 {
+            } else if strong == 0 && !host_ties.contains_key(&f) {
                 continue;
             }
             for (ip, h) in &self.forwarded_from {
@@ -513,6 +581,38 @@ impl Collector {
                 p.front.push(e);
             }
         }
+        // One proxy per host: proxies that share a front endpoint are the same proxy (two
+        // rules may have found it from two of its listeners).
+        let mut merged: Vec<Proxy> = Vec::new();
+        for p in proxies {
+            match merged
+                .iter_mut()
+                .find(|m| m.front.iter().any(|f| p.front.contains(f)))
+            {
+                Some(m) => {
+                    for f in p.front {
+                        if !m.front.contains(&f) {
+                            m.front.push(f);
+                        }
+                    }
+                    m.back_addresses.extend(p.back_addresses);
+                    m.back_addresses.sort();
+                    m.back_addresses.dedup();
+                    m.backends.extend(p.backends);
+                    m.backends.sort();
+                    m.backends.dedup();
+                    m.backends.retain(|b| !m.front.contains(b));
+                    for e in p.evidence {
+                        if !m.evidence.contains(&e) {
+                            m.evidence.push(e);
+                        }
+                    }
+                    m.confidence = m.confidence.max(p.confidence);
+                }
+                None => merged.push(p),
+            }
+        }
+        let mut proxies = merged;
         // Forwarding headers alone: a proxy whose client side is not in the capture.
         for (ip, h) in &self.forwarded_from {
             if !proxies.iter().any(|p| p.back_addresses.contains(ip)) {

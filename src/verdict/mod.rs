@@ -47,6 +47,12 @@ pub const MAX_NOTES: usize = 20;
 /// A refusal followed this soon by a successful connection from the same client to the same port
 /// on another address of the server (happy eyeballs: ::1 then 127.0.0.1) is only info.
 pub const FALLBACK_WINDOW_NS: i64 = 2 * NANOS_PER_SEC;
+/// A refused attempt followed this soon by a successful connection from the same client to the
+/// same endpoint was absorbed by a retry (warning); one that was not stood (critical).
+pub const RETRY_WINDOW_NS: i64 = NANOS_PER_SEC;
+/// (client, endpoint) pairs whose successful connection starts are kept, and starts per pair.
+const MAX_SUCCESS_KEYS: usize = 10_000;
+const MAX_SUCCESS_TIMES: usize = 4096;
 
 #[derive(Clone, Debug)]
 pub struct Verdict {
@@ -103,6 +109,9 @@ pub struct Aggregator {
     endpoint_established: FxHashMap<SocketAddr, u64>,
     /// (client ip, server port) -> (server ip, first successful connection start), capped.
     successes: FxHashMap<(IpAddr, u16), Vec<(IpAddr, Timestamp)>>,
+    /// (client ip, server endpoint) -> starts of its successful connections (capped), to tell a
+    /// refusal that a retry absorbed from one that stood.
+    success_times: FxHashMap<(IpAddr, SocketAddr), Vec<Timestamp>>,
 }
 
 impl Verdict {
@@ -129,6 +138,7 @@ impl Aggregator {
             endpoint_flows: FxHashMap::default(),
             endpoint_established: FxHashMap::default(),
             successes: FxHashMap::default(),
+            success_times: FxHashMap::default(),
         }
     }
 
@@ -143,6 +153,14 @@ impl Aggregator {
                 .or_default();
             if v.len() < 4 && !v.iter().any(|(ip, _)| *ip == f.resp.ip()) {
                 v.push((f.resp.ip(), f.start));
+            }
+            if self.success_times.len() < MAX_SUCCESS_KEYS
+                || self.success_times.contains_key(&(f.orig.ip(), f.resp))
+            {
+                let t = self.success_times.entry((f.orig.ip(), f.resp)).or_default();
+                if t.len() < MAX_SUCCESS_TIMES {
+                    t.push(f.start);
+                }
             }
         }
     }
@@ -286,8 +304,24 @@ impl Aggregator {
                         v.by_severity = [v.flow_count, 0, 0];
                         v.notes.push(("each refused client connected to the same port on another address right after (address-family fallback, e.g. ::1 then 127.0.0.1)".into(), v.flow_count));
                         b.note_ts.push(v.last_ts);
-                    } else if established > 0 {
-                        v.severity = Severity::Warning;
+                    } else {
+                        // The class "a refusal absorbed by a retry": every refused attempt was
+                        // followed within RETRY_WINDOW_NS by a success of the same client to
+                        // the same endpoint. Otherwise the refusals stood (a restart window, a
+                        // backend down): critical, however many other connections succeeded.
+                        let absorbed = !b.refused_times.is_empty()
+                            && b.refused_times.iter().all(|(client, t)| {
+                                self.success_times.get(&(*client, v.server)).is_some_and(|s| {
+                                    s.iter().any(|st| {
+                                        (0..=RETRY_WINDOW_NS).contains(&st.nanos_since(*t))
+                                    })
+                                })
+                            });
+                        if absorbed {
+                            v.severity = Severity::Warning;
+                            v.notes.push(("each refused attempt was followed within 1 s by a successful connection of the same client (absorbed by a retry)".into(), v.flow_count));
+                            b.note_ts.push(v.last_ts);
+                        }
                     }
                 }
                 SignatureId::SynUnanswered if established > 0 => v.severity = Severity::Warning,
