@@ -79,7 +79,8 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// Formats a duration in seconds for humans: `850µs`, `12.3ms`, `4.20s`, `3m05s`.
+/// Formats a duration in nanoseconds for humans: `850µs`, `12.3ms`, `4.20s`, `3m05s`, `2h05m`,
+/// `35d13h` (each unit truncated, never rounded up into the next).
 pub fn human_duration(nanos: i64) -> String {
     let n = nanos.max(0);
     if n < NANOS_PER_MILLI {
@@ -90,7 +91,13 @@ pub fn human_duration(nanos: i64) -> String {
         format!("{:.2}s", n as f64 / NANOS_PER_SEC as f64)
     } else {
         let s = n / NANOS_PER_SEC;
-        format!("{}m{:02}s", s / 60, s % 60)
+        if s < 3600 {
+            format!("{}m{:02}s", s / 60, s % 60)
+        } else if s < 86_400 {
+            format!("{}h{:02}m", s / 3600, (s / 60) % 60)
+        } else {
+            format!("{}d{:02}h", s / 86_400, (s / 3600) % 24)
+        }
     }
 }
 
@@ -115,5 +122,23 @@ mod tests {
         assert_eq!(human_duration(12_300_000), "12.3ms");
         assert_eq!(human_duration(4_200_000_000), "4.20s");
         assert_eq!(human_duration(185 * NANOS_PER_SEC), "3m05s");
+    }
+
+    #[test]
+    fn human_durations_hours_and_days() {
+        let s = NANOS_PER_SEC;
+        // Below an hour: minutes and seconds, as before.
+        assert_eq!(human_duration(3599 * s), "59m59s");
+        assert_eq!(human_duration(3600 * s - 1), "59m59s");
+        // From an hour: hours and minutes.
+        assert_eq!(human_duration(3600 * s), "1h00m");
+        assert_eq!(human_duration((2 * 3600 + 5 * 60 + 59) * s), "2h05m");
+        assert_eq!(human_duration((23 * 3600 + 59 * 60) * s), "23h59m");
+        assert_eq!(human_duration(86_400 * s - 1), "23h59m");
+        // From a day: days and hours.
+        assert_eq!(human_duration(86_400 * s), "1d00h");
+        assert_eq!(human_duration((86_400 + 3 * 3600 + 59 * 60) * s), "1d03h");
+        // The "3071347m43s" (184 280 863 s).
+        assert_eq!(human_duration(184_280_863 * s), "2132d21h");
     }
 }

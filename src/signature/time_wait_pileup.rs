@@ -1,59 +1,115 @@
 //! `time-wait-pileup`: many actively closed connections held in TIME_WAIT on one host towards one
 //! peer endpoint, or a new SYN reusing a 4-tuple still in TIME_WAIT.
 //!
-//! The side that sends the first FIN holds TIME_WAIT for `time_wait` (Linux: 60 s) after the
-//! close. For each (holder, fixed peer endpoint) this rule keeps the TIME_WAIT expiry of every
-//! closed connection in a heap, so its memory is bounded by the connections concurrently in
-//! TIME_WAIT, and records the peak. Reported when the peak exceeds `time_wait_threshold`
-//! (default 1000) — whether the client side or the server side closes first — or when a SYN
-//! reused a 4-tuple in TIME_WAIT. Connections closed by RST hold no TIME_WAIT and never count.
+//! The side that sends the first FIN (the active closer) holds TIME_WAIT for `time_wait` (Linux:
+//! 60 s) after the close. For each (holder address, fixed peer endpoint: the endpoint connected
+//! to) this rule counts the **sockets concurrently in TIME_WAIT**: a sweep over the intervals
+//! `[close, close + time_wait)`, where a new SYN on the same 4-tuple ends the old interval early
+//! (the kernel ended that TIME_WAIT to allow the reuse); the peak is the largest number of
+//! overlapping intervals, not the number of distinct 4-tuples. Summaries arrive in the order
+//! connections finish, not in close order, so the sweep events wait in a heap until every close
+//! that could precede them has arrived (`REORDER_NS` behind the latest close): memory stays bounded
+//! by the closes of about two TIME_WAIT periods.
+//!
+//! Reported when the peak reaches `time_wait_threshold` (default 1000), or when a SYN reused a
+//! 4-tuple in TIME_WAIT. Ephemeral-port pressure is said only when the holder is the connecting
+//! side (its source ports towards that one endpoint; Linux's default range has 28 232 ports): a
+//! server's TIME_WAIT sits on its listening port and uses no ephemeral port. Connections closed by
+//! RST hold no TIME_WAIT and never count.
 
 use super::{Evidence, EvidenceKind, Finding, Severity, SignatureId, Thresholds};
-use crate::flow::{Direction, FlowSummary};
-use crate::time::{Timestamp, NANOS_PER_SEC};
+use crate::flow::{Direction, FlowSummary, FrameRef};
+use crate::time::{human_duration, Timestamp, NANOS_PER_SEC};
+use crate::verdict::{Hop, Verdict};
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::{IpAddr, SocketAddr};
 
-/// Linux's default ephemeral port range `32768–60999`.
+/// Linux's default ephemeral port range `32768–60999`: the source ports a connecting host can
+/// use towards one destination endpoint.
 pub const EPHEMERAL_PORTS: u32 = 28_232;
 /// Reuse evidence frames kept per group.
 const MAX_REUSE_EVIDENCE: usize = 10;
 
+/// Sweep event kinds, in the order they apply at one instant (intervals are half-open: a socket
+/// whose TIME_WAIT ends at t is gone before one closed at t arrives).
+const END: u8 = 0;
+/// Cancels a scheduled `END` whose TIME_WAIT a reuse already ended (no frame to cite).
+const UNDO_END: u8 = 1;
+const CLOSE: u8 = 2;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Key {
+    /// The active closer (sent the first FIN): it holds TIME_WAIT.
     holder: IpAddr,
-    /// The server endpoint of these connections (fixed across them).
+    /// The endpoint connected to (fixed across these connections).
     server: SocketAddr,
+    /// The holder is the connecting side (it uses an ephemeral port per socket).
     holder_is_client: bool,
 }
 
 #[derive(Clone, Default)]
 struct Group {
-    /// TIME_WAIT expiry per 4-tuple (holder port, peer port) currently held; a reused 4-tuple
-    /// replaces its entry (the kernel ended that TIME_WAIT early to allow the reuse).
-    held: FxHashMap<(u16, u16), i64>,
-    /// The same expiries in time order, for lazy removal (stale entries are skipped).
-    expiries: BinaryHeap<Reverse<(i64, u16, u16)>>,
+    /// Per 4-tuple (its originator endpoint; the other end is `Key::server`): close time and
+    /// TIME_WAIT end of its latest socket, kept while a reuse could still shorten it.
+    sockets: FxHashMap<SocketAddr, (i64, i64)>,
+    prune_at: usize,
+    /// Sweep events not yet applied: (time, kind, frame file, frame number).
+    events: BinaryHeap<Reverse<(i64, u8, u16, u64)>>,
+    /// Sockets in TIME_WAIT after the events applied so far.
+    held: i64,
     peak: u32,
     peak_at: Timestamp,
+    peak_frame: Option<(u16, u64)>,
     closes: u64,
     first_close: Option<Timestamp>,
     last_close: Option<Timestamp>,
     first_start: Option<Timestamp>,
     example: Option<Evidence>,
-    peak_evidence: Option<Evidence>,
     reuses: u64,
     reuse_evidence: Vec<Evidence>,
     clients: u64,
     last_client: Option<IpAddr>,
 }
 
+impl Group {
+    /// Applies the events at or before `upto`, in time order, tracking the peak.
+    fn drain(&mut self, upto: i64) {
+        while let Some(&Reverse((t, kind, file, number))) = self.events.peek() {
+            if t > upto {
+                break;
+            }
+            self.events.pop();
+            if kind == END {
+                self.held -= 1;
+                continue;
+            }
+            self.held += 1;
+            if self.held > self.peak as i64 {
+                self.peak = self.held as u32;
+                self.peak_at = Timestamp(t);
+                self.peak_frame = (kind == CLOSE).then_some((file, number));
+            }
+        }
+    }
+
+    /// Forgets sockets whose TIME_WAIT ended before `before` (amortised: when the map doubled).
+    fn prune(&mut self, before: i64) {
+        if self.sockets.len() < self.prune_at {
+            return;
+        }
+        self.sockets.retain(|_, s| s.1 > before);
+        self.prune_at = (2 * self.sockets.len()).max(1024);
+    }
+}
+
 #[derive(Clone)]
 pub struct TimeWaitTracker {
     th: Thresholds,
     groups: FxHashMap<Key, Group>,
+    /// The latest close seen: events more than a TIME_WAIT before it are final.
+    latest_close: i64,
 }
 
 impl TimeWaitTracker {
@@ -61,72 +117,82 @@ impl TimeWaitTracker {
         TimeWaitTracker {
             th,
             groups: FxHashMap::default(),
+            latest_close: i64::MIN,
+        }
+    }
+
+    fn key(f: &FlowSummary, holder_is_client: bool) -> Key {
+        Key {
+            holder: if holder_is_client {
+                f.orig.ip()
+            } else {
+                f.resp.ip()
+            },
+            server: f.resp,
+            holder_is_client,
+        }
+    }
+
+    /// A SYN reused a 4-tuple in TIME_WAIT: the kernel ended that TIME_WAIT at the SYN.
+    fn reuse(&mut self, f: &FlowSummary) {
+        let s = f.start.0;
+        let held = [true, false].into_iter().find(|&c| {
+            self.groups
+                .get(&Self::key(f, c))
+                .and_then(|g| g.sockets.get(&f.orig))
+                .is_some_and(|&(c0, e)| c0 <= s && s < e)
+        });
+        // Not found (its close was forgotten): count the reuse where the closes are.
+        let holder_is_client = held.unwrap_or_else(|| {
+            !self.groups.contains_key(&Self::key(f, true))
+                && self.groups.contains_key(&Self::key(f, false))
+        });
+        let Some(g) = self.groups.get_mut(&Self::key(f, holder_is_client)) else {
+            return;
+        };
+        if held.is_some() {
+            if let Some(sock) = g.sockets.get_mut(&f.orig) {
+                g.events.push(Reverse((s, END, 0, 0)));
+                g.events.push(Reverse((sock.1, UNDO_END, 0, 0)));
+                sock.1 = s;
+            }
+        }
+        g.reuses += 1;
+        if g.reuse_evidence.len() < MAX_REUSE_EVIDENCE {
+            if let Some(syn) = f.first_syn {
+                g.reuse_evidence.push(Evidence {
+                    frame: syn,
+                    kind: EvidenceKind::Syn,
+                    description: format!(
+                        "SYN {} → {} reuses a 4-tuple still in TIME_WAIT",
+                        f.orig, f.resp
+                    ),
+                });
+            }
         }
     }
 
     pub fn observe(&mut self, f: &FlowSummary) {
         if f.reused_in_time_wait {
-            // The reusing side is the originator; group it with its TIME_WAIT holder (itself when
-            // clients close first, the server otherwise — both are keyed by the server endpoint).
-            for holder_is_client in [true, false] {
-                let holder = if holder_is_client {
-                    f.orig.ip()
-                } else {
-                    f.resp.ip()
-                };
-                if let Some(g) = self.groups.get_mut(&Key {
-                    holder,
-                    server: f.resp,
-                    holder_is_client,
-                }) {
-                    g.reuses += 1;
-                    if g.reuse_evidence.len() < MAX_REUSE_EVIDENCE {
-                        if let Some(s) = f.first_syn {
-                            g.reuse_evidence.push(Evidence {
-                                frame: s,
-                                kind: EvidenceKind::Syn,
-                                description: format!(
-                                    "SYN {} → {} reuses a 4-tuple still in TIME_WAIT",
-                                    f.orig, f.resp
-                                ),
-                            });
-                        }
-                    }
-                    break;
-                }
-            }
+            self.reuse(f);
         }
         let (Some(closed), None, Some(first)) = (f.closed_at, f.rst, f.first_fin_from) else {
             return;
         };
         let holder_is_client = first == Direction::Orig;
-        let holder = if holder_is_client {
-            f.orig.ip()
-        } else {
-            f.resp.ip()
-        };
-        let g = self
-            .groups
-            .entry(Key {
-                holder,
-                server: f.resp,
-                holder_is_client,
-            })
-            .or_default();
+        let key = Self::key(f, holder_is_client);
+        let holder = key.holder;
+        let tw = self.th.time_wait_ns;
         let t = closed.0;
-        while let Some(&Reverse((e, a, b))) = g.expiries.peek() {
-            if e > t {
-                break;
-            }
-            g.expiries.pop();
-            if g.held.get(&(a, b)) == Some(&e) {
-                g.held.remove(&(a, b));
-            }
-        }
-        let tuple = (f.orig.port(), f.resp.port());
-        let expiry = t + self.th.time_wait_ns;
-        g.held.insert(tuple, expiry);
-        g.expiries.push(Reverse((expiry, tuple.0, tuple.1)));
+        self.latest_close = self.latest_close.max(t);
+        let settled = self.latest_close.saturating_sub(tw);
+        let g = self.groups.entry(key).or_default();
+        let fin = f.stats(first).first_fin;
+        let (file, number) = fin.map_or((0, 0), |fr| (fr.file, fr.number));
+        let end = t.saturating_add(tw);
+        g.sockets.insert(f.orig, (t, end));
+        g.events.push(Reverse((t, CLOSE, file, number)));
+        g.events.push(Reverse((end, END, 0, 0)));
         g.closes += 1;
         if g.last_client != Some(f.orig.ip()) {
             g.clients += 1;
@@ -135,34 +201,26 @@ impl TimeWaitTracker {
         g.first_close = Some(g.first_close.map_or(closed, |c| c.min(closed)));
         g.last_close = Some(g.last_close.map_or(closed, |c| c.max(closed)));
         g.first_start = Some(g.first_start.map_or(f.start, |c| c.min(f.start)));
-        let fin = f.stats(first).first_fin;
         if g.example.is_none() {
             g.example = fin.map(|fr| Evidence {
                 frame: fr,
                 kind: EvidenceKind::Fin,
-                description: format!("first FIN from {} (it will hold TIME_WAIT)", holder),
-            });
-        }
-        let n = g.held.len() as u32;
-        if n > g.peak {
-            g.peak = n;
-            g.peak_at = closed;
-            g.peak_evidence = fin.map(|fr| Evidence {
-                frame: fr,
-                kind: EvidenceKind::Fin,
                 description: format!(
-                    "FIN from {} at the peak: {} connections in TIME_WAIT",
-                    holder, n
+                    "first FIN from {} (the active closer: it will hold TIME_WAIT)",
+                    holder
                 ),
             });
         }
+        g.drain(settled);
+        g.prune(settled);
     }
 
     pub fn findings(self) -> Vec<Finding> {
         let th = self.th;
         let mut out = Vec::new();
-        for (k, g) in self.groups {
-            let pileup = g.peak > th.time_wait_threshold;
+        for (k, mut g) in self.groups {
+            g.drain(i64::MAX);
+            let pileup = g.peak >= th.time_wait_threshold;
             if !pileup && g.reuses == 0 {
                 continue;
             }
@@ -173,28 +231,72 @@ impl TimeWaitTracker {
             let window_ns = last.nanos_since(first).max(1);
             let rate = g.closes as f64 / (window_ns as f64 / NANOS_PER_SEC as f64).max(1e-3);
             let share = 100.0 * g.peak as f64 / EPHEMERAL_PORTS as f64;
-            let side = if k.holder_is_client {
-                "the client"
+            let mut note = if k.holder_is_client {
+                format!(
+                    "{} (the connecting side) closes first and holds up to {} sockets in TIME_WAIT towards {} at once, each on one of its ephemeral ports: {:.1}% of the 28 232 ports (32768–60999) it can use towards that endpoint; {} closes at {:.0}/s over {}",
+                    k.holder, g.peak, k.server, share, g.closes, rate, human_duration(window_ns)
+                )
             } else {
-                "the server"
+                format!(
+                    "{} (the server) closes first and holds up to {} sockets in TIME_WAIT at once on its listening port (no ephemeral ports: the clients' ports are free at the close); {} closes from {} at {:.0}/s over {}",
+                    k.server,
+                    g.peak,
+                    g.closes,
+                    if g.clients == 1 {
+                        g.last_client.map_or_else(String::new, |c| c.to_string())
+                    } else {
+                        format!("{} clients", g.clients)
+                    },
+                    rate,
+                    human_duration(window_ns)
+                )
             };
-            let mut note = format!(
-                "{} ({}, it closes first) holds up to {} connections with {} in TIME_WAIT at once, {:.1}% of the 28 232-port ephemeral range; {} closes at {:.0}/s",
-                k.holder, side, g.peak, k.server, share, g.closes, rate
-            );
             if g.reuses > 0 {
                 note.push_str(&format!(
                     "; {} new SYNs reused a 4-tuple still in TIME_WAIT",
                     g.reuses
                 ));
             }
-            // Both a pileup over the threshold and a reuse inside TIME_WAIT are warnings: the
+            // Both a pileup at the threshold and a reuse inside TIME_WAIT are warnings: the
             // host is one rate increase away from failing to connect.
             let severity = Severity::Warning;
-            let mut ev: Vec<Evidence> = g.example.into_iter().chain(g.peak_evidence).collect();
+            let peak_evidence = g.peak_frame.map(|(file, number)| Evidence {
+                frame: FrameRef {
+                    file,
+                    number,
+                    ts: g.peak_at,
+                },
+                kind: EvidenceKind::Fin,
+                description: format!(
+                    "close at the peak: {} sockets in TIME_WAIT on {}",
+                    g.peak, k.holder
+                ),
+            });
+            let mut ev: Vec<Evidence> = g.example.into_iter().chain(peak_evidence).collect();
             ev.extend(g.reuse_evidence);
             ev.sort_by_key(|e| (e.frame.file, e.frame.number));
             ev.dedup_by_key(|e| (e.frame.file, e.frame.number));
+            let mut facts = vec![
+                ("holder", k.holder.to_string()),
+                (
+                    "holder_side",
+                    if k.holder_is_client {
+                        "client"
+                    } else {
+                        "server"
+                    }
+                    .to_string(),
+                ),
+                ("peak_time_wait", g.peak.to_string()),
+                ("peak_at", g.peak_at.to_string()),
+                ("time_wait_threshold", th.time_wait_threshold.to_string()),
+                ("closes", g.closes.to_string()),
+                ("close_rate_per_s", format!("{:.1}", rate)),
+            ];
+            if k.holder_is_client {
+                facts.push(("ephemeral_range_share_pct", format!("{:.1}", share)));
+            }
+            facts.push(("reused_in_time_wait", g.reuses.to_string()));
             out.push(Finding {
                 signature: SignatureId::TimeWaitPileup,
                 severity,
@@ -210,17 +312,471 @@ impl TimeWaitTracker {
                 last_ts: last,
                 note,
                 evidence: ev,
-                facts: vec![
-                    ("holder", k.holder.to_string()),
-                    ("peak_time_wait", g.peak.to_string()),
-                    ("peak_at", g.peak_at.to_string()),
-                    ("closes", g.closes.to_string()),
-                    ("close_rate_per_s", format!("{:.1}", rate)),
-                    ("ephemeral_range_share_pct", format!("{:.1}", share)),
-                    ("reused_in_time_wait", g.reuses.to_string()),
-                ],
+                facts,
             });
         }
         out
+    }
+}
+
+/// The proxy products whose connection reuse towards backends ends a TIME_WAIT pileup, with the
+/// option that turns it on.
+const REUSE_OPTIONS: [(&str, &str); 4] = [
+    ("nginx", "nginx: `keepalive 32;` in the `upstream` block, with `proxy_http_version 1.1;` and `proxy_set_header Connection \"\";`"),
+    ("haproxy", "haproxy: `http-reuse safe` (or `always`) in the backend, without `option httpclose`"),
+    ("squid", "squid: `server_persistent_connections on`"),
+    ("apache", "Apache httpd: `ProxyPass … keepalive=On` (and not `disablereuse=On`)"),
+];
+
+/// The connection-reuse fix for the product named by `server_header` (`nginx/1.22.1`,
+/// `Apache/2.4.57`, `squid/6.6`, `haproxy`), or for each product when none is recognised.
+pub fn reuse_fix(server_header: Option<&str>) -> String {
+    let seen = server_header.map(|s| s.to_ascii_lowercase());
+    let known = seen.as_deref().and_then(|s| {
+        REUSE_OPTIONS
+            .iter()
+            .find(|(name, _)| s.contains(name) || (*name == "apache" && s.contains("httpd")))
+    });
+    match known {
+        Some((_, option)) => format!(
+            "reuse connections instead of opening one per request (Server: {}): {}",
+            server_header.unwrap_or_default(),
+            option
+        ),
+        None => format!(
+            "reuse connections instead of opening one per request, in whichever proxy makes them — {}",
+            REUSE_OPTIONS
+                .iter()
+                .map(|(_, o)| *o)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
+}
+
+/// The verdict's words (summary, likely causes, next checks, Wireshark filter).
+pub fn words(v: &mut Verdict) {
+    let s = v.server;
+    let (ip, port) = (s.ip(), s.port());
+    let af = if s.is_ipv4() { "ip" } else { "ipv6" };
+    let fact = |k: &str| v.facts.iter().find(|f| f.0 == k).map(|f| f.1.clone());
+    let holder = fact("holder").unwrap_or_default();
+    let by_client = fact("holder_side").as_deref() != Some("server");
+    let server_header = fact("server_header");
+    let who = match (by_client, v.hop) {
+        (true, Hop::ProxyToBackend) => format!(
+            "the proxy ({}) is the active closer of its backend connections and holds these sockets",
+            holder
+        ),
+        (true, Hop::ClientToProxy) => format!(
+            "the client ({}) closes its connections to the proxy first and holds these sockets",
+            holder
+        ),
+        (true, Hop::ClientToServer) => format!(
+            "{} holds these sockets (when it is a proxy, it closes its backend connections itself: the proxy is the active closer)",
+            holder
+        ),
+        (false, Hop::ClientToProxy) => format!(
+            "the proxy ({}) closes its client connections first: the proxy is the active closer and holds these sockets",
+            s
+        ),
+        (false, Hop::ProxyToBackend) => format!(
+            "the backend ({}) closes first and holds these sockets, not the proxy (the proxy likely asks for a close: HTTP/1.0 or `Connection: close`)",
+            s
+        ),
+        (false, Hop::ClientToServer) => {
+            format!("the server ({}) closes first and holds these sockets", s)
+        }
+    };
+    let first = v.notes.first().map(|n| n.0.clone()).unwrap_or_default();
+    v.summary = format!("{}; {}", first, who);
+    v.likely_causes = vec![
+        "no keep-alive / connection reuse between these hosts: a new connection per request, closed after one response".into(),
+    ];
+    if by_client {
+        v.likely_causes.push(format!(
+            "ephemeral-port exhaustion on {} towards {} when the close rate keeps up: 28 232 ports held 60 s each allow about 470 new connections/s",
+            holder, s
+        ));
+    } else {
+        v.likely_causes.push(
+            "the server ends connections itself (`Connection: close`, HTTP/1.0 requests, keep-alive timeout or request limit); its TIME_WAIT costs memory, not ports".into(),
+        );
+    }
+    let ss_dir = if by_client { "dst" } else { "src" };
+    v.next_checks = vec![
+        format!(
+            "on {}: `ss -tan state time-wait {} {} | wc -l`",
+            holder, ss_dir, s
+        ),
+        reuse_fix(server_header.as_deref()),
+    ];
+    if by_client {
+        v.next_checks.push(format!(
+            "on {}: `sysctl net.ipv4.ip_local_port_range net.ipv4.tcp_tw_reuse`",
+            holder
+        ));
+    }
+    v.wireshark_filter = format!(
+        "{af}.addr=={ip} && tcp.port=={port} && (tcp.flags.fin==1 || tcp.analysis.reused_ports)"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    //! The rule's boundaries on hand-built summaries: connections from 10.0.0.1 (ports 40000+)
+    //! to 10.0.0.2:8080; times are in milliseconds after T0 and TIME_WAIT lasts 60 s.
+
+    use super::*;
+    use crate::flow::{ConnState, DirStats, EndReason, FrameRef, RstInfo};
+    use crate::time::NANOS_PER_MILLI;
+
+    const T0: i64 = 1_700_000_000_000_000_000;
+    const TW_MS: i64 = 60_000;
+
+    fn fr(n: u64, ms: i64) -> FrameRef {
+        FrameRef {
+            file: 0,
+            number: n,
+            ts: Timestamp(T0 + ms * NANOS_PER_MILLI),
+        }
+    }
+
+    /// A connection from `orig` to `resp` opened at `start_ms` and closed with FINs at
+    /// `close_ms`, the first FIN from `closer`.
+    fn conn(
+        orig: &str,
+        resp: &str,
+        start_ms: i64,
+        close_ms: i64,
+        closer: Direction,
+    ) -> FlowSummary {
+        let n = (close_ms as u64) * 10 + 1;
+        let fin = DirStats {
+            pkts: 3,
+            first_fin: Some(fr(n, close_ms)),
+            ..Default::default()
+        };
+        let (orig_stats, resp_stats) = match closer {
+            Direction::Orig => (
+                fin,
+                DirStats {
+                    pkts: 3,
+                    ..Default::default()
+                },
+            ),
+            Direction::Resp => (
+                DirStats {
+                    pkts: 3,
+                    ..Default::default()
+                },
+                fin,
+            ),
+        };
+        FlowSummary {
+            id: n,
+            slot: 0,
+            orig: orig.parse().unwrap(),
+            resp: resp.parse().unwrap(),
+            partial: false,
+            conn_state: ConnState::SF,
+            history: "ShADadFf".into(),
+            orig_stats,
+            resp_stats,
+            first: fr(n - 1, start_ms),
+            last: fr(n + 1, close_ms),
+            start: fr(n - 1, start_ms).ts,
+            end: fr(n + 1, close_ms).ts,
+            syn_count: 1,
+            first_syn: Some(fr(n - 1, start_ms)),
+            last_syn: Some(fr(n - 1, start_ms)),
+            synack: None,
+            rtt_ns: None,
+            rst: None,
+            rst_count: 0,
+            icmp: None,
+            first_fin_from: Some(closer),
+            closed_at: Some(fr(n + 1, close_ms).ts),
+            port_reused: false,
+            reused_in_time_wait: false,
+            end_reason: EndReason::Closed,
+        }
+    }
+
+    /// The client 10.0.0.1:`port` closes first.
+    fn client_closes(port: u16, start_ms: i64, close_ms: i64) -> FlowSummary {
+        conn(
+            &format!("10.0.0.1:{}", port),
+            "10.0.0.2:8080",
+            start_ms,
+            close_ms,
+            Direction::Orig,
+        )
+    }
+
+    fn th(threshold: u32) -> Thresholds {
+        Thresholds {
+            time_wait_threshold: threshold,
+            ..Default::default()
+        }
+    }
+
+    fn run(threshold: u32, flows: &[FlowSummary]) -> Vec<Finding> {
+        let mut t = TimeWaitTracker::new(th(threshold));
+        for f in flows {
+            t.observe(f);
+        }
+        t.findings()
+    }
+
+    fn fact<'a>(fd: &'a Finding, k: &str) -> Option<&'a str> {
+        fd.facts.iter().find(|f| f.0 == k).map(|f| f.1.as_str())
+    }
+
+    fn peak(fd: &Finding) -> u32 {
+        fact(fd, "peak_time_wait").unwrap().parse().unwrap()
+    }
+
+    /// `n` client closes on distinct ports, 1 ms apart.
+    fn burst(n: u16) -> Vec<FlowSummary> {
+        (0..n)
+            .map(|i| client_closes(40_000 + i, i as i64, i as i64 + 1))
+            .collect()
+    }
+
+    #[test]
+    fn threshold_is_honoured_exactly() {
+        assert!(run(5, &burst(4)).is_empty(), "peak 4 < threshold 5");
+        let at = run(5, &burst(5));
+        assert_eq!(at.len(), 1, "peak 5 reaches threshold 5");
+        assert_eq!(peak(&at[0]), 5);
+        assert_eq!(at[0].severity, Severity::Warning);
+        let over = run(5, &burst(6));
+        assert_eq!(over.len(), 1);
+        assert_eq!(peak(&over[0]), 6);
+    }
+
+    #[test]
+    fn peak_is_concurrent_sockets_not_distinct_tuples() {
+        // Three 4-tuples, but the first TIME_WAIT has ended when the third closes.
+        let flows = [
+            client_closes(40_000, 0, 10),
+            client_closes(40_001, 20, 30),
+            client_closes(40_002, 100, 10 + TW_MS + 1),
+        ];
+        assert!(run(3, &flows).is_empty(), "never 3 at once");
+        assert_eq!(peak(&run(2, &flows)[0]), 2);
+    }
+
+    #[test]
+    fn time_wait_interval_is_half_open() {
+        // The second close exactly 60 s after the first: the first socket is gone.
+        let at_end = [
+            client_closes(40_000, 0, 10),
+            client_closes(40_001, 20, 10 + TW_MS),
+        ];
+        assert!(run(2, &at_end).is_empty());
+        // 1 ms earlier both are held.
+        let before = [
+            client_closes(40_000, 0, 10),
+            client_closes(40_001, 20, 10 + TW_MS - 1),
+        ];
+        assert_eq!(peak(&run(2, &before)[0]), 2);
+    }
+
+    #[test]
+    fn reuse_ends_the_old_time_wait_at_the_new_syn() {
+        // 40000 closes at 10 ms; a SYN reuses it at 1 s and that connection stays open for 70 s.
+        // 40001 and 40002 close at 2 s and 3 s: only 2 sockets are ever in TIME_WAIT together
+        // (the old 40000 ended at 1 s), then the long one closes after both expired.
+        let mut reused = client_closes(40_000, 1_000, 70_000);
+        reused.reused_in_time_wait = true;
+        let flows = [
+            client_closes(40_000, 0, 10),
+            reused,
+            client_closes(40_001, 1_500, 2_000),
+            client_closes(40_002, 2_500, 3_000),
+        ];
+        let fd = run(1_000, &flows);
+        assert_eq!(fd.len(), 1, "reported for the reuse");
+        assert_eq!(peak(&fd[0]), 2);
+        assert_eq!(fact(&fd[0], "reused_in_time_wait"), Some("1"));
+        assert!(fd[0].evidence.iter().any(|e| e.kind == EvidenceKind::Syn));
+        assert!(fd[0].note.contains("1 new SYNs reused"));
+    }
+
+    #[test]
+    fn closes_arriving_out_of_order_give_the_same_peak() {
+        // Connections finish in slot order, not close order.
+        let mut flows = burst(6);
+        flows.push(client_closes(40_100, 0, 10 + TW_MS + 5));
+        let forward = peak(&run(1, &flows)[0]);
+        flows.reverse();
+        assert_eq!(peak(&run(1, &flows)[0]), forward);
+        assert_eq!(forward, 6);
+    }
+
+    #[test]
+    fn ephemeral_pressure_only_on_the_connecting_side() {
+        let fd = &run(2, &burst(3))[0];
+        assert_eq!(fact(fd, "holder"), Some("10.0.0.1"));
+        assert_eq!(fact(fd, "holder_side"), Some("client"));
+        assert_eq!(fact(fd, "ephemeral_range_share_pct"), Some("0.0"));
+        assert!(fd.note.contains("28 232 ports"));
+        // The server closes first: TIME_WAIT on 10.0.0.2:8080, no port share.
+        let flows: Vec<_> = (0..3)
+            .map(|i| {
+                conn(
+                    &format!("10.0.0.1:{}", 40_000 + i),
+                    "10.0.0.2:8080",
+                    i,
+                    i + 1,
+                    Direction::Resp,
+                )
+            })
+            .collect();
+        let fd = &run(2, &flows)[0];
+        assert_eq!(fact(fd, "holder"), Some("10.0.0.2"));
+        assert_eq!(fact(fd, "holder_side"), Some("server"));
+        assert_eq!(fact(fd, "ephemeral_range_share_pct"), None);
+        assert!(!fd.note.contains('%'), "{}", fd.note);
+        assert_eq!(fd.server, "10.0.0.2:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn server_side_counts_each_client_address_apart() {
+        // Two clients using the same source port: two sockets on the server, not one.
+        let flows = [
+            conn("10.0.0.1:40000", "10.0.0.2:8080", 0, 5, Direction::Resp),
+            conn("10.0.0.3:40000", "10.0.0.2:8080", 1, 6, Direction::Resp),
+        ];
+        let fd = run(2, &flows);
+        assert_eq!(fd.len(), 1);
+        assert_eq!(peak(&fd[0]), 2);
+        assert!(fd[0].note.contains("2 clients"));
+    }
+
+    #[test]
+    fn reset_connections_hold_no_time_wait() {
+        let mut flows = burst(3);
+        flows[2].rst = Some(RstInfo {
+            from: Direction::Orig,
+            frame: fr(999, 5),
+            ttl: 64,
+            unacked_by_peer: 0,
+            unacked_from_peer: 0,
+            after_fin: true,
+            last_data_from: None,
+        });
+        assert!(run(3, &flows).is_empty());
+        assert_eq!(peak(&run(2, &flows)[0]), 2);
+    }
+
+    fn verdict(hop: Hop, fd: &Finding) -> Verdict {
+        Verdict {
+            signature: SignatureId::TimeWaitPileup,
+            severity: fd.severity,
+            hop,
+            client: fd.client,
+            clients: 1,
+            server: fd.server,
+            flow_count: fd.weight,
+            total_flows: fd.weight,
+            by_severity: [0, fd.weight, 0],
+            first_ts: fd.first_ts,
+            last_ts: fd.last_ts,
+            summary: String::new(),
+            notes: vec![(fd.note.clone(), fd.weight)],
+            likely_causes: Vec::new(),
+            next_checks: Vec::new(),
+            wireshark_filter: String::new(),
+            evidence: fd.evidence.clone(),
+            facts: fd.facts.clone(),
+            flows: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn words_name_the_holder_and_the_proxy_as_active_closer() {
+        let fd = &run(2, &burst(3))[0];
+        let mut v = verdict(Hop::ProxyToBackend, fd);
+        words(&mut v);
+        assert!(
+            v.summary
+                .contains("the proxy (10.0.0.1) is the active closer"),
+            "{}",
+            v.summary
+        );
+        assert!(v.next_checks[0].contains("ss -tan state time-wait dst 10.0.0.2:8080"));
+        assert!(v
+            .next_checks
+            .iter()
+            .any(|c| c.contains("ip_local_port_range")));
+        // The proxy closes its client connections first.
+        let flows: Vec<_> = (0..3)
+            .map(|i| {
+                conn(
+                    &format!("10.0.0.1:{}", 40_000 + i),
+                    "10.0.0.2:8080",
+                    i,
+                    i + 1,
+                    Direction::Resp,
+                )
+            })
+            .collect();
+        let fd = &run(2, &flows)[0];
+        let mut v = verdict(Hop::ClientToProxy, fd);
+        words(&mut v);
+        assert!(
+            v.summary
+                .contains("the proxy (10.0.0.2:8080) closes its client connections first"),
+            "{}",
+            v.summary
+        );
+        assert!(!v
+            .next_checks
+            .iter()
+            .any(|c| c.contains("ip_local_port_range")));
+        assert!(v.likely_causes.iter().all(|c| !c.contains("ephemeral")));
+    }
+
+    #[test]
+    fn fix_named_for_the_product_seen_or_for_each() {
+        let all = reuse_fix(None);
+        for o in [
+            "`keepalive 32;`",
+            "http-reuse",
+            "server_persistent_connections",
+            "keepalive=On",
+        ] {
+            assert!(all.contains(o), "{} missing from {}", o, all);
+        }
+        let squid = reuse_fix(Some("squid/6.6"));
+        assert!(
+            squid.contains("server_persistent_connections") && !squid.contains("upstream"),
+            "{}",
+            squid
+        );
+        let nginx = reuse_fix(Some("nginx/1.22.1"));
+        assert!(nginx.contains("upstream") && !nginx.contains("http-reuse"));
+        assert!(reuse_fix(Some("Apache/2.4.57 (Debian)")).contains("keepalive=On"));
+        assert!(reuse_fix(Some("HAProxy")).contains("http-reuse"));
+        // An unknown product: every option.
+        assert_eq!(
+            reuse_fix(Some("BaseHTTP/0.6 Python/3.11.2"))
+                .matches(": `")
+                .count(),
+            4
+        );
+        // Through the verdict's facts.
+        let fd = &run(2, &burst(3))[0];
+        let mut v = verdict(Hop::ProxyToBackend, fd);
+        v.facts.push(("server_header", "squid/6.6".into()));
+        words(&mut v);
+        assert!(v
+            .next_checks
+            .iter()
+            .any(|c| c.contains("server_persistent_connections")));
+        assert!(!v.next_checks.iter().any(|c| c.contains("upstream")));
     }
 }

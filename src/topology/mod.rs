@@ -559,6 +559,10 @@ impl Collector {
             .iter()
             .flat_map(|p| p.backends.iter().copied())
             .collect();
+        let all_fronts: FxHashSet<SocketAddr> = proxies
+            .iter()
+            .flat_map(|p| p.front.iter().copied())
+            .collect();
         for p in &mut proxies {
             let ips: Vec<IpAddr> = p.front.iter().map(|f| f.ip()).collect();
             let mut more: Vec<SocketAddr> = self
@@ -566,7 +570,7 @@ impl Collector {
                 .iter()
                 .filter(|(e, clients)| {
                     ips.contains(&e.ip())
-                        && !p.front.contains(e)
+                        && !all_fronts.contains(e)
                         && !all_backends.contains(e)
                         && clients.iter().any(|c| !p.back_addresses.contains(c))
                 })
@@ -581,14 +585,15 @@ impl Collector {
                 p.front.push(e);
             }
         }
-        // One proxy per host: proxies that share a front endpoint are the same proxy (two
+        // One proxy per host: proxies whose fronts share an address are the same proxy (two
         // rules may have found it from two of its listeners).
         let mut merged: Vec<Proxy> = Vec::new();
         for p in proxies {
-            match merged
-                .iter_mut()
-                .find(|m| m.front.iter().any(|f| p.front.contains(f)))
-            {
+            match merged.iter_mut().find(|m| {
+                m.front
+                    .iter()
+                    .any(|f| p.front.iter().any(|g| g.ip() == f.ip()))
+            }) {
                 Some(m) => {
                     for f in p.front {
                         if !m.front.contains(&f) {

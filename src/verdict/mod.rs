@@ -311,11 +311,13 @@ impl Aggregator {
                         // backend down): critical, however many other connections succeeded.
                         let absorbed = !b.refused_times.is_empty()
                             && b.refused_times.iter().all(|(client, t)| {
-                                self.success_times.get(&(*client, v.server)).is_some_and(|s| {
-                                    s.iter().any(|st| {
-                                        (0..=RETRY_WINDOW_NS).contains(&st.nanos_since(*t))
+                                self.success_times
+                                    .get(&(*client, v.server))
+                                    .is_some_and(|s| {
+                                        s.iter().any(|st| {
+                                            (0..=RETRY_WINDOW_NS).contains(&st.nanos_since(*t))
+                                        })
                                     })
-                                })
                             });
                         if absorbed {
                             v.severity = Severity::Warning;

@@ -305,24 +305,6 @@ pub fn fill(v: &mut Verdict, established: u64) {
             ];
             v.wireshark_filter = format!("http.response && ({af}.src=={ip} && tcp.srcport=={port} || http.response.code < 400)");
         }
-        SignatureId::TimeWaitPileup => {
-            v.summary = v.notes.first().map(|n| n.0.clone()).unwrap_or_default();
-            let holder = v
-                .facts
-                .iter()
-                .find(|f| f.0 == "holder")
-                .map(|f| f.1.clone())
-                .unwrap_or_default();
-            v.likely_causes = vec![
-                "no keep-alive between these hosts: a new connection per request".into(),
-                "ephemeral port exhaustion on the closing side when the rate keeps up".into(),
-            ];
-            v.next_checks = vec![
-                format!("on {}: `ss -tan state time-wait | wc -l`", holder),
-                "enable keep-alive / upstream connection pooling (nginx: `keepalive` in the upstream block and `proxy_http_version 1.1`)".into(),
-                "`sysctl net.ipv4.ip_local_port_range net.ipv4.tcp_tw_reuse`".into(),
-            ];
-            v.wireshark_filter = format!("{af}.addr=={ip} && tcp.port=={port} && (tcp.flags.fin==1 || tcp.analysis.reused_ports)");
-        }
+        SignatureId::TimeWaitPileup => crate::signature::time_wait_pileup::words(v),
     }
 }
