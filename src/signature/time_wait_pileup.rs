@@ -373,7 +373,7 @@ pub fn words(v: &mut Verdict) {
             holder
         ),
         (true, Hop::ClientToServer) => format!(
-            "{} holds these sockets (when it is a proxy, it closes its backend connections itself: the proxy is the active closer)",
+            "if {} is a proxy, these are its backend connections and the proxy itself is the active closer",
             holder
         ),
         (false, Hop::ClientToProxy) => format!(

@@ -338,10 +338,15 @@ impl Collector {
                 if r2.ts.nanos_since(r.ts) > MATCH_WINDOW {
                     break;
                 }
+                // A proxy forwards a request while its client is still waiting for the answer:
+                // a "match" sent after the first request was answered is the client's next
+                // request (short think time), not a forwarded one.
+                let forwarded_in_time = r.answer.is_none_or(|(_, ta)| r2.ts <= ta);
                 if r2.client != r.client
                     && r2.server != r.server
                     && r2.method == r.method
                     && r2.target == r.target
+                    && forwarded_in_time
                 {
                     // A second hint from the same match: the answers match too — the backend
                     // answered with the same status before the front did — and the backend
