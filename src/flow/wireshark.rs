@@ -152,7 +152,14 @@ impl WsDir {
             } else {
                 first_rtt_ns
             } as u64;
-            r.class = if not_advanced
+            // Wireshark checks "already acknowledged" (spurious) first, then fast
+            // retransmission, then out-of-order (packet-tcp.c, tcp_analyze_sequence_number,
+            // since 3.6): a resent segment the peer had acknowledged is spurious even when it
+            // comes within the out-of-order threshold.
+            r.class = if seglen > 0 && rev.lastack != 0 && le(seq.wrapping_add(seglen), rev.lastack)
+            {
+                Some(RetransClass::SpuriousRetransmission)
+            } else if not_advanced
                 && rev.dupacknum >= 2
                 && rev.lastack == seq
                 && elapsed(fr.ts, rev.lastack_ts) < FAST_RETRANS_WINDOW_NS as u64
@@ -163,8 +170,6 @@ impl WsDir {
                 && self.nextseq != seq.wrapping_add(seglen).wrapping_add((syn || fin) as u32)
             {
                 Some(RetransClass::OutOfOrder)
-            } else if seglen > 0 && rev.lastack != 0 && le(seq.wrapping_add(seglen), rev.lastack) {
-                Some(RetransClass::SpuriousRetransmission)
             } else if not_advanced {
                 Some(RetransClass::Retransmission)
             } else {

@@ -66,10 +66,9 @@ pub fn check(f: &FlowSummary, app: &AppSummary) -> Option<Finding> {
             SignatureId::ConnectionReset,
             Severity::Critical,
             format!(
-                "while {} request{} from the client {} unanswered",
+                "with {} request{} from the client outstanding (sent, never answered)",
                 unanswered,
                 if unanswered == 1 { "" } else { "s" },
-                if unanswered == 1 { "was" } else { "were" }
             ),
         )
     } else if unanswered > 0 {
@@ -312,7 +311,7 @@ mod tests {
         );
         let fd = check(&f, &http(2, 1)).unwrap();
         assert!(
-            fd.note.contains("1 request from the client was unanswered"),
+            fd.note.contains("1 request from the client outstanding (sent, never answered)"),
             "{}",
             fd.note
         );
