@@ -100,6 +100,9 @@ pub struct Analysis {
     /// Set when the capture held no TCP connection to judge, with why: a report must then say
     /// "nothing to judge", never "healthy".
     pub nothing_to_judge: Option<String>,
+    /// Every failing client exchange at a proxy with the backend attempts paired with it (at
+    /// most `correlate::MAX_EXCHANGES_LISTED`).
+    pub exchanges: Vec<correlate::PairedExchange>,
 }
 
 /// Why a capture with no TCP connection has nothing to judge.
@@ -620,7 +623,7 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
     for fd in direct_ok_proxied_fails(&a.front_failures, &a.direct_ok, &topology) {
         a.agg.add(fd, None);
     }
-    let chains = correlate::chains(&a.records, &topology);
+    let (chains, exchanges) = correlate::chains(&a.records, &topology);
     let mut warnings = Vec::new();
     let mut push = |kind: &'static str, acc: WarnAcc, msg: &dyn Fn(u64, &str) -> String| {
         if acc.count > 0 {
@@ -687,6 +690,7 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
         endpoints,
         topology,
         chains,
+        exchanges,
     }
 }
 

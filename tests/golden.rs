@@ -51,6 +51,20 @@ struct Capture {
     forbid: Vec<Sig>,
     #[serde(default)]
     warnings: Vec<String>,
+    /// Ground-truth pairing of each failing client exchange with its backend attempts
+    /// (`captures/expected-pairing.toml`, measured from the proxies' own logs and tshark).
+    #[serde(default)]
+    pair: Vec<PairTruth>,
+}
+
+#[derive(Deserialize)]
+struct PairTruth {
+    #[serde(default)]
+    client_syn: Option<u64>,
+    client_request: u64,
+    backend: Vec<u64>,
+    kind: String,
+    outcome: String,
 }
 
 #[derive(Deserialize)]
@@ -741,4 +755,65 @@ fn semantic_diff_names_what_changed() {
     let same = semantic_diff(old, &old.replace("\"evidence\":[]", "\"evidence\": []"));
     assert_eq!(same.len(), 1);
     assert!(same[0].starts_with("no verdict-level change"), "{same:?}");
+}
+
+/// Request by request: every failing client exchange of the pairing captures is paired, by
+/// inference alone, with exactly the backend attempts the proxy's own logs name (ground truth in
+/// `captures/expected-pairing.toml`), by the stated kind of evidence, with the stated outcome; and
+/// no backend attempt explains an exchange it was not paired with.
+#[test]
+fn exchanges_pair_with_their_own_backend_attempts() {
+    let root = common::repo();
+    let mut errs = Vec::new();
+    let mut checked = 0;
+    for c in all_captures().iter().filter(|c| !c.pair.is_empty()) {
+        let input = InputConfig {
+            files: vec![root.join("captures").join(&c.file)],
+            filter: None,
+            tracker: TrackerConfig::default(),
+        };
+        let a = analyze::run(&input, Thresholds::default(), 10).unwrap();
+        for p in &c.pair {
+            checked += 1;
+            let Some(x) = a.exchanges.iter().find(|x| {
+                x.request == Some(p.client_request)
+                    || (x.request.is_none() && p.client_syn == Some(x.client_first))
+            }) else {
+                errs.push(format!(
+                    "{}: no failing exchange for client request #{} (exchanges: {:?})",
+                    c.file,
+                    p.client_request,
+                    a.exchanges
+                        .iter()
+                        .map(|x| (x.client_first, x.request))
+                        .collect::<Vec<_>>()
+                ));
+                continue;
+            };
+            let mut got: Vec<u64> = x.attempts.iter().map(|t| t.frame).collect();
+            got.sort();
+            let mut want = p.backend.clone();
+            want.sort();
+            if got != want || x.pairing != p.kind {
+                errs.push(format!(
+                    "{}: client request #{}: paired with {:?} by {}, the truth is {:?} by {}",
+                    c.file, p.client_request, got, x.pairing, want, p.kind
+                ));
+            }
+            let decisive = x
+                .attempts
+                .iter()
+                .map(|t| t.outcome)
+                .find(|o| *o != "ok")
+                .unwrap_or("ok");
+            if !x.attempts.is_empty() && decisive != p.outcome {
+                errs.push(format!(
+                    "{}: client request #{}: backend outcome {}, the truth is {}",
+                    c.file, p.client_request, decisive, p.outcome
+                ));
+            }
+        }
+    }
+    assert!(checked > 0, "no [[capture.pair]] ground truth found");
+    assert!(errs.is_empty(), "{} problems:\n{}", errs.len(), errs.join("\n"));
 }

@@ -161,6 +161,30 @@ pub struct Chain {
     pub example: Vec<Evidence>,
 }
 
+/// One failing client exchange and the backend attempts paired with it (the per-exchange view
+/// behind the chains; the report's `exchanges[]`).
+#[derive(Clone, Debug, Serialize)]
+pub struct PairedExchange {
+    /// First frame of the client's connection (its SYN when captured).
+    pub client_first: u64,
+    /// The client's request frame (HTTP request or CONNECT), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<u64>,
+    /// What the client got: the error response, or the last frame of its connection's failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<u64>,
+    pub proxy: String,
+    pub front_signature: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub pairing: &'static str,
+    pub confidence: PairConfidence,
+    pub attempts: Vec<Attempt>,
+}
+
+/// Failing exchanges listed per report at most (chains aggregate all of them).
+pub const MAX_EXCHANGES_LISTED: usize = 1000;
+
 /// A failing client exchange at a proxy.
 struct Exchange<'a> {
     conn: &'a ConnRecord,
@@ -481,9 +505,38 @@ type GroupKey = (
 
 /// Builds the chains: exchanges grouped by (proxy, what the client saw, backend outcome,
 /// backend, pairing kind); counts are of paired exchanges only.
-pub fn chains(recs: &[ConnRecord], topo: &Topology) -> Vec<Chain> {
+pub fn chains(recs: &[ConnRecord], topo: &Topology) -> (Vec<Chain>, Vec<PairedExchange>) {
     let ex = exchanges(recs, topo);
     let pairs = pair(&ex, recs);
+    let listed: Vec<PairedExchange> = ex
+        .iter()
+        .zip(&pairs)
+        .take(MAX_EXCHANGES_LISTED)
+        .map(|(e, p)| PairedExchange {
+            client_first: e.conn.first.number,
+            request: e.request.map(|r| r.frame.number),
+            answer: e.answer.map(|a| a.number),
+            proxy: e.conn.resp.to_string(),
+            front_signature: e.signature.name(),
+            status: e.status,
+            pairing: p.kind.name(),
+            confidence: p.confidence,
+            attempts: p
+                .attempts
+                .iter()
+                .map(|(b, q)| {
+                    let (o, s) = outcome(b, *q);
+                    Attempt {
+                        frame: b.first.number,
+                        from: b.orig.to_string(),
+                        to: b.resp.to_string(),
+                        outcome: o,
+                        status: s,
+                    }
+                })
+                .collect(),
+        })
+        .collect();
     let mut totals: rustc_hash::FxHashMap<(SocketAddr, SignatureId, Option<u16>), u64> =
         Default::default();
     for e in &ex {
@@ -620,7 +673,7 @@ pub fn chains(recs: &[ConnRecord], topo: &Topology) -> Vec<Chain> {
             .then(a.proxy.cmp(&b.proxy))
             .then(a.front_status.cmp(&b.front_status))
     });
-    out
+    (out, listed)
 }
 
 /// One exchange end to end: what the client sent, each backend attempt's key frames, and what the

@@ -30,6 +30,8 @@ pub struct Report {
     /// statement of health).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nothing_to_judge: Option<String>,
+    /// Every failing client exchange at a proxy and the backend attempts paired with it.
+    pub exchanges: Vec<crate::correlate::PairedExchange>,
 }
 
 #[derive(Serialize)]
@@ -209,6 +211,7 @@ impl Report {
                 })
                 .collect(),
             nothing_to_judge: a.nothing_to_judge.clone(),
+            exchanges: a.exchanges.clone(),
         }
     }
 }
