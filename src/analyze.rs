@@ -674,6 +674,17 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
     }
     let mut verdicts = a.agg.finish(|c, s| topology.hop(c, s));
     escalate_paired_causes(&mut verdicts, &chains);
+    // Never ask for a leg that is in the file: a proxy whose backend attempts were captured.
+    for v in verdicts.iter_mut() {
+        let leg_seen = topology
+            .proxies
+            .iter()
+            .any(|p| p.front.contains(&v.server) && !p.backends.is_empty());
+        if leg_seen {
+            v.next_checks
+                .retain(|c| !c.starts_with("capture the proxy→backend leg"));
+        }
+    }
     let mut endpoints: Vec<EndpointSummary> = a.endpoints.into_values().collect();
     endpoints.sort_by(|x, y| {
         y.connections

@@ -815,5 +815,10 @@ fn exchanges_pair_with_their_own_backend_attempts() {
         }
     }
     assert!(checked > 0, "no [[capture.pair]] ground truth found");
-    assert!(errs.is_empty(), "{} problems:\n{}", errs.len(), errs.join("\n"));
+    assert!(
+        errs.is_empty(),
+        "{} problems:\n{}",
+        errs.len(),
+        errs.join("\n")
+    );
 }

@@ -350,7 +350,10 @@ impl Observer for AppRec {
         if seg.truncated {
             self.cut_flows.insert(o.flow);
         }
-        self.frames_of_flow.entry(o.flow).or_default().push(f.number);
+        self.frames_of_flow
+            .entry(o.flow)
+            .or_default()
+            .push(f.number);
         if seg.payload.starts_with(b"HTTP/1.") {
             self.status_line_frames.insert(f.number);
         }
@@ -453,8 +456,16 @@ fn diff_app(path: &Path, decode_as: &[String]) -> Vec<String> {
         .flat_map(|id| rec.frames_of_flow.get(id).into_iter().flatten().copied())
         .collect();
     let tls = |s: &BTreeSet<u64>| -> BTreeSet<u64> { s.difference(&cut_frames).copied().collect() };
-    cmp("ClientHello", &tls(&t.client_hello), &tls(&rec.client_hello));
-    cmp("ServerHello", &tls(&t.server_hello), &tls(&rec.server_hello));
+    cmp(
+        "ClientHello",
+        &tls(&t.client_hello),
+        &tls(&rec.client_hello),
+    );
+    cmp(
+        "ServerHello",
+        &tls(&t.server_hello),
+        &tls(&rec.server_hello),
+    );
     cmp("TLS alert", &tls(&t.alerts), &tls(&rec.alerts));
     cmp("HTTP request", &t.requests, &rec.requests);
     // A response only proxyscope reports is accepted when the frame's payload itself begins

@@ -311,7 +311,8 @@ mod tests {
         );
         let fd = check(&f, &http(2, 1)).unwrap();
         assert!(
-            fd.note.contains("1 request from the client outstanding (sent, never answered)"),
+            fd.note
+                .contains("1 request from the client outstanding (sent, never answered)"),
             "{}",
             fd.note
         );

@@ -235,8 +235,26 @@ pub fn fill(v: &mut Verdict, established: u64) {
                 "503: no healthy upstream (all servers down or marked down), or overload".into(),
                 "504: the upstream did not accept the connection or answer in time".into(),
             ];
+            let product = fact(v, "server_header")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let logs = if product.contains("nginx") {
+                "nginx: error.log `upstream` lines — `connect() failed (111: Connection refused)`, `upstream timed out (110)`"
+            } else if product.contains("haproxy") {
+                "haproxy: the log line's termination state — `SC--` connection refused, `sH--` server timeout, `SD--` server aborted"
+            } else if product.contains("squid") {
+                "squid: cache.log and access.log (`TCP_MISS/503`, `ERR_CONNECT_FAIL`)"
+            } else if product.contains("apache") {
+                "Apache: error_log `proxy:error` lines (`AH00957`, `AH01114`)"
+            } else if product.contains("varnish") {
+                "Varnish: `varnishlog -g request -q 'RespStatus >= 500'` (`FetchError`)"
+            } else if product.contains("caddy") {
+                "Caddy: its log's `dial tcp … connect: connection refused` / `context deadline exceeded`"
+            } else {
+                "the proxy's error log"
+            };
             v.next_checks = vec![
-                format!("the error log of the proxy at {} around {} (nginx: `upstream` lines)", ip, v.first_ts),
+                format!("on the proxy at {} around {}: {}", ip, v.first_ts, logs),
                 "the proxy's upstream health and the backend's listener (see other verdicts on the backend leg)".into(),
                 "capture the proxy→backend leg too (`tcpdump -i any` on the proxy) to see the cause".into(),
             ];
