@@ -131,7 +131,7 @@ fn concurrent_requests_pair_by_identity_and_time_without_sharing_attempts() {
         &[ev(152, EvidenceKind::Data)],
     );
     let recs = vec![c502, c504, r, slow];
-    let chains = chains(&recs, &topo());
+    let chains = chains(&recs, &topo()).0;
     assert_eq!(chains.len(), 2, "{chains:#?}");
 
     let a = chain_for(&chains, 504);
@@ -163,7 +163,7 @@ fn refused_retries_in_one_window_are_one_exchange() {
         refused(11, BACKEND, 210),
         refused(12, BACKEND, 310),
     ];
-    let chains = chains(&recs, &topo());
+    let chains = chains(&recs, &topo()).0;
     assert_eq!(chains.len(), 1, "{chains:#?}");
     let ch = &chains[0];
     assert_eq!(ch.front_status, Some(503));
@@ -186,7 +186,7 @@ fn connect_pairs_with_its_authority_not_a_concurrent_port() {
     let other = refused(10, "10.0.2.2:9444", 120);
     let named = refused(11, "10.0.2.2:9443", 150);
     let recs = vec![c, other, named];
-    let chains = chains(&recs, &topo());
+    let chains = chains(&recs, &topo()).0;
     assert_eq!(chains.len(), 1, "{chains:#?}");
     let ch = &chains[0];
     assert_eq!(ch.pairing, PairKind::ConnectAuthority);
@@ -219,7 +219,7 @@ fn passthrough(len: u16, tls: bool) -> Vec<ConnRecord> {
 #[test]
 fn same_first_bytes_pair_as_client_hello() {
     let recs = passthrough(64, true);
-    let chains = chains(&recs, &topo());
+    let chains = chains(&recs, &topo()).0;
     assert_eq!(chains.len(), 1, "{chains:#?}");
     assert_eq!(chains[0].front_signature, SignatureId::TlsStall);
     assert_eq!(chains[0].pairing, PairKind::ClientHello);
@@ -228,11 +228,11 @@ fn same_first_bytes_pair_as_client_hello() {
     assert_eq!(chains[0].attempts[0].outcome, "tls-stall");
     // The boundary length pairs too; without TLS it is a first payload.
     assert_eq!(
-        super::chains(&passthrough(32, true), &topo())[0].pairing,
+        super::chains(&passthrough(32, true), &topo()).0[0].pairing,
         PairKind::ClientHello
     );
     assert_eq!(
-        super::chains(&passthrough(64, false), &topo())[0].pairing,
+        super::chains(&passthrough(64, false), &topo()).0[0].pairing,
         PairKind::FirstPayload
     );
 }
@@ -240,7 +240,7 @@ fn same_first_bytes_pair_as_client_hello() {
 #[test]
 fn short_first_bytes_are_not_an_identity() {
     let recs = passthrough(31, true);
-    let chains = chains(&recs, &topo());
+    let chains = chains(&recs, &topo()).0;
     assert_eq!(chains.len(), 1, "{chains:#?}");
     assert_ne!(chains[0].pairing, PairKind::ClientHello);
     // The backend connection still started inside the window: a time pair, nothing stronger.
@@ -250,7 +250,7 @@ fn short_first_bytes_are_not_an_identity() {
     let mut recs = passthrough(31, true);
     recs[1].start = fr(5000).ts;
     recs[1].first = fr(5000);
-    let chains = super::chains(&recs, &topo());
+    let chains = super::chains(&recs, &topo()).0;
     assert_eq!(chains[0].pairing, PairKind::NotPaired);
 }
 
@@ -266,7 +266,7 @@ fn proxy_answer_without_a_backend_attempt_is_not_paired() {
     let mut earlier = backend(11, BACKEND, 10, 20);
     earlier.requests.push(req(11, "GET", "/", Some((200, 15))));
     let recs = vec![c, later, earlier];
-    let chains = chains(&recs, &topo());
+    let chains = chains(&recs, &topo()).0;
     assert_eq!(chains.len(), 1, "{chains:#?}");
     let ch = &chains[0];
     assert_eq!(ch.pairing, PairKind::NotPaired);
@@ -287,7 +287,7 @@ fn proxy_answer_without_a_backend_attempt_is_not_paired() {
 fn proxy_answer_without_a_backend_leg_says_the_leg_is_missing() {
     let mut c = client(1, 90, 110);
     c.requests.push(req(100, "GET", "/", Some((503, 105))));
-    let chains = chains(&[c], &topo());
+    let chains = chains(&[c], &topo()).0;
     assert_eq!(chains.len(), 1);
     assert_eq!(chains[0].explained, 0);
     assert!(
@@ -314,7 +314,7 @@ fn backend_answering_503_itself_is_backend_5xx() {
     q.forwarded_for = Some("10.0.0.1".into());
     b.requests.push(q);
     let recs = vec![c, b];
-    let chains = chains(&recs, &topo());
+    let chains = chains(&recs, &topo()).0;
     assert_eq!(chains.len(), 1, "{chains:#?}");
     let ch = &chains[0];
     assert_eq!(ch.pairing, PairKind::HttpRequest);
