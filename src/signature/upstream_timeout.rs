@@ -48,25 +48,7 @@ pub fn check(
     if h.bytes_after_unanswered > 0 || f.resp_stats.pkts == 0 || h.response_gap {
         return Outcome::None;
     }
-    let client_end: Option<(FrameRef, EvidenceKind, &str)> = [
-        f.orig_stats
-            .first_fin
-            .map(|x| (x, EvidenceKind::Fin, "FIN")),
-        f.rst
-            .filter(|r| r.from == Direction::Orig)
-            .map(|r| (r.frame, EvidenceKind::Rst, "RST")),
-    ]
-    .into_iter()
-    .flatten()
-    .filter(|(x, _, _)| x.ts >= done.ts)
-    .min_by_key(|(x, _, _)| x.ts);
-    let server_end = [
-        f.resp_stats.first_fin,
-        f.rst.filter(|r| r.from == Direction::Resp).map(|r| r.frame),
-    ]
-    .into_iter()
-    .flatten()
-    .min_by_key(|x| x.ts);
+    let (client_end, server_end) = ends(f, done, None);
     let what = format!(
         "{} {} (Host {})",
         req.method,
@@ -150,13 +132,6 @@ fn encrypted(
     if f.resp_stats.last_data.is_some_and(|d| d.ts > req.ts) {
         return Outcome::None;
     }
-    let server_end = [
-        f.resp_stats.first_fin,
-        f.rst.filter(|r| r.from == Direction::Resp).map(|r| r.frame),
-    ]
-    .into_iter()
-    .flatten()
-    .min_by_key(|x| x.ts);
     // The client's encrypted alert (close_notify) is its give-up as much as its FIN.
     let alert = t
         .alerts
@@ -169,19 +144,7 @@ fn encrypted(
                 "an encrypted alert (close_notify)",
             )
         });
-    let client_end = [
-        alert,
-        f.orig_stats
-            .first_fin
-            .map(|x| (x, EvidenceKind::Fin, "FIN")),
-        f.rst
-            .filter(|r| r.from == Direction::Orig)
-            .map(|r| (r.frame, EvidenceKind::Rst, "RST")),
-    ]
-    .into_iter()
-    .flatten()
-    .filter(|(x, _, _)| x.ts > req.ts)
-    .min_by_key(|(x, _, _)| x.ts);
+    let (client_end, server_end) = ends(f, req, alert);
     let mut ev = vec![Evidence {
         frame: req,
         kind: EvidenceKind::Data,
@@ -234,4 +197,36 @@ fn encrypted(
     fd.first_ts = req.ts;
     fd.facts.push(("encrypted", "true".into()));
     Outcome::Finding(fd)
+}
+
+/// How the requester gave up and when the server ended: the requester's first FIN, RST or
+/// `also` (an encrypted alert) after the request frame `after`, and the server's first FIN or
+/// RST.
+type GiveUp = (FrameRef, EvidenceKind, &'static str);
+fn ends(
+    f: &FlowSummary,
+    after: FrameRef,
+    also: Option<GiveUp>,
+) -> (Option<GiveUp>, Option<FrameRef>) {
+    let client_end = [
+        also,
+        f.orig_stats
+            .first_fin
+            .map(|x| (x, EvidenceKind::Fin, "FIN")),
+        f.rst
+            .filter(|r| r.from == Direction::Orig)
+            .map(|r| (r.frame, EvidenceKind::Rst, "RST")),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|(x, _, _)| (x.ts, x.number) > (after.ts, after.number))
+    .min_by_key(|(x, _, _)| x.ts);
+    let server_end = [
+        f.resp_stats.first_fin,
+        f.rst.filter(|r| r.from == Direction::Resp).map(|r| r.frame),
+    ]
+    .into_iter()
+    .flatten()
+    .min_by_key(|x| x.ts);
+    (client_end, server_end)
 }
