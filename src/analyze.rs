@@ -27,7 +27,8 @@ const MAX_WARNING_FRAMES: usize = 5;
 pub struct Warning {
     /// Stable kind: `partial-flow`, `capture-ended-early`, `request-pending`,
     /// `one-direction-only`, `snaplen`, `file-truncated`, `malformed`, `ip-fragments`,
-    /// `time-reversal`, and in live mode `kernel-drops`.
+    /// `time-reversal`, `time-gap` (merged files far apart in time), and in live mode
+    /// `kernel-drops`.
     pub kind: &'static str,
     pub message: String,
     pub count: u64,
@@ -191,11 +192,33 @@ pub struct Analyzer {
     records: Vec<correlate::ConnRecord>,
     /// Connection id → index in `records`.
     record_of: rustc_hash::FxHashMap<u64, usize>,
+    /// Failed attempts per source, to recognise port scans at the end.
+    scans: signature::port_scan::ScanTracker,
+    /// Retried handshakes per endpoint (`listen-queue-overflow`).
+    listen_queue: signature::listen_queue_overflow::ListenQueueTracker,
+    /// Findings about probes (attempts without payload), held until `conclude` knows whether
+    /// their source scanned (then the one `port-scan` verdict replaces them). At most
+    /// `MAX_DEFERRED_FINDINGS`; beyond it findings go straight to the aggregator.
+    deferred: Vec<(Finding, Option<FlowSummary>)>,
 }
+
+/// Probe findings held back for scan recognition at most (see `Analyzer::deferred`).
+const MAX_DEFERRED_FINDINGS: usize = 200_000;
 
 impl Analyzer {
     /// Adds a finding, remembering it on its connection's record for pairing.
     fn add(&mut self, fd: Finding, f: Option<&FlowSummary>) {
+        if let Some(flow) = f.filter(|f| signature::port_scan::is_probe(f)) {
+            if self.deferred.len() < MAX_DEFERRED_FINDINGS {
+                self.deferred.push((fd, Some(flow.clone())));
+                return;
+            }
+        }
+        self.add_now(fd, f);
+    }
+
+    /// Adds a finding to the aggregator now.
+    fn add_now(&mut self, fd: Finding, f: Option<&FlowSummary>) {
         if let Some(i) = fd.flow.and_then(|id| self.record_of.get(&id)) {
             self.records[*i].finding(fd.signature, fd.severity, &fd.evidence);
         }
@@ -511,6 +534,8 @@ impl Observer for Analyzer {
             .or_insert(f.start);
         *latest = (*latest).max(f.start);
         self.tw.observe(&f);
+        self.scans.observe(&f);
+        self.listen_queue.observe(&f);
         if f.partial {
             self.partial
                 .add(f.first, || format!("{} ↔ {}", f.orig, f.resp));
@@ -589,6 +614,9 @@ impl Analyzer {
             direct_ok: Vec::new(),
             records: Vec::new(),
             record_of: Default::default(),
+            scans: Default::default(),
+            listen_queue: Default::default(),
+            deferred: Vec::new(),
         }
     }
 }
@@ -612,6 +640,19 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
             end
         };
         a.judge_at_end(&f, &app, judge_at);
+    }
+    // Scans: one info verdict per scanning source replaces its probes' findings.
+    let scans = a.scans.scans(&th);
+    for (fd, f) in std::mem::take(&mut a.deferred) {
+        if !scans.iter().any(|(s, _)| s.source == fd.client) {
+            a.add_now(fd, f.as_ref());
+        }
+    }
+    for (_, fd) in scans {
+        a.agg.add(fd, None);
+    }
+    for fd in a.listen_queue.findings(&th) {
+        a.agg.add(fd, None);
     }
     for fd in std::mem::replace(&mut a.tw, TimeWaitTracker::new(th)).findings() {
         a.agg.add(fd, None);
@@ -815,7 +856,9 @@ fn direct_ok_proxied_fails(
 fn capture_warnings(c: &CaptureSummary) -> Vec<(&'static str, String)> {
     let mut w = Vec::new();
     for line in c.warnings() {
-        let kind = if line.contains("its clock is") {
+        let kind = if line.contains("time jump between merged files") {
+            "time-gap"
+        } else if line.contains("its clock is") {
             "clock-offset"
         } else if line.contains("truncated or corrupt") {
             "file-truncated"
@@ -875,5 +918,330 @@ impl EvidenceSelector {
                 .get(k)
                 .is_some_and(|spans| spans.iter().any(|(s, e)| f.ts >= *s && f.ts <= *e))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Scan and listen-queue recognition through the `Analyzer` (flow_end → conclude) on
+    //! hand-built summaries; frame n is at n ms.
+
+    use super::*;
+    use crate::flow::{ConnState, DirStats, Direction, EndReason, RstInfo};
+    use crate::time::NANOS_PER_MILLI;
+
+    const T0: i64 = 1_700_000_000_000_000_000;
+
+    fn fr(n: u64) -> FrameRef {
+        FrameRef {
+            file: 0,
+            number: n,
+            ts: Timestamp(T0 + n as i64 * NANOS_PER_MILLI),
+        }
+    }
+
+    /// A connection `orig` → `resp` starting at frame `n`, established with data, closed.
+    fn ok(id: u64, orig: &str, resp: &str, n: u64) -> FlowSummary {
+        FlowSummary {
+            id,
+            slot: 0,
+            orig: orig.parse().unwrap(),
+            resp: resp.parse().unwrap(),
+            partial: false,
+            conn_state: ConnState::SF,
+            history: "ShADadFf".into(),
+            orig_stats: DirStats {
+                pkts: 4,
+                bytes: 100,
+                ..Default::default()
+            },
+            resp_stats: DirStats {
+                pkts: 4,
+                bytes: 1000,
+                ..Default::default()
+            },
+            first: fr(n),
+            last: fr(n + 5),
+            start: fr(n).ts,
+            end: fr(n + 5).ts,
+            syn_count: 1,
+            first_syn: Some(fr(n)),
+            last_syn: Some(fr(n)),
+            synack: Some(fr(n + 1)),
+            rtt_ns: None,
+            rst: None,
+            rst_count: 0,
+            icmp: None,
+            first_fin_from: None,
+            closed_at: None,
+            port_reused: false,
+            reused_in_time_wait: false,
+            end_reason: EndReason::Closed,
+        }
+    }
+
+    /// A SYN answered by RST.
+    fn refused(id: u64, orig: &str, resp: &str, n: u64) -> FlowSummary {
+        FlowSummary {
+            conn_state: ConnState::REJ,
+            history: "Sr".into(),
+            orig_stats: DirStats {
+                pkts: 1,
+                ..Default::default()
+            },
+            resp_stats: DirStats {
+                pkts: 1,
+                ..Default::default()
+            },
+            last: fr(n + 1),
+            end: fr(n + 1).ts,
+            synack: None,
+            rst: Some(RstInfo {
+                from: Direction::Resp,
+                frame: fr(n + 1),
+                ttl: 64,
+                unacked_by_peer: 0,
+                unacked_from_peer: 0,
+                after_fin: false,
+                last_data_from: None,
+            }),
+            rst_count: 1,
+            ..ok(id, orig, resp, n)
+        }
+    }
+
+    /// A SYN-ACKed probe the scanner reset at once (half-open scan of an open port).
+    fn half_open(id: u64, orig: &str, resp: &str, n: u64) -> FlowSummary {
+        FlowSummary {
+            conn_state: ConnState::RSTO,
+            history: "ShR".into(),
+            orig_stats: DirStats {
+                pkts: 2,
+                ..Default::default()
+            },
+            resp_stats: DirStats {
+                pkts: 1,
+                ..Default::default()
+            },
+            rst: Some(RstInfo {
+                from: Direction::Orig,
+                frame: fr(n + 2),
+                ttl: 64,
+                unacked_by_peer: 0,
+                unacked_from_peer: 0,
+                after_fin: false,
+                last_data_from: None,
+            }),
+            rst_count: 1,
+            ..ok(id, orig, resp, n)
+        }
+    }
+
+    /// A handshake answered after `syns` SYNs (1 s apart).
+    fn retried(id: u64, orig: &str, resp: &str, n: u64, syns: u32) -> FlowSummary {
+        let last = n + (syns as u64 - 1) * 1000;
+        FlowSummary {
+            syn_count: syns,
+            last_syn: Some(fr(last)),
+            synack: Some(fr(last + 1)),
+            last: fr(last + 5),
+            end: fr(last + 5).ts,
+            ..ok(id, orig, resp, n)
+        }
+    }
+
+    fn analyse(flows: Vec<FlowSummary>) -> Analysis {
+        let mut a = Analyzer::new(Thresholds::default(), 5);
+        let end = flows.iter().map(|f| f.end).max().unwrap_or_default();
+        for f in flows {
+            a.flow_end(f, None);
+        }
+        let capture = CaptureSummary {
+            last_ts: Some(end.add_nanos(60 * crate::time::NANOS_PER_SEC)),
+            ..Default::default()
+        };
+        conclude(a, capture, GivenRoles::default())
+    }
+
+    fn sigs(a: &Analysis) -> Vec<(&'static str, Severity, u64)> {
+        a.verdicts
+            .iter()
+            .map(|v| (v.signature.name(), v.severity, v.flow_count))
+            .collect()
+    }
+
+    /// A 1 000-port SYN scan of one host, 3 ports open.
+    fn port_scan(ports: u16, open: &[u16]) -> Vec<FlowSummary> {
+        (0..ports)
+            .map(|i| {
+                let p = 1 + i;
+                let resp = format!("10.0.0.2:{}", p);
+                let n = 1 + i as u64 * 3;
+                if open.contains(&p) {
+                    half_open(i as u64, "10.0.0.66:40000", &resp, n)
+                } else {
+                    refused(i as u64, "10.0.0.66:40000", &resp, n)
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_thousand_port_scan_is_one_info_verdict() {
+        let a = analyse(port_scan(1000, &[22, 80, 443]));
+        assert_eq!(
+            sigs(&a),
+            [("port-scan", Severity::Info, 1000)],
+            "{:?}",
+            sigs(&a)
+        );
+        let v = &a.verdicts[0];
+        assert_eq!(v.server, "10.0.0.2:0".parse().unwrap());
+        assert!(
+            v.summary.contains("1000 ports of 10.0.0.2"),
+            "{}",
+            v.summary
+        );
+        assert!(v.note_lines()[0].contains("997 refused, 0 unanswered, 3 answered"));
+    }
+
+    #[test]
+    fn nineteen_ports_is_not_a_scan_twenty_is() {
+        let a = analyse(port_scan(19, &[]));
+        assert!(sigs(&a).iter().all(|s| s.0 == "connection-refused"));
+        assert_eq!(a.verdicts.len(), 19);
+        let a = analyse(port_scan(20, &[]));
+        assert_eq!(sigs(&a), [("port-scan", Severity::Info, 20)]);
+    }
+
+    #[test]
+    fn horizontal_scan_of_one_port_on_many_hosts() {
+        let flows: Vec<FlowSummary> = (0..25u64)
+            .map(|i| {
+                refused(
+                    i,
+                    "10.0.0.66:40000",
+                    &format!("10.0.1.{}:22", i + 1),
+                    1 + i * 3,
+                )
+            })
+            .collect();
+        let a = analyse(flows);
+        assert_eq!(sigs(&a), [("port-scan", Severity::Info, 25)]);
+        assert_eq!(a.verdicts[0].server, "0.0.0.0:22".parse().unwrap());
+    }
+
+    #[test]
+    fn a_source_with_mostly_successful_traffic_is_not_a_scanner() {
+        // 25 refused ports but 25 successful connections too: half failed, not "nearly all".
+        let mut flows = port_scan(25, &[]);
+        for i in 0..25u64 {
+            flows.push(ok(
+                100 + i,
+                "10.0.0.66:41000",
+                "10.0.0.3:80",
+                10_000 + i * 10,
+            ));
+        }
+        let a = analyse(flows);
+        assert!(sigs(&a).iter().all(|s| s.0 == "connection-refused"));
+        // Refusals from other clients stay reported even while someone scans.
+        let mut flows = port_scan(30, &[]);
+        flows.push(refused(500, "10.0.0.7:50000", "10.0.0.2:8080", 5));
+        let a = analyse(flows);
+        let s = sigs(&a);
+        assert!(s.contains(&("port-scan", Severity::Info, 30)), "{:?}", s);
+        assert!(
+            s.iter().any(|x| x.0 == "connection-refused" && x.2 == 1),
+            "{:?}",
+            s
+        );
+    }
+
+    #[test]
+    fn scan_spread_over_more_than_the_window_is_not_one() {
+        let flows: Vec<FlowSummary> = (0..20u64)
+            .map(|i| {
+                refused(
+                    i,
+                    "10.0.0.66:40000",
+                    &format!("10.0.0.2:{}", i + 1),
+                    1 + i * 40_000,
+                )
+            })
+            .collect();
+        // 19 × 40 s = 760 s > the 600 s window.
+        let a = analyse(flows);
+        assert!(sigs(&a).iter().all(|s| s.0 == "connection-refused"));
+    }
+
+    /// `retried_n` connections needing `syns` SYNs among `total` to one endpoint.
+    fn queue(total: u64, retried_n: u64, syns: u32) -> Vec<FlowSummary> {
+        (0..total)
+            .map(|i| {
+                let c = format!("10.0.0.1:{}", 30000 + i);
+                if i < retried_n {
+                    retried(i, &c, "10.0.0.9:80", 1 + i * 10, syns)
+                } else {
+                    ok(i, &c, "10.0.0.9:80", 1 + i * 10)
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn listen_queue_overflow_at_three_and_five_percent() {
+        let a = analyse(queue(60, 3, 2));
+        assert_eq!(sigs(&a), [("listen-queue-overflow", Severity::Warning, 3)]);
+        let v = &a.verdicts[0];
+        assert!(v.summary.contains("3 of 60 connections"), "{}", v.summary);
+        assert!(v.likely_causes.iter().any(|c| c.contains("somaxconn")));
+        assert!(v
+            .likely_causes
+            .iter()
+            .any(|c| c.contains("tcp_max_syn_backlog")));
+        assert!(v.next_checks.iter().any(|c| c.contains("maxconn")));
+        // 3 SYNs count too.
+        assert_eq!(sigs(&analyse(queue(10, 3, 3))).len(), 1);
+    }
+
+    #[test]
+    fn listen_queue_boundaries_are_not_warnings() {
+        // Two retried handshakes: ordinary loss.
+        assert!(analyse(queue(10, 2, 2)).verdicts.is_empty());
+        // Three, but under 5 % (3 of 61).
+        assert!(analyse(queue(61, 3, 2)).verdicts.is_empty());
+        // Four SYNs each is not a queue drop pattern this rule claims.
+        assert!(analyse(queue(10, 3, 4)).verdicts.is_empty());
+        // A SYN sent again after the SYN-ACK (the SYN-ACK was lost) is not a dropped SYN.
+        let mut flows = queue(10, 0, 1);
+        for f in flows.iter_mut().take(3) {
+            f.syn_count = 2;
+            f.last_syn = Some(fr(f.synack.unwrap().number + 200));
+        }
+        assert!(analyse(flows).verdicts.is_empty());
+    }
+
+    #[test]
+    fn time_gap_line_is_its_own_warning_kind() {
+        let w = capture_warnings(&CaptureSummary {
+            files: vec![
+                crate::capture::FileInfo {
+                    path: "a.pcap".into(),
+                    first_ts: Some(fr(1).ts),
+                    last_ts: Some(fr(2).ts),
+                    ..Default::default()
+                },
+                crate::capture::FileInfo {
+                    path: "b.pcap".into(),
+                    first_ts: Some(fr(1).ts.add_nanos(7200 * crate::time::NANOS_PER_SEC)),
+                    last_ts: Some(fr(2).ts.add_nanos(7200 * crate::time::NANOS_PER_SEC)),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        });
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].0, "time-gap");
     }
 }

@@ -108,6 +108,7 @@ fn file_info(
         frames: packets,
         frames_matched: packets,
         frames_truncated: sum.truncated_frames,
+        cut_range: sum.cut_range,
         first_ts: sum.first_ts,
         last_ts: sum.last_ts,
         stopped_early: None,

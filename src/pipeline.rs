@@ -16,7 +16,7 @@ use crate::flow::{
     FlowSink, FlowSummary, FlowTable, FrameRef, SegmentOutcome, StreamCtx, StreamEvent, TableStats,
     TrackerConfig,
 };
-use crate::time::Timestamp;
+use crate::time::{human_duration, Timestamp};
 use serde::Serialize;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -129,6 +129,8 @@ pub struct CaptureSummary {
     pub table: TableStats,
     /// Frames truncated by the snaplen.
     pub truncated_frames: u64,
+    /// Shortest and longest captured length of the truncated frames (the real cut).
+    pub cut_range: Option<(u32, u32)>,
     /// Capture time ran backwards between consecutive frames (per file).
     pub time_reversals: u64,
     /// The tracker's cap on connections tracked at once.
@@ -139,6 +141,33 @@ impl CaptureSummary {
     /// Capture-level artefacts, one line each (never outages).
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
+        // Merged files far apart in time: a capture artefact (files from different days, a
+        // reset clock), never a connection that was quiet that long.
+        for pair in self.files.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            let (Some(a_first), Some(a_last), Some(b_first), Some(b_last)) =
+                (a.first_ts, a.last_ts, b.first_ts, b.last_ts)
+            else {
+                continue;
+            };
+            let after = b_first.nanos_since(a_last);
+            let before = a_first.nanos_since(b_last);
+            let (gap, how) = if after > TIME_GAP_NS {
+                (after, "after the end of")
+            } else if before > TIME_GAP_NS {
+                (before, "before the start of")
+            } else {
+                continue;
+            };
+            w.push(format!(
+                "{}: time jump between merged files: its packets start {} {} {} (more than {}); connections do not span the gap, so check that the files belong together",
+                b.path.display(),
+                human_duration(gap),
+                how,
+                a.path.display(),
+                human_duration(TIME_GAP_NS)
+            ));
+        }
         for f in self.files.iter().skip(1) {
             if let Some((off, n)) = f.clock_offset {
                 w.push(format!(
@@ -159,11 +188,11 @@ impl CaptureSummary {
             }
             if f.frames_truncated > 0 {
                 w.push(format!(
-                    "{}: {} of {} frames were cut by the snaplen ({} bytes); headers were analysed, payload beyond the cut was not",
+                    "{}: {} of {} frames were {}; headers were analysed, payload beyond the cut was not",
                     f.path.display(),
                     f.frames_truncated,
                     f.frames_matched,
-                    f.snaplen
+                    cut_words(f.cut_range, f.snaplen)
                 ));
             }
         }
@@ -194,6 +223,26 @@ impl CaptureSummary {
             ));
         }
         w
+    }
+}
+
+/// Two merged files further apart than this (after clock-offset correction) are flagged as a
+/// `time-gap` capture warning.
+pub const TIME_GAP_NS: i64 = 3600 * crate::time::NANOS_PER_SEC;
+
+/// "cut at 54 bytes" — the real captured length of the truncated frames, with the file's
+/// snapshot length beside it when that differs (a file re-cut after capture, `editcap -s`).
+fn cut_words(range: Option<(u32, u32)>, snaplen: u32) -> String {
+    match range {
+        Some((lo, hi)) if (lo, hi) != (snaplen, snaplen) => {
+            let at = if lo == hi {
+                format!("{} bytes", lo)
+            } else {
+                format!("{}–{} bytes", lo, hi)
+            };
+            format!("cut at {} (the file's snaplen is {})", at, snaplen)
+        }
+        _ => format!("cut by the snaplen ({} bytes)", snaplen),
     }
 }
 
@@ -235,6 +284,7 @@ impl<O: Observer> Pipeline<O> {
         sum.frames_matched += 1;
         if frame.caplen < frame.wire_len {
             sum.truncated_frames += 1;
+            sum.cut_range = crate::capture::widen(sum.cut_range, frame.caplen);
         }
         if let Some(slot) = self.prev_ts.get_mut(frame.file as usize) {
             if slot.is_some_and(|p| frame.ts < p) {
@@ -531,4 +581,109 @@ pub fn run_with<O: Observer>(
         });
     }
     Ok(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Capture-level warnings from hand-built summaries.
+
+    use super::*;
+    use crate::time::NANOS_PER_SEC;
+
+    const T0: i64 = 1_700_000_000 * NANOS_PER_SEC;
+
+    /// A file whose packets span `[first_s, last_s]` seconds after T0.
+    fn file(name: &str, first_s: i64, last_s: i64) -> FileInfo {
+        FileInfo {
+            path: name.into(),
+            snaplen: 262_144,
+            frames: 10,
+            frames_matched: 10,
+            first_ts: Some(Timestamp(T0 + first_s * NANOS_PER_SEC)),
+            last_ts: Some(Timestamp(T0 + last_s * NANOS_PER_SEC)),
+            ..Default::default()
+        }
+    }
+
+    fn warnings(files: Vec<FileInfo>) -> Vec<String> {
+        CaptureSummary {
+            files,
+            ..Default::default()
+        }
+        .warnings()
+    }
+
+    #[test]
+    fn snaplen_warning_quotes_the_real_cut() {
+        let mut f = file("cut.pcap", 0, 1);
+        f.snaplen = 10_000;
+        f.frames_truncated = 4;
+        f.cut_range = Some((54, 54));
+        let w = warnings(vec![f.clone()]);
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].contains("4 of 10 frames were cut at 54 bytes (the file's snaplen is 10000)"),
+            "{}",
+            w[0]
+        );
+        // Several cut lengths: the range.
+        f.cut_range = Some((54, 96));
+        assert!(warnings(vec![f.clone()])[0].contains("cut at 54–96 bytes"));
+        // The cut is the snaplen: said once, as before.
+        f.cut_range = Some((10_000, 10_000));
+        let w = warnings(vec![f]);
+        assert!(
+            w[0].contains("were cut by the snaplen (10000 bytes)"),
+            "{}",
+            w[0]
+        );
+    }
+
+    #[test]
+    fn cut_range_widens() {
+        let r = crate::capture::widen(None, 96);
+        assert_eq!(r, Some((96, 96)));
+        let r = crate::capture::widen(r, 54);
+        assert_eq!(crate::capture::widen(r, 60), Some((54, 96)));
+    }
+
+    #[test]
+    fn time_gap_between_merged_files_over_an_hour() {
+        // b starts 2 h after a ends.
+        let w = warnings(vec![
+            file("a.pcap", 0, 60),
+            file("b.pcap", 60 + 7200, 60 + 7300),
+        ]);
+        assert_eq!(w.len(), 1, "{:?}", w);
+        assert!(w[0].starts_with("b.pcap: time jump between merged files"));
+        assert!(
+            w[0].contains("start 2h00m after the end of a.pcap"),
+            "{}",
+            w[0]
+        );
+        // b ends 3 days before a starts.
+        let w = warnings(vec![
+            file("a.pcap", 3 * 86_400, 3 * 86_400 + 10),
+            file("b.pcap", 0, 5),
+        ]);
+        assert!(
+            w[0].contains("2d23h before the start of a.pcap"),
+            "{}",
+            w[0]
+        );
+    }
+
+    #[test]
+    fn no_time_gap_at_or_under_an_hour_or_when_overlapping() {
+        // Exactly one hour apart: not a jump.
+        assert!(warnings(vec![file("a.pcap", 0, 60), file("b.pcap", 3660, 3700)]).is_empty());
+        // One second more is.
+        assert_eq!(
+            warnings(vec![file("a.pcap", 0, 60), file("b.pcap", 3661, 3700)]).len(),
+            1
+        );
+        // Overlapping vantage points (the usual merge) and a single file: nothing.
+        assert!(warnings(vec![file("a.pcap", 0, 60), file("b.pcap", 1, 59)]).is_empty());
+        assert!(warnings(vec![file("a.pcap", 0, 86_400 * 3)]).is_empty());
+    }
 }

@@ -2602,3 +2602,122 @@ fn reasm_snaplen_cut_segments_are_gaps_and_the_stream_goes_on() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// TLS 1.3 draft ServerHellos (issue 11 item 7): recognised, named, and switching to encryption.
+// ---------------------------------------------------------------------------------------------
+
+/// A ServerHello handshake message: `version`, a fixed random, then either the draft layout
+/// (cipher, extensions) or, with `sid`, the TLS 1.2 layout (session id, cipher, compression,
+/// extensions). `ext` is the raw extension block (without its length).
+fn server_hello_msg(version: u16, sid: Option<&[u8]>, ext: &[u8]) -> Vec<u8> {
+    let mut b = version.to_be_bytes().to_vec();
+    b.extend_from_slice(&[0x42; 32]);
+    if let Some(sid) = sid {
+        b.push(sid.len() as u8);
+        b.extend_from_slice(sid);
+    }
+    b.extend_from_slice(&[0x13, 0x01]);
+    if sid.is_some() {
+        b.push(0);
+    }
+    b.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    b.extend_from_slice(ext);
+    let mut m = vec![2];
+    m.extend_from_slice(&(b.len() as u32).to_be_bytes()[1..]);
+    m.extend_from_slice(&b);
+    m
+}
+
+/// Draft-era key_share (type 40) with a 32-byte x25519 share.
+fn draft_key_share() -> Vec<u8> {
+    let mut e = vec![0x00, 0x28, 0x00, 0x24, 0x00, 0x1d, 0x00, 0x20];
+    e.extend_from_slice(&[7; 32]);
+    e
+}
+
+/// ClientHello, then the ServerHello `sh`, then one encrypted record from each side.
+#[track_caller]
+fn draft_conversation(sh: &[u8]) -> AppSummary {
+    let (ch, _) = client_hello_message();
+    let mut f = Feeder::new();
+    f.data(Orig, &records(22, &ch, 16384));
+    f.data(Resp, &records(22, sh, 16384));
+    f.data(Resp, &records(23, &[9; 40], 16384));
+    f.data(Orig, &records(23, &[9; 40], 16384));
+    f.finish().0
+}
+
+#[test]
+fn tls13_draft16_server_hello_recognised_and_named() {
+    let s = draft_conversation(&server_hello_msg(0x7f10, None, &draft_key_share()));
+    let t = tls(&s);
+    let sh = t
+        .server_hello
+        .as_ref()
+        .expect("draft ServerHello recognised");
+    assert_eq!(
+        (sh.frame.number, sh.version, sh.cipher),
+        (2, 0x7f10, 0x1301)
+    );
+    assert_eq!(tls::tls_version(sh.version), "TLS 1.3 draft 16");
+    assert!(t.negotiated_tls13());
+    assert_eq!(t.encrypted_from, [Some(fr(2)), Some(fr(2))]);
+    assert_eq!(t.encrypted_records, [1, 1]);
+    assert_eq!(t.anomaly, None);
+}
+
+#[test]
+fn tls13_draft_range_edges_and_draft18_named() {
+    for (v, name) in [
+        (0x7f0e, "TLS 1.3 draft 14"),
+        (0x7f12, "TLS 1.3 draft 18"),
+        (0x7f1c, "TLS 1.3 draft 28"),
+    ] {
+        let s = draft_conversation(&server_hello_msg(v, None, &draft_key_share()));
+        let sh = tls(&s).server_hello.as_ref().expect("recognised");
+        assert_eq!(sh.version, v);
+        assert_eq!(tls::tls_version(v), name);
+    }
+    // Not a draft: stays a raw number, and a ServerHello with it is not understood.
+    assert_eq!(tls::tls_version(0x7e02), "0x7e02");
+    let s = draft_conversation(&server_hello_msg(0x7e02, None, &draft_key_share()));
+    assert!(tls(&s).server_hello.is_none());
+    assert_eq!(tls(&s).anomaly, Some("malformed TLS hello"));
+}
+
+#[test]
+fn facebook_draft_server_hello_in_tls12_layout() {
+    let s = draft_conversation(&server_hello_msg(0xfb1a, Some(&[5; 32]), &[]));
+    let t = tls(&s);
+    let sh = t
+        .server_hello
+        .as_ref()
+        .expect("0xfb1a ServerHello recognised");
+    assert_eq!((sh.version, sh.cipher), (0xfb1a, 0x1301));
+    assert_eq!(tls::tls_version(0xfb1a), "TLS 1.3 draft 26 (Facebook)");
+    assert!(t.negotiated_tls13() && t.anomaly.is_none());
+}
+
+#[test]
+fn draft_server_hello_with_bad_lengths_is_malformed_not_invented() {
+    // Extension length one byte longer than the message: neither layout fits.
+    let mut m = server_hello_msg(0x7f10, None, &draft_key_share());
+    let i = 4 + 2 + 32 + 2;
+    m[i + 1] += 1;
+    let s = draft_conversation(&m);
+    assert!(tls(&s).server_hello.is_none());
+    assert_eq!(tls(&s).anomaly, Some("malformed TLS hello"));
+}
+
+#[test]
+fn supported_versions_draft_counts_as_tls13() {
+    // Draft 22+ layout: legacy version 0x0303, the draft in supported_versions.
+    let mut ext = vec![0x00, 0x2b, 0x00, 0x02, 0x7f, 0x1c];
+    ext.extend_from_slice(&draft_key_share());
+    let s = draft_conversation(&server_hello_msg(0x0303, Some(&[5; 32]), &ext));
+    let t = tls(&s);
+    assert_eq!(t.server_hello.as_ref().map(|s| s.version), Some(0x7f1c));
+    assert!(t.negotiated_tls13());
+    assert_eq!(t.encrypted_from, [Some(fr(2)), Some(fr(2))]);
+}

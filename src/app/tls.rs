@@ -90,7 +90,7 @@ impl TlsSummary {
     pub fn negotiated_tls13(&self) -> bool {
         self.server_hello
             .as_ref()
-            .is_some_and(|s| s.version == 0x0304 && !s.hello_retry)
+            .is_some_and(|s| is_tls13(s.version) && !s.hello_retry)
     }
 }
 
@@ -133,6 +133,24 @@ pub fn looks_like_tls(b: &[u8]) -> bool {
     b.len() >= 3 && matches!(b[0], REC_HANDSHAKE | REC_ALERT) && b[1] == 3 && b[2] <= 4
 }
 
+/// TLS 1.3 draft versions that early deployments negotiated: 0x7fNN is IETF draft NN
+/// (draft-ietf-tls-tls13-NN); 0xfb17 and 0xfb1a are Facebook's (Fizz) builds of drafts 23 and 26.
+/// Unknown values stay raw numbers ("0x7e02").
+pub fn tls13_draft(v: u16) -> Option<(u8, &'static str)> {
+    match v {
+        0x7f00..=0x7fff => Some((v as u8, "")),
+        0xfb17 => Some((23, " (Facebook)")),
+        0xfb1a => Some((26, " (Facebook)")),
+        _ => None,
+    }
+}
+
+/// Whether `v` is TLS 1.3 or one of its drafts: everything after such a ServerHello is
+/// encrypted.
+pub fn is_tls13(v: u16) -> bool {
+    v == 0x0304 || tls13_draft(v).is_some()
+}
+
 fn version_name(v: u16) -> String {
     match v {
         0x0300 => "SSL 3.0".into(),
@@ -140,8 +158,45 @@ fn version_name(v: u16) -> String {
         0x0302 => "TLS 1.1".into(),
         0x0303 => "TLS 1.2".into(),
         0x0304 => "TLS 1.3".into(),
-        v => format!("0x{:04x}", v),
+        v => match tls13_draft(v) {
+            Some((n, who)) => format!("TLS 1.3 draft {}{}", n, who),
+            None => format!("0x{:04x}", v),
+        },
     }
+}
+
+/// (version, random, cipher, extensions) of a draft ServerHello.
+type DraftHello<'a> = (u16, &'a [u8], u16, Option<&'a [u8]>);
+
+/// The fields of a ServerHello (`msg` without its 4-byte handshake header) whose legacy version
+/// is a TLS 1.3 draft, which `tls-parser` rejects (it knows only draft 18). Drafts before 22 put
+/// the draft number in the version field and drop the session id and compression (version,
+/// random, cipher, extensions); later builds (Facebook's 0xfb1a) may keep the TLS 1.2 layout.
+/// Both are tried; the layout whose extensions end the message exactly wins.
+/// Returns (version, random, cipher, extensions).
+fn draft_server_hello(msg: &[u8]) -> Option<DraftHello<'_>> {
+    let version = u16::from_be_bytes([*msg.first()?, *msg.get(1)?]);
+    tls13_draft(version)?;
+    let random = msg.get(2..34)?;
+    let be16 = |i: usize| Some(u16::from_be_bytes([*msg.get(i)?, *msg.get(i + 1)?]));
+    // Extensions starting at `i` (length-prefixed), or none when the message ends at `i`.
+    let ext_at = |i: usize| -> Option<Option<&[u8]>> {
+        if i == msg.len() {
+            return Some(None);
+        }
+        let n = be16(i)? as usize;
+        (i + 2 + n == msg.len()).then(|| Some(&msg[i + 2..]))
+    };
+    // Draft layout: cipher at 34, extensions at 36.
+    if let (Some(cipher), Some(ext)) = (be16(34), ext_at(36)) {
+        return Some((version, random, cipher, ext));
+    }
+    // TLS 1.2 layout: session id, cipher, compression, extensions.
+    let sid = *msg.get(34)? as usize;
+    let cipher = be16(35 + sid)?;
+    msg.get(37 + sid)?;
+    let ext = ext_at(38 + sid)?;
+    Some((version, random, cipher, ext))
 }
 
 /// Human name of a TLS version number.
@@ -409,6 +464,13 @@ impl TlsParser {
             return;
         }
         let buf = std::mem::take(&mut self.dirs[di].hs_buf);
+        if msg == HS_SERVER_HELLO {
+            if let Some((version, random, cipher, ext)) = buf.get(4..).and_then(draft_server_hello)
+            {
+                self.server_hello(frame, version, random, cipher, ext);
+                return;
+            }
+        }
         match parse_tls_message_handshake(&buf) {
             Ok((_, TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch)))) => {
                 let mut hello = ClientHello {
@@ -450,56 +512,73 @@ impl TlsParser {
                 self.summary.client_hello = Some(hello);
             }
             Ok((_, TlsMessage::Handshake(TlsMessageHandshake::ServerHello(sh)))) => {
-                let hrr = sh.random == HRR_RANDOM;
-                let mut hello = ServerHello {
-                    frame,
-                    version: sh.version.0,
-                    alpn: None,
-                    cipher: sh.cipher.0,
-                    hello_retry: hrr,
-                };
-                if let Some(ext) = sh.ext {
-                    if let Ok((_, exts)) = parse_tls_server_hello_extensions(ext) {
-                        for e in exts {
-                            match e {
-                                TlsExtension::SupportedVersions(v) => {
-                                    if let Some(x) = v.first() {
-                                        hello.version = x.0;
-                                    }
-                                }
-                                TlsExtension::ALPN(p) => {
-                                    hello.alpn =
-                                        p.first().map(|x| String::from_utf8_lossy(x).into_owned())
-                                }
-                                _ => {}
-                            }
-                        }
-                    }
-                }
-                if hrr {
-                    self.summary.hello_retry = Some(frame);
-                    if self.summary.server_hello.is_none() {
-                        self.summary.server_hello = Some(hello);
-                    }
-                } else {
-                    let tls13 = hello.version == 0x0304;
-                    self.summary.server_hello = Some(hello);
-                    if tls13 {
-                        // TLS 1.3: everything after the ServerHello is encrypted, both ways.
-                        for d in 0..2 {
-                            if !self.dirs[d].encrypted {
-                                self.dirs[d].encrypted = true;
-                                self.summary.encrypted_from[d] = Some(frame);
-                            }
-                        }
-                        // Stop looking for another ServerHello.
-                        self.dirs[Direction::Resp.idx()].hs_keep = false;
-                    }
-                }
+                self.server_hello(frame, sh.version.0, sh.random, sh.cipher.0, sh.ext);
+            }
+            Ok((_, TlsMessage::Handshake(TlsMessageHandshake::ServerHelloV13Draft18(sh)))) => {
+                self.server_hello(frame, sh.version.0, sh.random, sh.cipher.0, sh.ext);
             }
             Ok(_) => {}
             Err(_) => {
                 self.summary.anomaly.get_or_insert("malformed TLS hello");
+            }
+        }
+    }
+
+    /// A ServerHello's fields (any layout): the negotiated version (supported_versions, else
+    /// the legacy version), ALPN, HelloRetryRequest, and for TLS 1.3 and its drafts the switch
+    /// to encryption.
+    fn server_hello(
+        &mut self,
+        frame: FrameRef,
+        version: u16,
+        random: &[u8],
+        cipher: u16,
+        ext: Option<&[u8]>,
+    ) {
+        let hrr = random == HRR_RANDOM;
+        let mut hello = ServerHello {
+            frame,
+            version,
+            alpn: None,
+            cipher,
+            hello_retry: hrr,
+        };
+        if let Some(ext) = ext {
+            if let Ok((_, exts)) = parse_tls_server_hello_extensions(ext) {
+                for e in exts {
+                    match e {
+                        TlsExtension::SupportedVersions(v) => {
+                            if let Some(x) = v.first() {
+                                hello.version = x.0;
+                            }
+                        }
+                        TlsExtension::ALPN(p) => {
+                            hello.alpn = p.first().map(|x| String::from_utf8_lossy(x).into_owned())
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        if hrr {
+            self.summary.hello_retry = Some(frame);
+            if self.summary.server_hello.is_none() {
+                self.summary.server_hello = Some(hello);
+            }
+        } else {
+            let tls13 = is_tls13(hello.version);
+            self.summary.server_hello = Some(hello);
+            if tls13 {
+                // TLS 1.3 (and its drafts): everything after the ServerHello is encrypted, both
+                // ways.
+                for d in 0..2 {
+                    if !self.dirs[d].encrypted {
+                        self.dirs[d].encrypted = true;
+                        self.summary.encrypted_from[d] = Some(frame);
+                    }
+                }
+                // Stop looking for another ServerHello.
+                self.dirs[Direction::Resp.idx()].hs_keep = false;
             }
         }
     }

@@ -194,6 +194,9 @@ pub struct FileInfo {
     pub frames_matched: u64,
     /// Records with `caplen < len` (snaplen truncation).
     pub frames_truncated: u64,
+    /// Shortest and longest captured length of those truncated frames: the real cut, which
+    /// differs from `snaplen` when the file was cut again after capture (`editcap -s`).
+    pub cut_range: Option<(u32, u32)>,
     pub first_ts: Option<Timestamp>,
     pub last_ts: Option<Timestamp>,
     /// Set when reading stopped before the end of the file (truncated/corrupt record): libpcap's
@@ -202,6 +205,11 @@ pub struct FileInfo {
     /// With several files: this file's clock minus the first file's, estimated from packets seen
     /// in both, and how many matched; timestamps are corrected by it while merging.
     pub clock_offset: Option<(i64, u32)>,
+}
+
+/// `range` widened to include `len` (the cut lengths of truncated frames).
+pub fn widen(range: Option<(u32, u32)>, len: u32) -> Option<(u32, u32)> {
+    Some(range.map_or((len, len), |(lo, hi)| (lo.min(len), hi.max(len))))
 }
 
 /// Frames read from the start of each file to estimate clock offsets between vantage points.
@@ -398,6 +406,7 @@ impl CaptureFile {
                     info.frames_matched += 1;
                     if h.caplen < h.len {
                         info.frames_truncated += 1;
+                        info.cut_range = widen(info.cut_range, h.caplen);
                     }
                     if info.first_ts.is_none() {
                         info.first_ts = Some(ts);

@@ -8,6 +8,8 @@
 pub mod connection_refused;
 pub mod connection_reset;
 pub mod gateway_error;
+pub mod listen_queue_overflow;
+pub mod port_scan;
 pub mod proxy_denied;
 pub mod retransmission_storm;
 pub mod syn_unanswered;
@@ -39,10 +41,12 @@ pub enum SignatureId {
     TruncatedResponse,
     ProxyDenied,
     AbortiveClose,
+    PortScan,
+    ListenQueueOverflow,
 }
 
 impl SignatureId {
-    pub const ALL: [SignatureId; 13] = [
+    pub const ALL: [SignatureId; 15] = [
         SignatureId::SynUnanswered,
         SignatureId::ConnectionRefused,
         SignatureId::ConnectionReset,
@@ -56,6 +60,8 @@ impl SignatureId {
         SignatureId::TruncatedResponse,
         SignatureId::ProxyDenied,
         SignatureId::AbortiveClose,
+        SignatureId::PortScan,
+        SignatureId::ListenQueueOverflow,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,6 +79,8 @@ impl SignatureId {
             SignatureId::TruncatedResponse => "truncated-response",
             SignatureId::ProxyDenied => "proxy-denied",
             SignatureId::AbortiveClose => "abortive-close",
+            SignatureId::PortScan => "port-scan",
+            SignatureId::ListenQueueOverflow => "listen-queue-overflow",
         }
     }
 }
@@ -110,6 +118,14 @@ pub struct Thresholds {
     pub time_wait_ns: i64,
     /// A request unanswered when the capture ended is only pending unless it waited longer.
     pub response_timeout_ns: i64,
+    /// `port-scan`: distinct ports on one host, or hosts on one port, that make a scan.
+    pub scan_min_targets: u32,
+    /// `port-scan`: the scan's refused/unanswered attempts all fall within this span.
+    pub scan_window_ns: i64,
+    /// `listen-queue-overflow`: connections to one endpoint that needed 2–3 SYNs, at least…
+    pub listen_queue_min_conns: u32,
+    /// …and at least this percentage of the endpoint's connection attempts.
+    pub listen_queue_min_pct: u32,
 }
 
 impl Default for Thresholds {
@@ -120,6 +136,10 @@ impl Default for Thresholds {
             time_wait_threshold: 1000,
             time_wait_ns: 60 * NANOS_PER_SEC,
             response_timeout_ns: 10 * NANOS_PER_SEC,
+            scan_min_targets: 20,
+            scan_window_ns: 600 * NANOS_PER_SEC,
+            listen_queue_min_conns: 3,
+            listen_queue_min_pct: 5,
         }
     }
 }

@@ -324,5 +324,7 @@ pub fn fill(v: &mut Verdict, established: u64) {
             v.wireshark_filter = format!("http.response && ({af}.src=={ip} && tcp.srcport=={port} || http.response.code < 400)");
         }
         SignatureId::TimeWaitPileup => crate::signature::time_wait_pileup::words(v),
+        SignatureId::PortScan => crate::signature::port_scan::words(v),
+        SignatureId::ListenQueueOverflow => crate::signature::listen_queue_overflow::words(v),
     }
 }
