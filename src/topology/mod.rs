@@ -157,6 +157,24 @@ fn list(eps: &FxHashSet<SocketAddr>) -> String {
         .join(", ")
 }
 
+/// Connections tied to a front by timing: their sources join its backend side, their
+/// destinations its backends, and `why` says how each source was tied.
+fn tie(
+    v: &FxHashMap<IpAddr, (u32, FxHashSet<SocketAddr>)>,
+    back: &mut Vec<IpAddr>,
+    backends: &mut Vec<SocketAddr>,
+    evidence: &mut Vec<String>,
+    why: &dyn Fn(u32, IpAddr, &FxHashSet<SocketAddr>) -> String,
+) {
+    for (ip, (n, bs)) in v {
+        if !back.contains(ip) {
+            back.push(*ip);
+        }
+        backends.extend(bs.iter().copied());
+        evidence.push(why(*n, *ip, bs));
+    }
+}
+
 /// Addresses, comma-separated, in order.
 fn list_ips(ips: &FxHashSet<IpAddr>) -> String {
     let mut v: Vec<IpAddr> = ips.iter().copied().collect();
@@ -487,36 +505,22 @@ impl Collector {
                 backends.extend(r.backends.iter().copied());
             }
             if let Some(v) = host_ties.get(&f) {
-                for (ip, (n, bs)) in v {
-                    if !back.contains(ip) {
-                        back.push(*ip);
-                    }
-                    backends.extend(bs.iter().copied());
-                    evidence.push(format!(
-                        "captured on the host itself (the link layer marks packets sent by and to it): {} from its address {} to {} started while clients were connected to {}",
-                        count(*n, "connection"),
-                        ip,
-                        list(bs),
-                        f
-                    ));
-                }
+                tie(v, &mut back, &mut backends, &mut evidence, &|n, ip, bs| {
+                    format!(
+                    "captured on the host itself (the link layer marks packets sent by and to it): {} from its address {} to {} started while clients were connected to {}",
+                    count(n, "connection"), ip, list(bs), f
+                )
+                });
             }
             if let Some(g) = self.gateways.get(&f) {
                 evidence.push(format!("{} {}", f, g));
                 if let Some(v) = gw_ties.get(&f) {
-                    for (ip, (n, bs)) in v {
-                        if !back.contains(ip) {
-                            back.push(*ip);
-                        }
-                        backends.extend(bs.iter().copied());
-                        evidence.push(format!(
-                            "{} from {} to {} started while {} was handling a request it then failed",
-                            count(*n, "connection"),
-                            ip,
-                            list(bs),
-                            f
-                        ));
-                    }
+                    tie(v, &mut back, &mut backends, &mut evidence, &|n, ip, bs| {
+                        format!(
+                        "{} from {} to {} started while {} was handling a request it then failed",
+                        count(n, "connection"), ip, list(bs), f
+                    )
+                    });
                 }
             } else if strong == 0 && !host_ties.contains_key(&f) {
                 continue;
