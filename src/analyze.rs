@@ -927,18 +927,8 @@ mod tests {
     //! hand-built summaries; frame n is at n ms.
 
     use super::*;
+    use crate::flow::testkit::fr;
     use crate::flow::{ConnState, DirStats, Direction, EndReason, RstInfo};
-    use crate::time::NANOS_PER_MILLI;
-
-    const T0: i64 = 1_700_000_000_000_000_000;
-
-    fn fr(n: u64) -> FrameRef {
-        FrameRef {
-            file: 0,
-            number: n,
-            ts: Timestamp(T0 + n as i64 * NANOS_PER_MILLI),
-        }
-    }
 
     /// A connection `orig` → `resp` starting at frame `n`, established with data, closed.
     fn ok(id: u64, orig: &str, resp: &str, n: u64) -> FlowSummary {

@@ -28,6 +28,8 @@ pub mod state;
 mod wireshark;
 
 #[cfg(test)]
+pub(crate) mod testkit;
+#[cfg(test)]
 mod tests;
 
 use crate::decode::{flags, IcmpError, TcpSegment};

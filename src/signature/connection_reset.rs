@@ -174,18 +174,9 @@ mod tests {
 
     use super::*;
     use crate::app::http::{HttpSummary, Request, Truncation};
-    use crate::flow::{ConnState, DirStats, EndReason, FrameRef, RstInfo};
+    use crate::flow::testkit::fr;
+    use crate::flow::{ConnState, DirStats, EndReason, RstInfo};
     use crate::time::{Timestamp, NANOS_PER_MILLI};
-
-    const T0: i64 = 1_700_000_000_000_000_000;
-
-    fn fr(n: u64) -> FrameRef {
-        FrameRef {
-            file: 0,
-            number: n,
-            ts: Timestamp(T0 + n as i64 * NANOS_PER_MILLI),
-        }
-    }
 
     fn stats(bytes: u64, data: Option<(u64, u64)>) -> DirStats {
         DirStats {

@@ -126,48 +126,14 @@ mod tests {
 
     use super::*;
     use crate::app::http::{Denial, HttpSummary, Request};
-    use crate::flow::{ConnState, DirStats, EndReason, FrameRef};
-    use crate::time::{Timestamp, NANOS_PER_MILLI};
-
-    const T0: i64 = 1_700_000_000_000_000_000;
-
-    fn fr(n: u64) -> FrameRef {
-        FrameRef {
-            file: 0,
-            number: n,
-            ts: Timestamp(T0 + n as i64 * NANOS_PER_MILLI),
-        }
-    }
+    use crate::flow::testkit::{established, fr};
+    use crate::flow::ConnState;
 
     fn flow() -> FlowSummary {
-        FlowSummary {
-            id: 11,
-            slot: 0,
-            orig: "10.0.0.1:51000".parse().unwrap(),
-            resp: "10.0.0.9:3128".parse().unwrap(),
-            partial: false,
-            conn_state: ConnState::SF,
-            history: "ShADadFf".into(),
-            orig_stats: DirStats::default(),
-            resp_stats: DirStats::default(),
-            first: fr(1),
-            last: fr(20),
-            start: fr(1).ts,
-            end: fr(20).ts,
-            syn_count: 1,
-            first_syn: Some(fr(1)),
-            last_syn: Some(fr(1)),
-            synack: Some(fr(2)),
-            rtt_ns: None,
-            rst: None,
-            rst_count: 0,
-            icmp: None,
-            first_fin_from: None,
-            closed_at: None,
-            port_reused: false,
-            reused_in_time_wait: false,
-            end_reason: EndReason::Closed,
-        }
+        let mut f = established(11, "10.0.0.1:51000", "10.0.0.9:3128", 1, 20);
+        f.conn_state = ConnState::SF;
+        f.history = "ShADadFf".into();
+        f
     }
 
     fn denial(req: Option<(u64, &str, &str)>, resp: u64, status: u16, reason: &str) -> Denial {

@@ -195,56 +195,26 @@ mod tests {
 
     use super::*;
     use crate::app::http::{HttpSummary, Truncation};
-    use crate::flow::{ConnState, DirStats, EndReason, RstInfo};
-    use crate::time::{Timestamp, NANOS_PER_MILLI};
-
-    const T0: i64 = 1_700_000_000_000_000_000;
-
-    fn fr(n: u64) -> FrameRef {
-        FrameRef {
-            file: 0,
-            number: n,
-            ts: Timestamp(T0 + n as i64 * NANOS_PER_MILLI),
-        }
-    }
+    use crate::flow::testkit::{established, fr};
+    use crate::flow::{DirStats, EndReason, RstInfo};
+    use crate::time::NANOS_PER_MILLI;
 
     fn flow() -> FlowSummary {
-        FlowSummary {
-            id: 3,
-            slot: 0,
-            orig: "10.0.0.1:51000".parse().unwrap(),
-            resp: "10.0.0.2:8080".parse().unwrap(),
-            partial: false,
-            conn_state: ConnState::S1,
-            history: "ShADad".into(),
-            orig_stats: DirStats {
-                pkts: 5,
-                bytes: 80,
-                ..Default::default()
-            },
-            resp_stats: DirStats {
-                pkts: 6,
-                bytes: 606_500,
-                ..Default::default()
-            },
-            first: fr(1),
-            last: fr(9),
-            start: fr(1).ts,
-            end: fr(9).ts,
-            syn_count: 1,
-            first_syn: Some(fr(1)),
-            last_syn: Some(fr(1)),
-            synack: Some(fr(2)),
-            rtt_ns: Some(NANOS_PER_MILLI),
-            rst: None,
-            rst_count: 0,
-            icmp: None,
-            first_fin_from: None,
-            closed_at: None,
-            port_reused: false,
-            reused_in_time_wait: false,
-            end_reason: EndReason::CaptureEnd,
-        }
+        let mut f = established(3, "10.0.0.1:51000", "10.0.0.2:8080", 1, 9);
+        f.history = "ShADad".into();
+        f.orig_stats = DirStats {
+            pkts: 5,
+            bytes: 80,
+            ..Default::default()
+        };
+        f.resp_stats = DirStats {
+            pkts: 6,
+            bytes: 606_500,
+            ..Default::default()
+        };
+        f.rtt_ns = Some(NANOS_PER_MILLI);
+        f.end_reason = EndReason::CaptureEnd;
+        f
     }
 
     fn with_rst(mut f: FlowSummary, from: Direction, n: u64) -> FlowSummary {
