@@ -6,85 +6,26 @@ use crate::app::AppSummary;
 use crate::config::InputConfig;
 use crate::correlate;
 use crate::error::Result;
-use crate::flow::{FlowSummary, FrameRef};
+use crate::flow::FlowSummary;
 use crate::pipeline::{self, CaptureSummary, Observer};
+use crate::signature::Finding;
 use crate::signature::{
     self, gateway_error, syn_unanswered, time_wait_pileup::TimeWaitTracker, tls_alert, tls_stall,
     upstream_timeout, Thresholds,
 };
-use crate::signature::{Evidence, EvidenceKind, Finding, Severity, SignatureId};
 use crate::time::{human_duration, Timestamp};
-use crate::topology::{Collector, GivenRoles, Topology};
+use crate::topology::{GivenRoles, Topology};
 use crate::verdict::{Aggregator, Verdict};
-use serde::Serialize;
-use std::net::{IpAddr, SocketAddr};
 
-/// Example frames kept per warning.
-const MAX_WARNING_FRAMES: usize = 5;
+mod endpoints;
+mod legs;
+mod warnings;
 
-/// A capture artefact: something about how the capture was taken, never an outage.
-#[derive(Clone, Debug, Serialize)]
-pub struct Warning {
-    /// Stable kind: `partial-flow`, `capture-ended-early`, `request-pending`,
-    /// `one-direction-only`, `snaplen`, `file-truncated`, `malformed`, `ip-fragments`,
-    /// `time-reversal`, `time-gap` (merged files far apart in time), and in live mode
-    /// `kernel-drops`.
-    pub kind: &'static str,
-    pub message: String,
-    pub count: u64,
-    /// Example frames (first frame of the connections concerned).
-    pub frames: Vec<FrameRef>,
-}
-
-#[derive(Clone, Default)]
-struct WarnAcc {
-    count: u64,
-    frames: Vec<FrameRef>,
-    detail: Option<String>,
-}
-
-impl WarnAcc {
-    fn add(&mut self, fr: FrameRef, detail: impl FnOnce() -> String) {
-        self.count += 1;
-        if self.frames.len() < MAX_WARNING_FRAMES {
-            self.frames.push(fr);
-        }
-        if self.detail.is_none() {
-            self.detail = Some(detail());
-        }
-    }
-}
-
-/// Per server endpoint: what was asked of it and how it answered (every report has it).
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct EndpointSummary {
-    pub server: String,
-    /// SNI and Host names seen towards it (first few).
-    pub names: Vec<String>,
-    pub connections: u64,
-    /// Connections whose handshake completed (SYN-ACK seen or data from the server).
-    pub established: u64,
-    pub refused: u64,
-    pub unanswered: u64,
-    pub reset: u64,
-    pub requests: u64,
-    pub responses: u64,
-    /// HTTP status code → responses.
-    pub status_counts: std::collections::BTreeMap<u16, u64>,
-    pub tls_handshakes: u64,
-    pub tls_ok: u64,
-    pub tls_alerts: u64,
-    pub tls_stalled: u64,
-    /// `Server` headers seen in its responses (first few).
-    pub server_headers: Vec<String>,
-}
-
-/// Endpoints listed in a report at most (the busiest first).
-pub const MAX_ENDPOINTS_REPORTED: usize = 50;
-/// Endpoints tracked at most (beyond it new endpoints are counted only in totals).
-const MAX_ENDPOINTS_TRACKED: usize = 10_000;
-/// Names kept per endpoint.
-const MAX_NAMES: usize = 4;
+use endpoints::Endpoints;
+pub use endpoints::{EndpointSummary, MAX_ENDPOINTS_REPORTED};
+use legs::Legs;
+pub use warnings::Warning;
+use warnings::{nothing_to_judge, ConnectionArtefacts};
 
 /// Everything `analyze` produces.
 pub struct Analysis {
@@ -106,61 +47,7 @@ pub struct Analysis {
     pub exchanges: Vec<correlate::PairedExchange>,
 }
 
-/// Why a capture with no TCP connection has nothing to judge.
-fn nothing_to_judge(c: &CaptureSummary, connections: u64) -> Option<String> {
-    if connections > 0 {
-        return None;
-    }
-    let k = &c.skipped;
-    Some(if c.frames_matched == 0 && c.frames > 0 {
-        format!(
-            "the filter matched 0 of {} packets: nothing was analysed",
-            c.frames
-        )
-    } else if k.tunnelled > 0 {
-        format!(
-            "{} of {} packets are UDP tunnels (GTP-U, VXLAN or Geneve) whose inner TCP is not decoded; no TCP connection outside them",
-            k.tunnelled, c.frames_matched
-        )
-    } else if c.tcp_segments > 0 {
-        format!(
-            "{} TCP segments but no connection could be followed",
-            c.tcp_segments
-        )
-    } else {
-        format!(
-            "{} packets, none of them TCP ({} not IP, {} IP but not TCP, {} malformed, {} fragments)",
-            c.frames_matched, k.not_ip, k.not_tcp, k.malformed, k.ip_fragment
-        )
-    })
-}
-
 pub use crate::correlate::Chain;
-
-/// A failed client-leg request (gateway error), kept for chains and direct-vs-proxied.
-#[derive(Clone, Debug)]
-struct FrontFailure {
-    client: IpAddr,
-    server: SocketAddr,
-    status: u16,
-    method: String,
-    target: String,
-    response: FrameRef,
-}
-
-/// A successful exchange, for direct-vs-proxied comparisons.
-#[derive(Clone, Debug)]
-struct DirectOk {
-    client: IpAddr,
-    server: SocketAddr,
-    method: String,
-    target: String,
-    status: u16,
-    response: FrameRef,
-}
-
-/// Failure / success records kept for chains (each list).
-const MAX_CHAIN_RECORDS: usize = 10_000;
 
 #[derive(Clone)]
 /// The `analyze` observer: runs the signatures on finished connections; `conclude` turns it into
@@ -175,23 +62,14 @@ pub struct Analyzer {
     /// Latest connection start per (client host, server endpoint): a later attempt shows an
     /// earlier unanswered one was abandoned.
     latest_start: rustc_hash::FxHashMap<(std::net::IpAddr, std::net::SocketAddr), Timestamp>,
-    endpoints: rustc_hash::FxHashMap<std::net::SocketAddr, EndpointSummary>,
+    endpoints: Endpoints,
     /// Capture time of the latest segment seen (when a connection expires, it had been quiet
     /// until at least this time).
     now: Timestamp,
-    partial: WarnAcc,
-    one_direction: WarnAcc,
-    ended_early: WarnAcc,
-    tls_ended_early: WarnAcc,
-    request_pending: WarnAcc,
+    artefacts: ConnectionArtefacts,
     connections: u64,
-    roles: Collector,
-    front_failures: Vec<FrontFailure>,
-    direct_ok: Vec<DirectOk>,
-    /// Per-connection records for pairing client exchanges with backend attempts (capped).
-    records: Vec<correlate::ConnRecord>,
-    /// Connection id → index in `records`.
-    record_of: rustc_hash::FxHashMap<u64, usize>,
+    /// What role inference and pairing keep of each connection.
+    legs: Legs,
     /// Failed attempts per source, to recognise port scans at the end.
     scans: signature::port_scan::ScanTracker,
     /// Retried handshakes per endpoint (`listen-queue-overflow`).
@@ -219,65 +97,15 @@ impl Analyzer {
 
     /// Adds a finding to the aggregator now.
     fn add_now(&mut self, fd: Finding, f: Option<&FlowSummary>) {
-        if let Some(i) = fd.flow.and_then(|id| self.record_of.get(&id)) {
-            self.records[*i].finding(fd.signature, fd.severity, &fd.evidence);
-        }
+        self.legs.finding(&fd);
         self.agg.add(fd, f);
-    }
-
-    /// Keeps what pairing needs of a finished connection.
-    fn record(&mut self, f: &FlowSummary, app: &AppSummary) {
-        if self.records.len() >= correlate::MAX_RECORDS {
-            return;
-        }
-        let mut requests = Vec::new();
-        if let Some(h) = &app.http {
-            let answered = h
-                .errors
-                .iter()
-                .chain(h.ok_sample.iter())
-                .filter_map(|x| x.request.as_ref().map(|q| (q, Some(&x.response))));
-            let others = h
-                .denied
-                .iter()
-                .filter_map(|d| d.request.as_ref().map(|q| (q, None)))
-                .chain(h.unanswered.iter().map(|q| (q, None)))
-                .chain(h.request_sample.iter().map(|q| (q, None)));
-            for (q, r) in answered
-                .chain(others)
-                .take(correlate::MAX_REQUESTS_PER_CONN)
-            {
-                requests.push(correlate::ReqRecord {
-                    frame: q.frame,
-                    method: q.method.clone(),
-                    target: q.target.clone(),
-                    forwarded_for: q.forwarded_for.clone(),
-                    answer: r.map(|r| (r.status, r.frame, r.server.clone())),
-                });
-            }
-            requests.sort_by_key(|r| (r.frame.ts, r.frame.number));
-        }
-        self.record_of.insert(f.id, self.records.len());
-        self.records.push(correlate::ConnRecord {
-            id: f.id,
-            orig: f.orig,
-            resp: f.resp,
-            start: f.start,
-            end: f.end,
-            first: f.first_syn.unwrap_or(f.first),
-            first_is_syn: f.first_syn.is_some(),
-            first_bytes: app.first_bytes[0],
-            tls: app.tls.is_some(),
-            requests,
-            failure: None,
-        });
     }
 
     fn judge_attempt(&mut self, f: &FlowSummary, capture_end: Timestamp) {
         match syn_unanswered::check(f, capture_end, &self.th) {
             syn_unanswered::Outcome::Finding(fd) => self.add(fd, Some(f)),
             syn_unanswered::Outcome::Inconclusive { waited_ns } => {
-                self.ended_early.add(f.first, || {
+                self.artefacts.ended_early.add(f.first, || {
                     format!(
                         "{} → {}: last SYN only {} before the end",
                         f.orig,
@@ -287,6 +115,7 @@ impl Analyzer {
                 })
             }
             syn_unanswered::Outcome::OneDirection => self
+                .artefacts
                 .one_direction
                 .add(f.first, || format!("{} → {}", f.orig, f.resp)),
             syn_unanswered::Outcome::None => {}
@@ -300,11 +129,11 @@ impl Analyzer {
         }
         match tls_stall::check(f, app, end, &self.th) {
             tls_stall::Outcome::Finding(fd) => {
-                self.endpoint(f).tls_stalled += 1;
+                self.endpoints.get(f).tls_stalled += 1;
                 self.add(fd, Some(f))
             }
             tls_stall::Outcome::Inconclusive { waited_ns } => {
-                self.tls_ended_early.add(f.first, || {
+                self.artefacts.tls_ended_early.add(f.first, || {
                     format!(
                         "{} → {}: ClientHello only {} before the end",
                         f.orig,
@@ -318,7 +147,7 @@ impl Analyzer {
         match upstream_timeout::check(f, app, end, self.th.response_timeout_ns) {
             upstream_timeout::Outcome::Finding(fd) => self.add(fd, Some(f)),
             upstream_timeout::Outcome::Pending { waited_ns } => {
-                self.request_pending.add(f.first, || {
+                self.artefacts.request_pending.add(f.first, || {
                     format!(
                         "{} → {}: request waiting {} when the capture ended",
                         f.orig,
@@ -328,172 +157,6 @@ impl Analyzer {
                 })
             }
             upstream_timeout::Outcome::None => {}
-        }
-    }
-
-    /// Feeds role inference and the chain / direct-vs-proxied records.
-    fn collect_roles(&mut self, f: &FlowSummary, app: &AppSummary) {
-        self.roles.connection(f.orig, f.resp, f.start);
-        self.roles.span(f.orig, f.resp, f.start, f.end);
-        let Some(h) = &app.http else { return };
-        let requests = h
-            .request_sample
-            .iter()
-            .map(|q| (q, None))
-            .chain(h.ok_sample.iter().chain(h.errors.iter()).filter_map(|x| {
-                x.request
-                    .as_ref()
-                    .map(|q| (q, Some((x.response.status, x.response.frame.ts))))
-            }))
-            .chain(h.unanswered.iter().map(|q| (q, None)));
-        for (r, answer) in requests {
-            if r.method == "CONNECT" {
-                self.roles
-                    .proxy_header(f.resp, "CONNECT requests (a forward proxy)");
-            }
-            self.roles.request_answered(
-                f.orig.ip(),
-                f.resp,
-                &r.method,
-                &r.target,
-                r.frame.ts,
-                r.forwarded_for.as_deref(),
-                answer,
-            );
-        }
-        if let Some(m) = &h.proxy_mark {
-            self.roles.proxy_header(f.resp, m);
-        }
-        for x in &h.errors {
-            if !signature::gateway_error::GATEWAY_STATUSES.contains(&x.response.status) {
-                continue;
-            }
-            let req_ts = x
-                .request
-                .as_ref()
-                .map(|q| q.frame.ts)
-                .unwrap_or(x.response.frame.ts);
-            // The topology decides what a 503 means (a gateway's only with backend ties).
-            self.roles
-                .gateway_error(f.resp, x.response.status, req_ts, x.response.frame.ts);
-            if self.front_failures.len() < MAX_CHAIN_RECORDS {
-                self.front_failures.push(FrontFailure {
-                    client: f.orig.ip(),
-                    server: f.resp,
-                    status: x.response.status,
-                    method: x
-                        .request
-                        .as_ref()
-                        .map(|q| q.method.clone())
-                        .unwrap_or_default(),
-                    target: x
-                        .request
-                        .as_ref()
-                        .map(|q| q.target.clone())
-                        .unwrap_or_default(),
-                    response: x.response.frame,
-                });
-            }
-        }
-        // A proxy's policy refusals fail requests as gateway errors do (direct-ok-proxied-fails).
-        for d in &h.denied {
-            if let Some(q) = &d.request {
-                if self.front_failures.len() < MAX_CHAIN_RECORDS {
-                    self.front_failures.push(FrontFailure {
-                        client: f.orig.ip(),
-                        server: f.resp,
-                        status: d.status,
-                        method: q.method.clone(),
-                        target: q.target.clone(),
-                        response: d.response,
-                    });
-                }
-            }
-        }
-        for x in &h.ok_sample {
-            if let Some(q) = &x.request {
-                if self.direct_ok.len() < MAX_CHAIN_RECORDS {
-                    self.direct_ok.push(DirectOk {
-                        client: f.orig.ip(),
-                        server: f.resp,
-                        method: q.method.clone(),
-                        target: q.target.clone(),
-                        status: x.response.status,
-                        response: x.response.frame,
-                    });
-                }
-            }
-        }
-    }
-
-    fn endpoint(&mut self, f: &FlowSummary) -> &mut EndpointSummary {
-        if self.endpoints.len() >= MAX_ENDPOINTS_TRACKED && !self.endpoints.contains_key(&f.resp) {
-            // Over the cap: count into a shared overflow bucket.
-            return self
-                .endpoints
-                .entry(std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
-                .or_insert_with(|| EndpointSummary {
-                    server: "(other endpoints)".into(),
-                    ..Default::default()
-                });
-        }
-        self.endpoints
-            .entry(f.resp)
-            .or_insert_with(|| EndpointSummary {
-                server: f.resp.to_string(),
-                ..Default::default()
-            })
-    }
-
-    fn count_endpoint(&mut self, f: &FlowSummary, app: &AppSummary) {
-        let e = self.endpoint(f);
-        e.connections += 1;
-        if f.synack.is_some() || f.resp_stats.bytes > 0 {
-            e.established += 1;
-        }
-        match f.conn_state {
-            crate::flow::ConnState::REJ => e.refused += 1,
-            crate::flow::ConnState::S0 => e.unanswered += 1,
-            _ => {}
-        }
-        if f.rst.is_some() && f.conn_state != crate::flow::ConnState::REJ {
-            e.reset += 1;
-        }
-        let add_name = |e: &mut EndpointSummary, n: &str| {
-            if e.names.len() < MAX_NAMES && !e.names.iter().any(|x| x == n) {
-                e.names.push(n.to_string());
-            }
-        };
-        if let Some(t) = &app.tls {
-            if let Some(ch) = &t.client_hello {
-                e.tls_handshakes += 1;
-                if let Some(sni) = &ch.sni {
-                    add_name(e, sni);
-                }
-                if t.server_hello.is_some()
-                    && !t.alerts.iter().any(|a| a.level == 2 && !a.encrypted)
-                {
-                    e.tls_ok += 1;
-                }
-            }
-            if t.alerts.iter().any(|a| a.level == 2 && !a.encrypted) {
-                e.tls_alerts += 1;
-            }
-        }
-        if let Some(h) = &app.http {
-            e.requests += h.requests as u64;
-            e.responses += h.responses as u64;
-            for (s, n) in &h.status_counts {
-                *e.status_counts.entry(*s).or_default() += *n as u64;
-            }
-            for host in &h.hosts {
-                add_name(e, host);
-            }
-            for sv in &h.servers {
-                if e.server_headers.len() < MAX_NAMES && !e.server_headers.contains(sv) {
-                    e.server_headers.push(sv.clone());
-                }
-            }
         }
     }
 }
@@ -514,8 +177,8 @@ impl Observer for Analyzer {
         // connection attempt, not per packet).
         if seg.has(crate::decode::flags::SYN) {
             match crate::decode::host_direction(frame.link, frame.data) {
-                Some(true) => self.roles.local_address(seg.src),
-                Some(false) => self.roles.local_address(seg.dst),
+                Some(true) => self.legs.local_address(seg.src),
+                Some(false) => self.legs.local_address(seg.dst),
                 None => {}
             }
         }
@@ -525,9 +188,8 @@ impl Observer for Analyzer {
         let app = app.unwrap_or_default();
         self.connections += 1;
         self.agg.observe_flow(&f);
-        self.count_endpoint(&f, &app);
-        self.collect_roles(&f, &app);
-        self.record(&f, &app);
+        self.endpoints.count(&f, &app);
+        self.legs.observe(&f, &app);
         let latest = self
             .latest_start
             .entry((f.orig.ip(), f.resp))
@@ -537,7 +199,8 @@ impl Observer for Analyzer {
         self.scans.observe(&f);
         self.listen_queue.observe(&f);
         if f.partial {
-            self.partial
+            self.artefacts
+                .partial
                 .add(f.first, || format!("{} ↔ {}", f.orig, f.resp));
         }
         let one_sided = (f.orig_stats.pkts == 0) != (f.resp_stats.pkts == 0);
@@ -547,7 +210,8 @@ impl Observer for Analyzer {
                 .chars()
                 .any(|c| matches!(c, 'A' | 'D' | 'a' | 'd' | 'F' | 'f'));
             if sender_acks {
-                self.one_direction
+                self.artefacts
+                    .one_direction
                     .add(f.first, || format!("{} ↔ {}", f.orig, f.resp));
             }
         }
@@ -603,17 +267,9 @@ impl Analyzer {
             latest_start: Default::default(),
             endpoints: Default::default(),
             now: Timestamp::default(),
-            partial: WarnAcc::default(),
-            one_direction: WarnAcc::default(),
-            ended_early: WarnAcc::default(),
-            tls_ended_early: WarnAcc::default(),
-            request_pending: WarnAcc::default(),
+            artefacts: ConnectionArtefacts::default(),
             connections: 0,
-            roles: Collector::default(),
-            front_failures: Vec::new(),
-            direct_ok: Vec::new(),
-            records: Vec::new(),
-            record_of: Default::default(),
+            legs: Legs::default(),
             scans: Default::default(),
             listen_queue: Default::default(),
             deferred: Vec::new(),
@@ -657,82 +313,15 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
     for fd in std::mem::replace(&mut a.tw, TimeWaitTracker::new(th)).findings() {
         a.agg.add(fd, None);
     }
-    for (front, back, backend, kind) in correlate::relays(&a.records) {
-        a.roles.relay(front, back, backend, kind);
-    }
-    let topology = std::mem::take(&mut a.roles).infer(given);
-    for fd in direct_ok_proxied_fails(&a.front_failures, &a.direct_ok, &topology) {
+    let legs = std::mem::take(&mut a.legs).conclude(given);
+    for fd in legs.direct_ok_proxied_fails {
         a.agg.add(fd, None);
     }
-    let (chains, exchanges) = correlate::chains(&a.records, &topology);
-    let mut warnings = Vec::new();
-    let mut push = |kind: &'static str, acc: WarnAcc, msg: &dyn Fn(u64, &str) -> String| {
-        if acc.count > 0 {
-            let m = msg(acc.count, acc.detail.as_deref().unwrap_or(""));
-            warnings.push(Warning {
-                kind,
-                message: m,
-                count: acc.count,
-                frames: acc.frames,
-            });
-        }
-    };
-    let s = |n: u64, one: &'static str, many: &'static str| if n == 1 { one } else { many };
-    push("partial-flow", a.partial, &|n, d| {
-        format!("{} connection{} already open when the capture began (no handshake seen; originator guessed), e.g. {}", n, s(n, " was", "s were"), d)
-    });
-    push("capture-ended-early", a.ended_early, &|n, d| {
-        format!(
-            "{} connection attempt{} still waiting for an answer when the capture ended (inconclusive, not reported as syn-unanswered; --syn-timeout {}), e.g. {}",
-            n,
-            s(n, " was", "s were"),
-            human_duration(th.syn_timeout_ns),
-            d
-        )
-    });
-    push("capture-ended-early", a.tls_ended_early, &|n, d| {
-        format!("{} TLS handshake{} still waiting for a ServerHello when the capture ended (inconclusive, not reported as tls-stall), e.g. {}", n, s(n, " was", "s were"), d)
-    });
-    push("request-pending", a.request_pending, &|n, d| {
-        format!(
-            "{} HTTP request{} still waiting for a response when the capture ended, for less than --response-timeout {} (pending, not reported as upstream-timeout), e.g. {}",
-            n,
-            s(n, " was", "s were"),
-            human_duration(th.response_timeout_ns),
-            d
-        )
-    });
-    push("one-direction-only", a.one_direction, &|n, d| {
-        format!("{} connection{} only one direction: the capture missed the other (asymmetric routing, `tcpdump -Q`, or a filter), e.g. {}", n, s(n, " shows", "s show"), d)
-    });
-    for (kind, msg) in capture_warnings(&capture) {
-        warnings.push(Warning {
-            kind,
-            message: msg,
-            count: 1,
-            frames: Vec::new(),
-        });
-    }
-    let mut verdicts = a.agg.finish(|c, s| topology.hop(c, s));
-    escalate_paired_causes(&mut verdicts, &chains);
-    // Never ask for a leg that is in the file: a proxy whose backend attempts were captured.
-    for v in verdicts.iter_mut() {
-        let leg_seen = topology
-            .proxies
-            .iter()
-            .any(|p| p.front.contains(&v.server) && !p.backends.is_empty());
-        if leg_seen {
-            v.next_checks
-                .retain(|c| !c.starts_with("capture the proxy→backend leg"));
-        }
-    }
-    let mut endpoints: Vec<EndpointSummary> = a.endpoints.into_values().collect();
-    endpoints.sort_by(|x, y| {
-        y.connections
-            .cmp(&x.connections)
-            .then(x.server.cmp(&y.server))
-    });
-    endpoints.truncate(MAX_ENDPOINTS_REPORTED);
+    let (topology, chains, exchanges) = (legs.topology, legs.chains, legs.exchanges);
+    let warnings = a.artefacts.into_warnings(&th, &capture);
+    let mut verdicts = a.agg.finish(&topology);
+    crate::verdict::escalate_paired_causes(&mut verdicts, &chains);
+    let endpoints = a.endpoints.into_report();
     Analysis {
         nothing_to_judge: nothing_to_judge(&capture, a.connections),
         capture,
@@ -744,136 +333,6 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
         chains,
         exchanges,
     }
-}
-
-/// A backend-leg verdict that paired client exchanges prove user-visible is critical, whatever
-/// its own rule said (a backend refusing between successes is a warning alone; when each refusal
-/// became a client's 502 it is the outage). The note says why.
-fn escalate_paired_causes(verdicts: &mut [Verdict], chains: &[Chain]) {
-    let mut changed = false;
-    for c in chains.iter().filter(|c| c.explained > 0) {
-        let (Some(sig), Some(backend)) = (c.back_signature, c.backend) else {
-            continue;
-        };
-        for v in verdicts.iter_mut().filter(|v| {
-            v.signature == sig
-                && v.server == backend
-                && v.hop == crate::verdict::Hop::ProxyToBackend
-                && v.severity < Severity::Critical
-        }) {
-            v.severity = Severity::Critical;
-            v.notes.push((
-                format!(
-                    "critical: {} client exchange{} at the proxy {} failed because of it ({} pairing)",
-                    c.explained,
-                    if c.explained == 1 { "" } else { "s" },
-                    c.proxy,
-                    c.pairing.name()
-                ),
-                c.explained,
-            ));
-            changed = true;
-        }
-    }
-    if changed {
-        verdicts.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then(a.first_ts.cmp(&b.first_ts))
-                .then(a.signature.cmp(&b.signature))
-        });
-    }
-}
-
-/// `direct-ok-proxied-fails`: a client got a gateway error from a proxy for a request that the
-/// same client had answered successfully (status < 400) by another endpoint — the service works,
-/// the proxy in front of it does not. "The same request" is the same method and target.
-fn direct_ok_proxied_fails(
-    front: &[FrontFailure],
-    ok: &[DirectOk],
-    topo: &Topology,
-) -> Vec<Finding> {
-    let fronts: Vec<SocketAddr> = topo
-        .proxies
-        .iter()
-        .flat_map(|p| p.front.iter().copied())
-        .collect();
-    let mut out = Vec::new();
-    for e in front {
-        let Some(d) = ok.iter().find(|d| {
-            d.client == e.client
-                && d.server != e.server
-                && !fronts.contains(&d.server)
-                && d.method == e.method
-                && correlate::origin_form(&d.target) == correlate::origin_form(&e.target)
-        }) else {
-            continue;
-        };
-        let mut ev = vec![
-            Evidence {
-                frame: d.response,
-                kind: EvidenceKind::Data,
-                description: format!(
-                    "{} {} answered {} directly by {}",
-                    d.method, d.target, d.status, d.server
-                ),
-            },
-            Evidence {
-                frame: e.response,
-                kind: EvidenceKind::Data,
-                description: format!(
-                    "the same {} {} through {} answered {}",
-                    e.method, e.target, e.server, e.status
-                ),
-            },
-        ];
-        ev.sort_by_key(|x| (x.frame.file, x.frame.number));
-        out.push(Finding {
-            signature: SignatureId::DirectOkProxiedFails,
-            // A policy refusal (403/407) is the proxy's rule, not an outage: warning.
-            severity: if matches!(e.status, 403 | 407) {
-                Severity::Warning
-            } else {
-                Severity::Critical
-            },
-            client: e.client,
-            server: e.server,
-            flow: None,
-            weight: 1,
-            first_ts: d.response.ts.min(e.response.ts),
-            last_ts: d.response.ts.max(e.response.ts),
-            note: format!(
-                "{} {}: {} directly from {}, {} through {}",
-                e.method, e.target, d.status, d.server, e.status, e.server
-            ),
-            evidence: ev,
-            facts: vec![("direct_server", d.server.to_string())],
-        });
-    }
-    out
-}
-
-fn capture_warnings(c: &CaptureSummary) -> Vec<(&'static str, String)> {
-    let mut w = Vec::new();
-    for line in c.warnings() {
-        let kind = if line.contains("time jump between merged files") {
-            "time-gap"
-        } else if line.contains("its clock is") {
-            "clock-offset"
-        } else if line.contains("truncated or corrupt") {
-            "file-truncated"
-        } else if line.contains("snaplen") {
-            "snaplen"
-        } else if line.contains("fragments") {
-            "ip-fragments"
-        } else if line.contains("backwards") {
-            "time-reversal"
-        } else {
-            "malformed"
-        };
-        w.push((kind, line));
-    }
-    w
 }
 
 /// Chooses the frames that `--evidence-pcap` writes: every frame of the connections behind the
@@ -929,6 +388,7 @@ mod tests {
     use super::*;
     use crate::flow::testkit::fr;
     use crate::flow::{ConnState, DirStats, Direction, EndReason, RstInfo};
+    use crate::signature::Severity;
 
     /// A connection `orig` → `resp` starting at frame `n`, established with data, closed.
     fn ok(id: u64, orig: &str, resp: &str, n: u64) -> FlowSummary {
@@ -1210,28 +670,5 @@ mod tests {
             f.last_syn = Some(fr(f.synack.unwrap().number + 200));
         }
         assert!(analyse(flows).verdicts.is_empty());
-    }
-
-    #[test]
-    fn time_gap_line_is_its_own_warning_kind() {
-        let w = capture_warnings(&CaptureSummary {
-            files: vec![
-                crate::capture::FileInfo {
-                    path: "a.pcap".into(),
-                    first_ts: Some(fr(1).ts),
-                    last_ts: Some(fr(2).ts),
-                    ..Default::default()
-                },
-                crate::capture::FileInfo {
-                    path: "b.pcap".into(),
-                    first_ts: Some(fr(1).ts.add_nanos(7200 * crate::time::NANOS_PER_SEC)),
-                    last_ts: Some(fr(2).ts.add_nanos(7200 * crate::time::NANOS_PER_SEC)),
-                    ..Default::default()
-                },
-            ],
-            ..Default::default()
-        });
-        assert_eq!(w.len(), 1);
-        assert_eq!(w[0].0, "time-gap");
     }
 }

@@ -561,7 +561,7 @@ fn live(a: LiveArgs) -> Result<i32, Error> {
 }
 
 fn print_warnings(sum: &pipeline::CaptureSummary) {
-    for w in sum.warnings() {
+    for w in sum.artefacts() {
         eprintln!("proxyscope: warning: {}", w);
     }
 }

@@ -18,6 +18,7 @@ use crate::flow::{
 };
 use crate::time::{human_duration, Timestamp};
 use serde::Serialize;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Receives what the pipeline produces. Every method but `flow_end` is optional.
@@ -137,9 +138,159 @@ pub struct CaptureSummary {
     pub max_connections: usize,
 }
 
+/// A capture-level artefact: something about how the capture was taken or stored, never an
+/// outage. Typed, so that reports classify it by `kind()` and print it by `Display`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Artefact {
+    /// Merged files far apart in time (files from different days, a reset clock).
+    TimeGap {
+        file: PathBuf,
+        other: PathBuf,
+        gap_ns: i64,
+        /// The file's packets come before `other`'s start (instead of after its end).
+        before: bool,
+    },
+    /// A file's clock is off the first file's (estimated from packets seen in both).
+    ClockOffset {
+        file: PathBuf,
+        offset_ns: i64,
+        common: u64,
+    },
+    /// The file ended inside a record, or a record was corrupt.
+    FileTruncated { file: PathBuf, why: String },
+    /// Frames cut by the snapshot length.
+    Snaplen {
+        file: PathBuf,
+        truncated: u64,
+        matched: u64,
+        cut_range: Option<(u32, u32)>,
+        snaplen: u32,
+    },
+    /// Frames whose link/IP/TCP headers were malformed or cut.
+    Malformed { frames: u64 },
+    /// IP fragments (not reassembled).
+    IpFragments { frames: u64 },
+    /// The connection table hit `--max-connections`.
+    TableFull {
+        cap: usize,
+        times: u64,
+        evicted: u64,
+    },
+    /// Capture time ran backwards between consecutive frames.
+    TimeReversal { times: u64 },
+}
+
+impl Artefact {
+    /// The stable kind (`capture.warnings[].kind` in the JSON report).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Artefact::TimeGap { .. } => "time-gap",
+            Artefact::ClockOffset { .. } => "clock-offset",
+            Artefact::FileTruncated { .. } => "file-truncated",
+            Artefact::Snaplen { .. } => "snaplen",
+            Artefact::Malformed { .. } => "malformed",
+            Artefact::IpFragments { .. } => "ip-fragments",
+            Artefact::TableFull { .. } => "table-full",
+            Artefact::TimeReversal { .. } => "time-reversal",
+        }
+    }
+
+    /// How many occurrences it stands for (frames, evicted connections, reversals; 1 for a
+    /// file-level artefact).
+    pub fn count(&self) -> u64 {
+        match self {
+            Artefact::Snaplen { truncated, .. } => *truncated,
+            Artefact::Malformed { frames } | Artefact::IpFragments { frames } => *frames,
+            Artefact::TableFull { evicted, .. } => *evicted,
+            Artefact::TimeReversal { times } => *times,
+            _ => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for Artefact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Artefact::TimeGap {
+                file,
+                other,
+                gap_ns,
+                before,
+            } => write!(
+                f,
+                "{}: time jump between merged files: its packets start {} {} {} (more than {}); connections do not span the gap, so check that the files belong together",
+                file.display(),
+                human_duration(*gap_ns),
+                if *before {
+                    "before the start of"
+                } else {
+                    "after the end of"
+                },
+                other.display(),
+                human_duration(TIME_GAP_NS)
+            ),
+            Artefact::ClockOffset {
+                file,
+                offset_ns,
+                common,
+            } => write!(
+                f,
+                "{}: its clock is {:+.6} s off the first file's ({} packets seen in both files); timestamps were corrected and packets seen twice count once",
+                file.display(),
+                *offset_ns as f64 / 1e9,
+                common
+            ),
+            Artefact::FileTruncated { file, why } => write!(
+                f,
+                "{}: file is truncated or corrupt, {}; the frames before it were analysed",
+                file.display(),
+                why
+            ),
+            Artefact::Snaplen {
+                file,
+                truncated,
+                matched,
+                cut_range,
+                snaplen,
+            } => write!(
+                f,
+                "{}: {} of {} frames were {}; headers were analysed, payload beyond the cut was not",
+                file.display(),
+                truncated,
+                matched,
+                cut_words(*cut_range, *snaplen)
+            ),
+            Artefact::Malformed { frames } => write!(
+                f,
+                "{} frames had malformed or cut link/IP/TCP headers and were skipped",
+                frames
+            ),
+            Artefact::IpFragments { frames } => write!(
+                f,
+                "{} IP fragments were skipped (fragments are not reassembled)",
+                frames
+            ),
+            Artefact::TableFull {
+                cap,
+                times,
+                evicted,
+            } => write!(
+                f,
+                "the connection table was full ({} connections at once, --max-connections) {} times: {} of the least recently active connections were finished early, so a later packet of one of them starts a new record and verdicts about them may be incomplete",
+                cap, times, evicted
+            ),
+            Artefact::TimeReversal { times } => write!(
+                f,
+                "capture time went backwards {} times between consecutive frames",
+                times
+            ),
+        }
+    }
+}
+
 impl CaptureSummary {
-    /// Capture-level artefacts, one line each (never outages).
-    pub fn warnings(&self) -> Vec<String> {
+    /// Capture-level artefacts (never outages), in a stable order.
+    pub fn artefacts(&self) -> Vec<Artefact> {
         let mut w = Vec::new();
         // Merged files far apart in time: a capture artefact (files from different days, a
         // reset clock), never a connection that was quiet that long.
@@ -152,75 +303,67 @@ impl CaptureSummary {
             };
             let after = b_first.nanos_since(a_last);
             let before = a_first.nanos_since(b_last);
-            let (gap, how) = if after > TIME_GAP_NS {
-                (after, "after the end of")
+            let (gap_ns, before) = if after > TIME_GAP_NS {
+                (after, false)
             } else if before > TIME_GAP_NS {
-                (before, "before the start of")
+                (before, true)
             } else {
                 continue;
             };
-            w.push(format!(
-                "{}: time jump between merged files: its packets start {} {} {} (more than {}); connections do not span the gap, so check that the files belong together",
-                b.path.display(),
-                human_duration(gap),
-                how,
-                a.path.display(),
-                human_duration(TIME_GAP_NS)
-            ));
+            w.push(Artefact::TimeGap {
+                file: b.path.clone(),
+                other: a.path.clone(),
+                gap_ns,
+                before,
+            });
         }
         for f in self.files.iter().skip(1) {
-            if let Some((off, n)) = f.clock_offset {
-                w.push(format!(
-                    "{}: its clock is {:+.6} s off the first file's ({} packets seen in both files); timestamps were corrected and packets seen twice count once",
-                    f.path.display(),
-                    off as f64 / 1e9,
-                    n
-                ));
+            if let Some((offset_ns, common)) = f.clock_offset {
+                w.push(Artefact::ClockOffset {
+                    file: f.path.clone(),
+                    offset_ns,
+                    common: common.into(),
+                });
             }
         }
         for f in &self.files {
             if let Some(s) = &f.stopped_early {
-                w.push(format!(
-                    "{}: file is truncated or corrupt, {}; the frames before it were analysed",
-                    f.path.display(),
-                    s
-                ));
+                w.push(Artefact::FileTruncated {
+                    file: f.path.clone(),
+                    why: s.clone(),
+                });
             }
             if f.frames_truncated > 0 {
-                w.push(format!(
-                    "{}: {} of {} frames were {}; headers were analysed, payload beyond the cut was not",
-                    f.path.display(),
-                    f.frames_truncated,
-                    f.frames_matched,
-                    cut_words(f.cut_range, f.snaplen)
-                ));
+                w.push(Artefact::Snaplen {
+                    file: f.path.clone(),
+                    truncated: f.frames_truncated,
+                    matched: f.frames_matched,
+                    cut_range: f.cut_range,
+                    snaplen: f.snaplen,
+                });
             }
         }
         if self.skipped.malformed > 0 {
-            w.push(format!(
-                "{} frames had malformed or cut link/IP/TCP headers and were skipped",
-                self.skipped.malformed
-            ));
+            w.push(Artefact::Malformed {
+                frames: self.skipped.malformed,
+            });
         }
         if self.skipped.ip_fragment > 0 {
-            w.push(format!(
-                "{} IP fragments were skipped (fragments are not reassembled)",
-                self.skipped.ip_fragment
-            ));
+            w.push(Artefact::IpFragments {
+                frames: self.skipped.ip_fragment,
+            });
         }
         if self.table.evicted > 0 {
-            w.push(format!(
-                "the connection table was full ({} connections at once, --max-connections) {} times: {} of the least recently active connections were finished early, so a later packet of one of them starts a new record and verdicts about them may be incomplete",
-                self.max_connections,
-                self.table.evictions,
-                self.table.evicted
-            ));
+            w.push(Artefact::TableFull {
+                cap: self.max_connections,
+                times: self.table.evictions,
+                evicted: self.table.evicted,
+            });
         }
         if self.time_reversals > 0 {
-            w.push(format!(
-                "capture time went backwards {} times between consecutive frames",
-                self.time_reversals
-            ));
+            w.push(Artefact::TimeReversal {
+                times: self.time_reversals,
+            });
         }
         w
     }
@@ -610,7 +753,10 @@ mod tests {
             files,
             ..Default::default()
         }
-        .warnings()
+        .artefacts()
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
     }
 
     #[test]

@@ -743,7 +743,7 @@ fn check_verdict_schema(v: &Value) {
 fn analyze_json_schema_on_refused() {
     let (o, v) = analyze_json(&[], &refused());
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
     let c = &v["capture"];
     assert!(c["files"].is_array() && !c["files"].as_array().unwrap().is_empty());
     u64_field(c, "packets");
@@ -793,7 +793,7 @@ fn analyze_evidence_frames_agree_with_tshark() {
 fn analyze_healthy_has_no_warning_or_critical() {
     let (o, v) = analyze_json(&[], &healthy());
     assert_eq!(code(&o), 0);
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
     for vd in v["verdicts"].as_array().unwrap() {
         check_verdict_schema(vd);
         let s = str_field(vd, "severity");
@@ -893,7 +893,7 @@ fn analyze_output_file() {
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     assert!(o.stdout.is_empty());
     let v: Value = serde_json::from_slice(&std::fs::read(tj.path()).unwrap()).unwrap();
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
 }
 
 #[test]
@@ -940,7 +940,7 @@ fn analyze_table_has_no_ansi_on_a_pipe() {
 fn analyze_default_format_on_pipe_is_json() {
     let o = run(["analyze".as_ref(), refused().as_os_str()]);
     assert_eq!(code(&o), 0);
-    assert_eq!(json(&o)["schema_version"], 1);
+    assert_eq!(json(&o)["schema_version"], 2);
 }
 
 // ---------------------------------------------------------------------------------------------

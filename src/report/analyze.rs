@@ -11,7 +11,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 pub struct Report {
@@ -144,7 +144,8 @@ pub struct VerdictOut {
     pub next_checks: Vec<String>,
     pub wireshark_filter: String,
     pub evidence: Vec<EvidenceOut>,
-    pub facts: BTreeMap<&'static str, String>,
+    /// Numbers are JSON numbers; names, lists and tallies ("502×12, 504") are strings.
+    pub facts: BTreeMap<&'static str, crate::signature::Fact>,
 }
 
 fn file_name(files: &[PathBuf], fr: &FrameRef) -> Option<String> {

@@ -2,12 +2,15 @@
 //! firewall rejects with a reset.
 //!
 //! Rule: the responder's first packet is a RST while the originator is still in SYN_SENT (conn
-//! state REJ). Severity is set by the verdict stage (critical when no attempt to that endpoint
-//! succeeded); a refusal followed within `HAPPY_EYEBALLS_NS` by a successful connection from the
-//! same client to the same port on another address (curl trying ::1 then 127.0.0.1) is info.
+//! state REJ). Each finding is critical; `settle` (called by the verdict stage once the whole
+//! capture is known) lowers a verdict whose refusals were each absorbed: to info when every
+//! refused client connected to the same port on another address within `FALLBACK_WINDOW_NS`
+//! (curl trying ::1 then 127.0.0.1), to warning when every refusal was followed within
+//! `RETRY_WINDOW_NS` by a success of the same client to the same endpoint.
 
 use super::{arrow, Evidence, EvidenceKind, Finding, Severity, SignatureId};
 use crate::flow::{ConnState, Direction, FlowSummary};
+use crate::time::NANOS_PER_SEC;
 
 pub fn check(f: &FlowSummary) -> Option<Finding> {
     if f.conn_state != ConnState::REJ {
@@ -39,4 +42,76 @@ pub fn check(f: &FlowSummary) -> Option<Finding> {
         note,
         ev,
     ))
+}
+
+/// A refusal followed this soon by a successful connection from the same client to the same port
+/// on another address of the server (happy eyeballs: ::1 then 127.0.0.1) is only info.
+pub const FALLBACK_WINDOW_NS: i64 = 2 * NANOS_PER_SEC;
+/// A refused attempt followed this soon by a successful connection from the same client to the
+/// same endpoint was absorbed by a retry (warning); one that was not stood (critical).
+pub const RETRY_WINDOW_NS: i64 = NANOS_PER_SEC;
+
+/// Severity once the whole capture is known. Refusals that each fell back to another address of
+/// the server (address-family fallback) are info; refusals that were each followed within
+/// `RETRY_WINDOW_NS` by a success of the same client to the same endpoint were absorbed by a
+/// retry (warning); otherwise the refusals stood (a restart window, a backend down) and the
+/// rule's own severity (critical) holds, however many other connections succeeded.
+pub fn settle(
+    a: &super::Aggregate,
+    attempts: &[(std::net::IpAddr, crate::time::Timestamp)],
+    s: &dyn super::Successes,
+) -> Option<super::Settled> {
+    if attempts.is_empty() {
+        return None;
+    }
+    if attempts
+        .iter()
+        .all(|(c, t)| s.to_other_address_after(*c, a.server, *t, FALLBACK_WINDOW_NS))
+    {
+        return Some(super::Settled {
+            severity: Severity::Info,
+            note: Some("each refused client connected to the same port on another address right after (address-family fallback, e.g. ::1 then 127.0.0.1)"),
+        });
+    }
+    if attempts
+        .iter()
+        .all(|(c, t)| s.to_endpoint_after(*c, a.server, *t, RETRY_WINDOW_NS))
+    {
+        return Some(super::Settled {
+            severity: Severity::Warning,
+            note: Some("each refused attempt was followed within 1 s by a successful connection of the same client (absorbed by a retry)"),
+        });
+    }
+    None
+}
+
+/// The verdict's words (summary, likely causes, next checks, Wireshark filter).
+pub fn words(a: &super::Aggregate) -> super::Words {
+    let (s, ip, port, af) = a.at();
+    let n = a.flow_count;
+    let m = a.total_flows;
+    let clients = a.clients_phrase();
+    super::Words {
+        summary: format!(
+        "{} of {} from {} to {} {} refused with RST: nothing accepts connections on that port",
+        super::plural(n, "connection attempt", "connection attempts"),
+        m,
+        clients,
+        s,
+        if n == 1 { "was" } else { "were" }
+    ),
+        likely_causes: vec![
+            format!("nothing listens on {} (service down, crashed, not started, or listening on another port/address)", s),
+            "a firewall rejecting with a TCP reset".into(),
+        ],
+        next_checks: vec![
+        format!(
+            "check that something listens on {}: `ss -ltnp 'sport = :{}'` on {}",
+            s, port, ip
+        ),
+        "check the port in the proxy's upstream configuration".into(),
+        format!("`nft list ruleset | grep -n reject` on {}", ip),
+    ],
+        wireshark_filter: format!("{af}.addr=={ip} && tcp.port=={port} && (tcp.flags.reset==1 || (tcp.flags.syn==1 && tcp.flags.ack==0))"),
+    }
 }

@@ -167,6 +167,71 @@ pub fn check(f: &FlowSummary, app: &AppSummary) -> Option<Finding> {
     Some(Finding::for_flow(sig, severity, f, note, ev))
 }
 
+/// The verdict's words (summary, likely causes, next checks, Wireshark filter).
+pub fn words(a: &super::Aggregate) -> super::Words {
+    let (s, ip, port, af) = a.at();
+    let n = a.flow_count;
+    let m = a.total_flows;
+    let mut w = super::Words::default();
+    let [info, warn, crit] = a.by_severity;
+    let mut parts = Vec::new();
+    if crit > 0 {
+        parts.push(format!("{} with a request outstanding", crit));
+    }
+    if warn > 0 {
+        parts.push(format!("{} with data in flight", warn));
+    }
+    if info > 0 {
+        parts.push(format!(
+            "{} after a completed exchange or while closing",
+            info
+        ));
+    }
+    w.summary = format!(
+        "{} of {} to {} {} reset: {}",
+        super::plural(n, "connection", "connections"),
+        m,
+        s,
+        if n == 1 { "was" } else { "were" },
+        parts.join(", ")
+    );
+    if a.severity == Severity::Info {
+        w.likely_causes = vec!["finished connections closed with RST on purpose (common for proxies, load balancers and browsers): not an outage by itself".into()];
+    } else {
+        w.likely_causes = vec![
+            "the server process crashed, was killed or restarted mid-request".into(),
+            "an idle timeout on a middlebox or proxy shorter than the peer's keep-alive".into(),
+            "the proxy aborted the upstream request (client gone, timeout)".into(),
+        ];
+    }
+    w.next_checks = vec![
+        format!(
+            "server logs and `journalctl`/`dmesg` (OOM killer) on {} around {}",
+            ip, a.first_ts
+        ),
+        "compare keep-alive and idle timeouts of client, proxy and backend".into(),
+    ];
+    w.wireshark_filter = format!("{af}.addr=={ip} && tcp.port=={port} && tcp.flags.reset==1");
+    w
+}
+
+/// The words of an `abortive-close` verdict (the RST classification above decides between it
+/// and `connection-reset`, so both live here).
+pub fn abortive_close_words(a: &super::Aggregate) -> super::Words {
+    let (s, ip, port, af) = a.at();
+    let n = a.flow_count;
+    let m = a.total_flows;
+    super::Words {
+        summary: format!(
+            "{} of {} connections to {} ended with an abortive close (RST) after complete exchanges: normal for haproxy and for clients that close with SO_LINGER 0, not a failure",
+            n, m, s
+        ),
+        likely_causes: vec!["the closing side chose RST over FIN on purpose (haproxy closes finished backend connections so; browsers drop idle keep-alive connections so)".into()],
+        next_checks: vec!["nothing to do unless other verdicts point at this endpoint".into()],
+        wireshark_filter: format!("{af}.addr=={ip} && tcp.port=={port} && tcp.flags.reset==1"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The rule's boundaries, on hand-built summaries: the client 10.0.0.1:51000 talks to the

@@ -118,9 +118,9 @@ impl ListenQueueTracker {
                 ),
                 evidence: ev,
                 facts: vec![
-                    ("retried", e.retried.to_string()),
-                    ("attempts", e.attempts.to_string()),
-                    ("max_wait", human_duration(e.max_wait_ns)),
+                    ("retried", e.retried.into()),
+                    ("attempts", e.attempts.into()),
+                    ("max_wait", human_duration(e.max_wait_ns).into()),
                 ],
             });
         }
@@ -129,35 +129,31 @@ impl ListenQueueTracker {
 }
 
 /// The verdict's words (summary, likely causes, next checks, Wireshark filter).
-pub fn words(v: &mut crate::verdict::Verdict) {
-    let s = v.server;
+pub fn words(a: &super::Aggregate) -> super::Words {
+    let mut w = super::Words::default();
+    let s = a.server;
     let (ip, port) = (s.ip(), s.port());
     let af = if s.is_ipv4() { "ip" } else { "ipv6" };
-    let fact = |k: &str| {
-        v.facts
-            .iter()
-            .find(|(x, _)| *x == k)
-            .map(|(_, val)| val.clone())
-            .unwrap_or_default()
-    };
-    v.summary = format!(
+    let fact = |k: &str| a.text(k).unwrap_or_default();
+    w.summary = format!(
         "{} of {} connections to {} were answered only after their SYN was sent 2–3 times (up to {} lost each): the listener dropped SYNs — its listen queue overflowed",
         fact("retried"),
         fact("attempts"),
         s,
         fact("max_wait")
     );
-    v.likely_causes = vec![
+    w.likely_causes = vec![
         format!("the accept queue of the listener on {} is full: the application accepts too slowly for the connection rate (busy or blocked workers)", s),
         "the listen backlog is too small: the listen() backlog argument (nginx `listen … backlog=`, haproxy `backlog` / `maxconn`), capped by `net.core.somaxconn`".into(),
         "the SYN backlog is full (`net.ipv4.tcp_max_syn_backlog`) during a connection burst".into(),
     ];
-    v.next_checks = vec![
+    w.next_checks = vec![
         format!("on {}: `nstat -az TcpExtListenOverflows TcpExtListenDrops` (growing = drops) and `ss -ltn 'sport = :{}'` (Recv-Q near Send-Q = queue full)", ip, port),
         "`sysctl net.core.somaxconn net.ipv4.tcp_max_syn_backlog`, and the listen backlog in the server's configuration (nginx `listen … backlog=`, haproxy `maxconn` / `backlog`)".into(),
         "whether the application's workers keep up (accept rate vs connection rate at the time)".into(),
     ];
-    v.wireshark_filter = format!(
+    w.wireshark_filter = format!(
         "{af}.dst=={ip} && tcp.dstport=={port} && tcp.flags.syn==1 && tcp.flags.ack==0 && tcp.analysis.retransmission"
     );
+    w
 }

@@ -19,9 +19,13 @@ pub mod tls_stall;
 pub mod truncated_response;
 pub mod upstream_timeout;
 
+pub mod direct_ok_proxied_fails;
+
 use crate::flow::{FlowSummary, FrameRef};
 use crate::time::{Timestamp, NANOS_PER_SEC};
+use crate::topology::Hop;
 use serde::Serialize;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 /// Stable signature identifiers (the JSON `signature` field and `docs/signatures.md`).
@@ -189,7 +193,7 @@ pub struct Finding {
     pub note: String,
     pub evidence: Vec<Evidence>,
     /// Extra facts for the verdict's summary (aggregate rules fill these).
-    pub facts: Vec<(&'static str, String)>,
+    pub facts: Vec<(&'static str, Fact)>,
 }
 
 impl Finding {
@@ -219,4 +223,237 @@ impl Finding {
 /// "a:p → b:q", the direction of a frame, for evidence lines.
 pub fn arrow(from: &SocketAddr, to: &SocketAddr) -> String {
     format!("{} → {}", from, to)
+}
+
+/// The value of a verdict fact. Counts and measures stay numbers (JSON numbers); names, lists and
+/// tallies ("502×12, 504") are text.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Fact {
+    Count(u64),
+    Number(f64),
+    Flag(bool),
+    Text(String),
+}
+
+impl Fact {
+    pub fn count(&self) -> Option<u64> {
+        match self {
+            Fact::Count(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Fact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fact::Count(n) => write!(f, "{}", n),
+            Fact::Number(x) => write!(f, "{}", x),
+            Fact::Flag(b) => write!(f, "{}", b),
+            Fact::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+impl From<u64> for Fact {
+    fn from(n: u64) -> Fact {
+        Fact::Count(n)
+    }
+}
+
+impl From<u32> for Fact {
+    fn from(n: u32) -> Fact {
+        Fact::Count(n as u64)
+    }
+}
+
+impl From<usize> for Fact {
+    fn from(n: usize) -> Fact {
+        Fact::Count(n as u64)
+    }
+}
+
+impl From<u16> for Fact {
+    fn from(n: u16) -> Fact {
+        Fact::Count(n as u64)
+    }
+}
+
+impl From<f64> for Fact {
+    fn from(x: f64) -> Fact {
+        Fact::Number(x)
+    }
+}
+
+impl From<bool> for Fact {
+    fn from(b: bool) -> Fact {
+        Fact::Flag(b)
+    }
+}
+
+impl From<String> for Fact {
+    fn from(t: String) -> Fact {
+        Fact::Text(t)
+    }
+}
+
+impl From<&str> for Fact {
+    fn from(t: &str) -> Fact {
+        Fact::Text(t.to_string())
+    }
+}
+
+/// What a verdict's words are written from: the aggregate of one signature's findings towards
+/// one server endpoint on one hop (built by `verdict/`, which owns the aggregation).
+#[derive(Clone, Copy, Debug)]
+pub struct Aggregate<'a> {
+    pub signature: SignatureId,
+    pub severity: Severity,
+    pub hop: Hop,
+    /// The first affected client, and how many distinct clients were affected.
+    pub client: IpAddr,
+    pub clients: u32,
+    pub server: SocketAddr,
+    /// Connections affected, and all connections to `server` in the capture.
+    pub flow_count: u64,
+    pub total_flows: u64,
+    /// Affected connections per severity (info, warning, critical).
+    pub by_severity: [u64; 3],
+    pub first_ts: Timestamp,
+    /// Connections to `server` whose handshake completed.
+    pub established: u64,
+    /// `server` is a proxy front whose backend attempts are in the capture (next checks must
+    /// not ask for that leg).
+    pub backend_leg_captured: bool,
+    /// Per-connection notes, earliest first, with how many connections each describes.
+    pub notes: &'a [(String, u64)],
+    pub facts: &'a [(&'static str, Fact)],
+}
+
+impl Aggregate<'_> {
+    pub fn fact(&self, k: &str) -> Option<&Fact> {
+        self.facts.iter().find(|f| f.0 == k).map(|f| &f.1)
+    }
+
+    /// A fact as text (numbers printed).
+    pub fn text(&self, k: &str) -> Option<String> {
+        self.fact(k).map(|f| f.to_string())
+    }
+
+    pub fn count(&self, k: &str) -> Option<u64> {
+        self.fact(k).and_then(Fact::count)
+    }
+
+    /// The server endpoint, its address, its port and the Wireshark address field of its family
+    /// (`ip` or `ipv6`): what most words are written with.
+    pub fn at(&self) -> (SocketAddr, IpAddr, u16, &'static str) {
+        (self.server, self.server.ip(), self.server.port(), self.af())
+    }
+
+    /// The Wireshark address field of the server's family (`ip` or `ipv6`).
+    pub fn af(&self) -> &'static str {
+        if self.server.is_ipv4() {
+            "ip"
+        } else {
+            "ipv6"
+        }
+    }
+
+    /// "10.0.0.1" for one client, "3 clients" for several.
+    pub fn clients_phrase(&self) -> String {
+        if self.clients == 1 {
+            self.client.to_string()
+        } else {
+            format!("{} clients", self.clients)
+        }
+    }
+
+    /// The first note's text.
+    pub fn first_note(&self) -> String {
+        self.notes.first().map(|n| n.0.clone()).unwrap_or_default()
+    }
+}
+
+/// A verdict's words: summary sentence, likely causes, next checks and Wireshark filter.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Words {
+    pub summary: String,
+    pub likely_causes: Vec<String>,
+    pub next_checks: Vec<String>,
+    pub wireshark_filter: String,
+}
+
+/// "1 connection" / "3 connections".
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", n, if n == 1 { one } else { many })
+}
+
+/// What the whole capture knows about successful connections, for severity rules that can only
+/// be settled at the end (implemented by `verdict::Aggregator`).
+pub trait Successes {
+    /// Did `client` connect successfully to `server`, starting within `window_ns` after `t`?
+    fn to_endpoint_after(
+        &self,
+        client: IpAddr,
+        server: SocketAddr,
+        t: Timestamp,
+        window_ns: i64,
+    ) -> bool;
+    /// Did `client` connect successfully to `server`'s port on another address, starting within
+    /// `window_ns` after `t`?
+    fn to_other_address_after(
+        &self,
+        client: IpAddr,
+        server: SocketAddr,
+        t: Timestamp,
+        window_ns: i64,
+    ) -> bool;
+}
+
+/// A verdict's severity decided once the whole capture is known, with the note that says why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settled {
+    pub severity: Severity,
+    pub note: Option<&'static str>,
+}
+
+/// Severity rules that need the whole capture: `attempts` are the (client, first SYN time) of
+/// every finding merged into the verdict (only kept for signatures that need them).
+pub fn settle(
+    a: &Aggregate,
+    attempts: &[(IpAddr, Timestamp)],
+    successes: &dyn Successes,
+) -> Option<Settled> {
+    match a.signature {
+        SignatureId::ConnectionRefused => connection_refused::settle(a, attempts, successes),
+        SignatureId::SynUnanswered => syn_unanswered::settle(a),
+        _ => None,
+    }
+}
+
+/// Whether a signature's verdicts need the attempts list of `settle`.
+pub fn settles_on_attempts(sig: SignatureId) -> bool {
+    sig == SignatureId::ConnectionRefused
+}
+
+/// The words of an aggregate, written by its signature's own file.
+pub fn words(a: &Aggregate) -> Words {
+    match a.signature {
+        SignatureId::SynUnanswered => syn_unanswered::words(a),
+        SignatureId::ConnectionRefused => connection_refused::words(a),
+        SignatureId::ConnectionReset => connection_reset::words(a),
+        SignatureId::AbortiveClose => connection_reset::abortive_close_words(a),
+        SignatureId::RetransmissionStorm => retransmission_storm::words(a),
+        SignatureId::TlsStall => tls_stall::words(a),
+        SignatureId::TlsAlert => tls_alert::words(a),
+        SignatureId::GatewayError => gateway_error::words(a),
+        SignatureId::UpstreamTimeout => upstream_timeout::words(a),
+        SignatureId::DirectOkProxiedFails => direct_ok_proxied_fails::words(a),
+        SignatureId::TruncatedResponse => truncated_response::words(a),
+        SignatureId::ProxyDenied => proxy_denied::words(a),
+        SignatureId::TimeWaitPileup => time_wait_pileup::words(a),
+        SignatureId::PortScan => port_scan::words(a),
+        SignatureId::ListenQueueOverflow => listen_queue_overflow::words(a),
+    }
 }

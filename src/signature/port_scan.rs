@@ -186,15 +186,15 @@ impl ScanTracker {
                     description: format!("last refused or unanswered SYN from {}", ip),
                 });
             }
-            let mut facts = vec![
-                ("targets", s.targets.len().to_string()),
-                ("refused", s.refused.to_string()),
-                ("unanswered", (s.failed - s.refused).to_string()),
-                ("answered", s.answered.to_string()),
-                ("scope", what),
+            let mut facts: Vec<(&'static str, super::Fact)> = vec![
+                ("targets", s.targets.len().into()),
+                ("refused", s.refused.into()),
+                ("unanswered", (s.failed - s.refused).into()),
+                ("answered", s.answered.into()),
+                ("scope", what.into()),
             ];
             if !open.is_empty() {
-                facts.push(("open", open.join(", ")));
+                facts.push(("open", open.join(", ").into()));
             }
             out.push((
                 Scan {
@@ -222,40 +222,36 @@ impl ScanTracker {
 }
 
 /// The verdict's words (summary, likely causes, next checks, Wireshark filter).
-pub fn words(v: &mut crate::verdict::Verdict) {
-    let af = if v.client.is_ipv4() { "ip" } else { "ipv6" };
-    let fact = |k: &str| {
-        v.facts
-            .iter()
-            .find(|(x, _)| *x == k)
-            .map(|(_, val)| val.clone())
-            .unwrap_or_default()
-    };
+pub fn words(a: &super::Aggregate) -> super::Words {
+    let mut w = super::Words::default();
+    let af = if a.client.is_ipv4() { "ip" } else { "ipv6" };
+    let fact = |k: &str| a.text(k).unwrap_or_default();
     let scope = fact("scope");
-    v.summary = format!(
+    w.summary = format!(
         "{} scanned {} ({} attempts, {} refused, {} unanswered): a port scan, not an outage; its attempts are not reported as connection-refused or syn-unanswered",
-        v.client,
+        a.client,
         scope,
-        v.flow_count,
+        a.flow_count,
         fact("refused"),
         fact("unanswered")
     );
-    v.likely_causes = vec![
+    w.likely_causes = vec![
         format!(
             "{} ran a port scanner (nmap, masscan, a security or inventory scan)",
-            v.client
+            a.client
         ),
         "a misbehaving client probing every port (a service discovery or health-check bug)".into(),
     ];
-    v.next_checks = vec![
+    w.next_checks = vec![
         format!(
             "whether {} is expected to scan (security team, monitoring)",
-            v.client
+            a.client
         ),
         "whether the open ports it found should be reachable from there (firewall rules)".into(),
     ];
-    v.wireshark_filter = format!(
+    w.wireshark_filter = format!(
         "{af}.src=={} && tcp.flags.syn==1 && tcp.flags.ack==0",
-        v.client
+        a.client
     );
+    w
 }

@@ -56,10 +56,10 @@ pub fn check(f: &FlowSummary, app: &AppSummary) -> Vec<Finding> {
                 .map(|q| q.frame.ts)
                 .unwrap_or(d.response.ts);
             fd.last_ts = d.response.ts;
-            fd.facts.push(("status", d.status.to_string()));
-            fd.facts.push(("reason", d.reason.clone()));
+            fd.facts.push(("status", d.status.into()));
+            fd.facts.push(("reason", d.reason.as_str().into()));
             if let Some(s) = &d.server {
-                fd.facts.push(("server_header", s.clone()));
+                fd.facts.push(("server_header", s.as_str().into()));
             }
             fd
         })
@@ -67,18 +67,19 @@ pub fn check(f: &FlowSummary, app: &AppSummary) -> Vec<Finding> {
 }
 
 /// The verdict's words (summary, likely causes, next checks, Wireshark filter).
-pub fn words(v: &mut crate::verdict::Verdict) {
-    let s = v.server;
+pub fn words(a: &super::Aggregate) -> super::Words {
+    let mut w = super::Words::default();
+    let s = a.server;
     let (ip, port) = (s.ip(), s.port());
     let af = if s.is_ipv4() { "ip" } else { "ipv6" };
-    let n = v.flow_count;
-    let fact = |k: &str| v.facts.iter().find(|f| f.0 == k).map(|f| f.1.clone());
+    let n = a.flow_count;
+    let fact = |k: &str| a.text(k);
     let status = fact("status").unwrap_or_default();
     let reason = fact("reason").unwrap_or_default();
     let product = fact("server_header")
         .unwrap_or_default()
         .to_ascii_lowercase();
-    v.summary = format!(
+    w.summary = format!(
         "the proxy {} refused {} by policy: {} ({})",
         s,
         if n == 1 {
@@ -89,7 +90,7 @@ pub fn words(v: &mut crate::verdict::Verdict) {
         status,
         reason
     );
-    v.likely_causes = if status == "407" {
+    w.likely_causes = if status == "407" {
         vec![
             "the proxy requires authentication and the client sent no or wrong credentials (`HTTPS_PROXY=http://user:pass@proxy:port` for curl and the Go command)".into(),
         ]
@@ -108,15 +109,16 @@ pub fn words(v: &mut crate::verdict::Verdict) {
     } else {
         "the proxy's access log and its access-control rules"
     };
-    v.next_checks = vec![
-        format!("{} around {}", logs, v.first_ts),
+    w.next_checks = vec![
+        format!("{} around {}", logs, a.first_ts),
         format!(
             "from the client: `curl -v -x http://{}:{} https://…` to see the refusal and the `Proxy-Authenticate` header",
             ip, port
         ),
     ];
-    v.wireshark_filter =
+    w.wireshark_filter =
         format!("{af}.src=={ip} && tcp.srcport=={port} && (http.response.code == 403 || http.response.code == 407)");
+    w
 }
 
 #[cfg(test)]
@@ -165,8 +167,8 @@ mod tests {
         }
     }
 
-    fn fact<'a>(fd: &'a Finding, k: &str) -> Option<&'a str> {
-        fd.facts.iter().find(|f| f.0 == k).map(|f| f.1.as_str())
+    fn fact(fd: &Finding, k: &str) -> Option<String> {
+        fd.facts.iter().find(|f| f.0 == k).map(|f| f.1.to_string())
     }
 
     #[test]
@@ -186,12 +188,15 @@ mod tests {
             assert_eq!(fd.signature, SignatureId::ProxyDenied);
             assert_eq!(fd.severity, Severity::Warning);
             assert_eq!(fd.flow, Some(11));
-            assert_eq!(fact(fd, "server_header"), Some("squid/6.6"));
+            assert_eq!(fact(fd, "server_header").as_deref(), Some("squid/6.6"));
         }
-        assert_eq!(fact(&fds[0], "status"), Some("403"));
-        assert_eq!(fact(&fds[0], "reason"), Some("ERR_ACCESS_DENIED"));
-        assert_eq!(fact(&fds[1], "status"), Some("407"));
-        assert_eq!(fact(&fds[1], "reason"), Some("Basic"));
+        assert_eq!(fact(&fds[0], "status").as_deref(), Some("403"));
+        assert_eq!(
+            fact(&fds[0], "reason").as_deref(),
+            Some("ERR_ACCESS_DENIED")
+        );
+        assert_eq!(fact(&fds[1], "status").as_deref(), Some("407"));
+        assert_eq!(fact(&fds[1], "reason").as_deref(), Some("Basic"));
         assert_eq!(
             fds[0].note,
             "403 for CONNECT example.com:8443 (ERR_ACCESS_DENIED)"

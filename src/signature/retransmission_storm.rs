@@ -62,11 +62,42 @@ pub fn check(f: &FlowSummary, th: &Thresholds) -> Option<Finding> {
         note,
         ev,
     );
-    fd.facts
-        .push(("worst_segment_times", seg.times.to_string()));
-    fd.facts
-        .push(("threshold", th.retrans_threshold.to_string()));
-    fd.facts
-        .push(("retransmission_rate_pct", format!("{:.1}", rate)));
+    fd.facts.push(("worst_segment_times", seg.times.into()));
+    fd.facts.push(("threshold", th.retrans_threshold.into()));
+    fd.facts.push((
+        "retransmission_rate_pct",
+        ((rate * 10.0).round() / 10.0).into(),
+    ));
     Some(fd)
+}
+
+/// The verdict's words (summary, likely causes, next checks, Wireshark filter).
+pub fn words(a: &super::Aggregate) -> super::Words {
+    let (s, ip, port, af) = a.at();
+    let n = a.flow_count;
+    let m = a.total_flows;
+    super::Words {
+        summary: format!(
+            "{} of {} to {} resent the same segment {}+ times (worst: {})",
+            super::plural(n, "connection", "connections"),
+            m,
+            s,
+            a.text("threshold").unwrap_or_else(|| "3".into()),
+            a.notes.first().map(|n| n.0.clone()).unwrap_or_default()
+        ),
+        likely_causes: vec![
+            "packet loss or congestion on the path".into(),
+            "a middlebox dropping segments (MTU / PMTUD blackhole, firewall state)".into(),
+            "an overloaded receiver or sender".into(),
+        ],
+        next_checks: vec![
+            "`nstat -az TcpRetransSegs TcpExtTCPLostRetransmit` and `ip -s link` on both ends"
+                .into(),
+            format!("`ping -M do -s 1472 {}` to test the path MTU", ip),
+            format!("`ss -ti dst {}` for retransmits and RTT", ip),
+        ],
+        wireshark_filter: format!(
+            "{af}.addr=={ip} && tcp.port=={port} && tcp.analysis.retransmission"
+        ),
+    }
 }

@@ -112,3 +112,51 @@ pub fn icmp_name(v6: bool, t: u8, code: u8) -> &'static str {
         _ => "error",
     }
 }
+
+/// Severity once the whole capture is known: unanswered SYNs to an endpoint that accepted other
+/// connections are a warning (some attempts lost, the service is up), not critical.
+pub fn settle(a: &super::Aggregate) -> Option<super::Settled> {
+    (a.established > 0 && a.severity > Severity::Warning).then_some(super::Settled {
+        severity: Severity::Warning,
+        note: None,
+    })
+}
+
+/// The verdict's words (summary, likely causes, next checks, Wireshark filter).
+pub fn words(a: &super::Aggregate) -> super::Words {
+    let (s, ip, port, af) = a.at();
+    let n = a.flow_count;
+    let m = a.total_flows;
+    let clients = a.clients_phrase();
+    let established = a.established;
+    super::Words {
+        summary: format!(
+            "{} of {} from {} to {} got no SYN-ACK{}",
+            super::plural(n, "connection attempt", "connection attempts"),
+            m,
+            clients,
+            s,
+            if established > 0 {
+                format!(" ({} other connections to it succeeded)", established)
+            } else {
+                String::new()
+            }
+        ),
+        likely_causes: vec![
+            format!("{} is down or unreachable", ip),
+            "a firewall, ACL or security group silently drops the SYNs".into(),
+            "a route blackhole or a wrong address in the configuration".into(),
+        ],
+        next_checks: vec![
+            format!("from {}: `nc -vz -w 3 {} {}`", a.client, ip, port),
+            format!(
+                "on {}: `ss -ltn 'sport = :{}'` and the firewall (`nft list ruleset`)",
+                ip, port
+            ),
+            format!("on {}: `ip route get {}`", a.client, ip),
+        ],
+        wireshark_filter: format!(
+            "{af}.dst=={ip} && tcp.dstport=={port} && tcp.flags.syn==1 && tcp.flags.ack==0"
+        ),
+    }
+}

@@ -20,7 +20,7 @@
 use super::{Evidence, EvidenceKind, Finding, Severity, SignatureId, Thresholds};
 use crate::flow::{Direction, FlowSummary, FrameRef};
 use crate::time::{human_duration, Timestamp, NANOS_PER_SEC};
-use crate::verdict::{Hop, Verdict};
+use crate::topology::Hop;
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -277,7 +277,7 @@ impl TimeWaitTracker {
             ev.sort_by_key(|e| (e.frame.file, e.frame.number));
             ev.dedup_by_key(|e| (e.frame.file, e.frame.number));
             let mut facts = vec![
-                ("holder", k.holder.to_string()),
+                ("holder", k.holder.to_string().into()),
                 (
                     "holder_side",
                     if k.holder_is_client {
@@ -285,18 +285,21 @@ impl TimeWaitTracker {
                     } else {
                         "server"
                     }
-                    .to_string(),
+                    .into(),
                 ),
-                ("peak_time_wait", g.peak.to_string()),
-                ("peak_at", g.peak_at.to_string()),
-                ("time_wait_threshold", th.time_wait_threshold.to_string()),
-                ("closes", g.closes.to_string()),
-                ("close_rate_per_s", format!("{:.1}", rate)),
+                ("peak_time_wait", g.peak.into()),
+                ("peak_at", g.peak_at.to_string().into()),
+                ("time_wait_threshold", th.time_wait_threshold.into()),
+                ("closes", g.closes.into()),
+                ("close_rate_per_s", ((rate * 10.0).round() / 10.0).into()),
             ];
             if k.holder_is_client {
-                facts.push(("ephemeral_range_share_pct", format!("{:.1}", share)));
+                facts.push((
+                    "ephemeral_range_share_pct",
+                    ((share * 10.0).round() / 10.0).into(),
+                ));
             }
-            facts.push(("reused_in_time_wait", g.reuses.to_string()));
+            facts.push(("reused_in_time_wait", g.reuses.into()));
             out.push(Finding {
                 signature: SignatureId::TimeWaitPileup,
                 severity,
@@ -355,15 +358,16 @@ pub fn reuse_fix(server_header: Option<&str>) -> String {
 }
 
 /// The verdict's words (summary, likely causes, next checks, Wireshark filter).
-pub fn words(v: &mut Verdict) {
-    let s = v.server;
+pub fn words(a: &super::Aggregate) -> super::Words {
+    let mut w = super::Words::default();
+    let s = a.server;
     let (ip, port) = (s.ip(), s.port());
     let af = if s.is_ipv4() { "ip" } else { "ipv6" };
-    let fact = |k: &str| v.facts.iter().find(|f| f.0 == k).map(|f| f.1.clone());
+    let fact = |k: &str| a.text(k);
     let holder = fact("holder").unwrap_or_default();
     let by_client = fact("holder_side").as_deref() != Some("server");
     let server_header = fact("server_header");
-    let who = match (by_client, v.hop) {
+    let who = match (by_client, a.hop) {
         (true, Hop::ProxyToBackend) => format!(
             "the proxy ({}) is the active closer of its backend connections and holds these sockets",
             holder
@@ -388,23 +392,23 @@ pub fn words(v: &mut Verdict) {
             format!("the server ({}) closes first and holds these sockets", s)
         }
     };
-    let first = v.notes.first().map(|n| n.0.clone()).unwrap_or_default();
-    v.summary = format!("{}; {}", first, who);
-    v.likely_causes = vec![
+    let first = a.notes.first().map(|n| n.0.clone()).unwrap_or_default();
+    w.summary = format!("{}; {}", first, who);
+    w.likely_causes = vec![
         "no keep-alive / connection reuse between these hosts: a new connection per request, closed after one response".into(),
     ];
     if by_client {
-        v.likely_causes.push(format!(
+        w.likely_causes.push(format!(
             "ephemeral-port exhaustion on {} towards {} when the close rate keeps up: 28 232 ports held 60 s each allow about 470 new connections/s",
             holder, s
         ));
     } else {
-        v.likely_causes.push(
+        w.likely_causes.push(
             "the server ends connections itself (`Connection: close`, HTTP/1.0 requests, keep-alive timeout or request limit); its TIME_WAIT costs memory, not ports".into(),
         );
     }
     let ss_dir = if by_client { "dst" } else { "src" };
-    v.next_checks = vec![
+    w.next_checks = vec![
         format!(
             "on {}: `ss -tan state time-wait {} {} | wc -l`",
             holder, ss_dir, s
@@ -412,14 +416,15 @@ pub fn words(v: &mut Verdict) {
         reuse_fix(server_header.as_deref()),
     ];
     if by_client {
-        v.next_checks.push(format!(
+        w.next_checks.push(format!(
             "on {}: `sysctl net.ipv4.ip_local_port_range net.ipv4.tcp_tw_reuse`",
             holder
         ));
     }
-    v.wireshark_filter = format!(
+    w.wireshark_filter = format!(
         "{af}.addr=={ip} && tcp.port=={port} && (tcp.flags.fin==1 || tcp.analysis.reused_ports)"
     );
+    w
 }
 
 #[cfg(test)]
@@ -529,8 +534,8 @@ mod tests {
         t.findings()
     }
 
-    fn fact<'a>(fd: &'a Finding, k: &str) -> Option<&'a str> {
-        fd.facts.iter().find(|f| f.0 == k).map(|f| f.1.as_str())
+    fn fact(fd: &Finding, k: &str) -> Option<String> {
+        fd.facts.iter().find(|f| f.0 == k).map(|f| f.1.to_string())
     }
 
     fn peak(fd: &Finding) -> u32 {
@@ -600,7 +605,7 @@ mod tests {
         let fd = run(1_000, &flows);
         assert_eq!(fd.len(), 1, "reported for the reuse");
         assert_eq!(peak(&fd[0]), 2);
-        assert_eq!(fact(&fd[0], "reused_in_time_wait"), Some("1"));
+        assert_eq!(fact(&fd[0], "reused_in_time_wait").as_deref(), Some("1"));
         assert!(fd[0].evidence.iter().any(|e| e.kind == EvidenceKind::Syn));
         assert!(fd[0].note.contains("1 new SYNs reused"));
     }
@@ -619,9 +624,9 @@ mod tests {
     #[test]
     fn ephemeral_pressure_only_on_the_connecting_side() {
         let fd = &run(2, &burst(3))[0];
-        assert_eq!(fact(fd, "holder"), Some("10.0.0.1"));
-        assert_eq!(fact(fd, "holder_side"), Some("client"));
-        assert_eq!(fact(fd, "ephemeral_range_share_pct"), Some("0.0"));
+        assert_eq!(fact(fd, "holder").as_deref(), Some("10.0.0.1"));
+        assert_eq!(fact(fd, "holder_side").as_deref(), Some("client"));
+        assert_eq!(fact(fd, "ephemeral_range_share_pct").as_deref(), Some("0"));
         assert!(fd.note.contains("28 232 ports"));
         // The server closes first: TIME_WAIT on 10.0.0.2:8080, no port share.
         let flows: Vec<_> = (0..3)
@@ -636,9 +641,9 @@ mod tests {
             })
             .collect();
         let fd = &run(2, &flows)[0];
-        assert_eq!(fact(fd, "holder"), Some("10.0.0.2"));
-        assert_eq!(fact(fd, "holder_side"), Some("server"));
-        assert_eq!(fact(fd, "ephemeral_range_share_pct"), None);
+        assert_eq!(fact(fd, "holder").as_deref(), Some("10.0.0.2"));
+        assert_eq!(fact(fd, "holder_side").as_deref(), Some("server"));
+        assert_eq!(fact(fd, "ephemeral_range_share_pct").as_deref(), None);
         assert!(!fd.note.contains('%'), "{}", fd.note);
         assert_eq!(fd.server, "10.0.0.2:8080".parse().unwrap());
     }
@@ -672,8 +677,16 @@ mod tests {
         assert_eq!(peak(&run(2, &flows)[0]), 2);
     }
 
-    fn verdict(hop: Hop, fd: &Finding) -> Verdict {
-        Verdict {
+    /// The words of a verdict made of this one finding, with extra facts.
+    fn words_of(
+        hop: Hop,
+        fd: &Finding,
+        extra: &[(&'static str, crate::signature::Fact)],
+    ) -> crate::signature::Words {
+        let notes = vec![(fd.note.clone(), fd.weight)];
+        let mut facts = fd.facts.clone();
+        facts.extend(extra.iter().cloned());
+        words(&crate::signature::Aggregate {
             signature: SignatureId::TimeWaitPileup,
             severity: fd.severity,
             hop,
@@ -684,23 +697,17 @@ mod tests {
             total_flows: fd.weight,
             by_severity: [0, fd.weight, 0],
             first_ts: fd.first_ts,
-            last_ts: fd.last_ts,
-            summary: String::new(),
-            notes: vec![(fd.note.clone(), fd.weight)],
-            likely_causes: Vec::new(),
-            next_checks: Vec::new(),
-            wireshark_filter: String::new(),
-            evidence: fd.evidence.clone(),
-            facts: fd.facts.clone(),
-            flows: Vec::new(),
-        }
+            established: fd.weight,
+            backend_leg_captured: false,
+            notes: &notes,
+            facts: &facts,
+        })
     }
 
     #[test]
     fn words_name_the_holder_and_the_proxy_as_active_closer() {
         let fd = &run(2, &burst(3))[0];
-        let mut v = verdict(Hop::ProxyToBackend, fd);
-        words(&mut v);
+        let v = words_of(Hop::ProxyToBackend, fd, &[]);
         assert!(
             v.summary
                 .contains("the proxy (10.0.0.1) is the active closer"),
@@ -725,8 +732,7 @@ mod tests {
             })
             .collect();
         let fd = &run(2, &flows)[0];
-        let mut v = verdict(Hop::ClientToProxy, fd);
-        words(&mut v);
+        let v = words_of(Hop::ClientToProxy, fd, &[]);
         assert!(
             v.summary
                 .contains("the proxy (10.0.0.2:8080) closes its client connections first"),
@@ -770,9 +776,11 @@ mod tests {
         );
         // Through the verdict's facts.
         let fd = &run(2, &burst(3))[0];
-        let mut v = verdict(Hop::ProxyToBackend, fd);
-        v.facts.push(("server_header", "squid/6.6".into()));
-        words(&mut v);
+        let v = words_of(
+            Hop::ProxyToBackend,
+            fd,
+            &[("server_header", "squid/6.6".into())],
+        );
         assert!(v
             .next_checks
             .iter()

@@ -73,8 +73,7 @@ pub fn check(f: &FlowSummary, app: &AppSummary) -> Option<Finding> {
             alert_meaning(a.description)
         );
         let mut fd = Finding::for_flow(SignatureId::TlsAlert, Severity::Critical, f, note, ev);
-        fd.facts
-            .push(("alert", alert_name(a.description).to_string()));
+        fd.facts.push(("alert", alert_name(a.description).into()));
         fd.facts.push((
             "alert_from",
             if a.from == Direction::Orig {
@@ -82,7 +81,7 @@ pub fn check(f: &FlowSummary, app: &AppSummary) -> Option<Finding> {
             } else {
                 "server"
             }
-            .to_string(),
+            .into(),
         ));
         return Some(fd);
     }
@@ -139,4 +138,34 @@ pub fn check(f: &FlowSummary, app: &AppSummary) -> Option<Finding> {
         return Some(fd);
     }
     None
+}
+
+/// The verdict's words (summary, likely causes, next checks, Wireshark filter).
+pub fn words(a: &super::Aggregate) -> super::Words {
+    let (s, ip, port, af) = a.at();
+    let n = a.flow_count;
+    let m = a.total_flows;
+    let mut w = super::Words::default();
+    let alert = a.text("alert").unwrap_or_default();
+    let from = a.text("alert_from").unwrap_or_default();
+    w.summary = format!(
+        "{} of {} to {} failed with a TLS alert ({}, from the {})",
+        super::plural(n, "TLS handshake", "TLS handshakes"),
+        m,
+        s,
+        alert,
+        from
+    );
+    w.likely_causes = vec![
+            "no common TLS version, cipher suite or ALPN protocol between client and server".into(),
+            "an unknown SNI name, or a certificate the client rejects (expired, unknown CA, wrong name)".into(),
+            "a client certificate required or rejected".into(),
+        ];
+    w.next_checks = vec![
+            format!("`openssl s_client -connect {} -servername <name> -alpn h2,http/1.1` and compare with the ClientHello's offer", s),
+            "compare the TLS versions/ciphers/ALPN configured on both sides (ssl_protocols, ssl_ciphers, proxy_ssl_*)".into(),
+            format!("the server's certificate: `openssl s_client -connect {} -showcerts | openssl x509 -noout -dates -subject -issuer`", s),
+        ];
+    w.wireshark_filter = format!("{af}.addr=={ip} && tcp.port=={port} && (tls.handshake.type==1 || tls.handshake.type==2 || tls.record.content_type==21)");
+    w
 }

@@ -136,10 +136,53 @@ pub fn check(
     };
     let mut fd = Finding::for_flow(SignatureId::TlsStall, Severity::Critical, f, note, ev);
     if let Some(sni) = &ch.sni {
-        fd.facts.push(("sni", sni.clone()));
+        fd.facts.push(("sni", sni.as_str().into()));
     }
     if !ch.alpn.is_empty() {
-        fd.facts.push(("alpn", ch.alpn.join(",")));
+        fd.facts.push(("alpn", ch.alpn.join(",").into()));
     }
     Outcome::Finding(fd)
+}
+
+/// The verdict's words (summary, likely causes, next checks, Wireshark filter).
+pub fn words(a: &super::Aggregate) -> super::Words {
+    let (s, ip, port, af) = a.at();
+    let n = a.flow_count;
+    let m = a.total_flows;
+    let mut w = super::Words::default();
+    let sni = a
+        .text("sni")
+        .map(|s| format!(" (SNI {})", s))
+        .unwrap_or_default();
+    w.summary = format!(
+        "{} of {} to {}{} sent a ClientHello that got no ServerHello and no alert",
+        super::plural(n, "TLS handshake", "TLS handshakes"),
+        m,
+        s,
+        sni
+    );
+    w.likely_causes = vec![
+        format!(
+            "{} does not speak TLS (a plain-HTTP or other service, or the wrong port)",
+            s
+        ),
+        "a middlebox or firewall dropping the handshake (e.g. SNI filtering)".into(),
+        "an overloaded or hung TLS server".into(),
+    ];
+    w.next_checks = vec![
+        format!(
+            "`openssl s_client -connect {} -servername <name>` from {}",
+            s, a.client
+        ),
+        format!(
+            "`curl -v http://{}/` to see whether it speaks plain HTTP",
+            s
+        ),
+        format!(
+            "on {}: the service's logs and `ss -ltnp 'sport = :{}'`",
+            ip, port
+        ),
+    ];
+    w.wireshark_filter = format!("{af}.addr=={ip} && tcp.port=={port} && (tls.handshake.type==1 || tcp.flags.fin==1 || tcp.flags.reset==1)");
+    w
 }

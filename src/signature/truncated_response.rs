@@ -113,10 +113,10 @@ pub fn check(f: &FlowSummary, app: &AppSummary) -> Option<Finding> {
     let mut fd = Finding::for_flow(SignatureId::TruncatedResponse, severity, f, note, ev);
     fd.first_ts = t.request.map(|r| r.ts).unwrap_or(t.response.ts);
     fd.last_ts = frame.ts;
-    fd.facts.push(("status", t.status.to_string()));
-    fd.facts.push(("received", t.received.to_string()));
+    fd.facts.push(("status", t.status.into()));
+    fd.facts.push(("received", t.received.into()));
     if let Some(d) = t.declared {
-        fd.facts.push(("declared", d.to_string()));
+        fd.facts.push(("declared", d.into()));
     }
     fd.facts.push((
         "ended_by",
@@ -131,28 +131,18 @@ pub fn check(f: &FlowSummary, app: &AppSummary) -> Option<Finding> {
 }
 
 /// The verdict's words (summary, likely causes, next checks, Wireshark filter).
-pub fn words(v: &mut crate::verdict::Verdict) {
-    let s = v.server;
+pub fn words(a: &super::Aggregate) -> super::Words {
+    let mut w = super::Words::default();
+    let s = a.server;
     let (ip, port) = (s.ip(), s.port());
     let af = if s.is_ipv4() { "ip" } else { "ipv6" };
-    let n = v.flow_count;
-    let cut = v
-        .facts
-        .iter()
-        .find(|f| f.0 == "received")
-        .and_then(|r| r.1.parse::<u64>().ok())
-        .map(|r| {
-            progress(
-                r,
-                v.facts
-                    .iter()
-                    .find(|f| f.0 == "declared")
-                    .and_then(|d| d.1.parse().ok()),
-            )
-        })
+    let n = a.flow_count;
+    let cut = a
+        .count("received")
+        .map(|r| progress(r, a.count("declared")))
         .unwrap_or_default();
-    let by_server = v.severity > super::Severity::Info;
-    v.summary = if by_server {
+    let by_server = a.severity > super::Severity::Info;
+    w.summary = if by_server {
         format!(
             "{} {} from {} ended before the body was complete (first: {}): the client received a truncated response",
             n,
@@ -169,7 +159,7 @@ pub fn words(v: &mut crate::verdict::Verdict) {
             cut
         )
     };
-    v.likely_causes = if by_server {
+    w.likely_causes = if by_server {
         vec![
             format!("the process behind {} died or was killed mid-response (OOM killer, crash, deploy, restart)", s),
             "a proxy passing on an upstream that reset mid-body (nginx: \"upstream prematurely closed connection while reading upstream\")".into(),
@@ -178,14 +168,15 @@ pub fn words(v: &mut crate::verdict::Verdict) {
     } else {
         vec!["the client cancelled the transfer (a closed page, a client-side timeout such as `curl --max-time`)".into()]
     };
-    v.next_checks = vec![
-        format!("on {}: the service's log and `journalctl -k | grep -i -e oom -e killed` around {}", ip, v.first_ts),
+    w.next_checks = vec![
+        format!("on {}: the service's log and `journalctl -k | grep -i -e oom -e killed` around {}", ip, a.first_ts),
         "the proxy's error log (nginx: `upstream prematurely closed`; haproxy: termination state `SD`/`SH`)".into(),
         format!("`curl -o /dev/null -w '%{{size_download}}' http://{}:{}/…` directly against the server", ip, port),
     ];
-    v.wireshark_filter = format!(
+    w.wireshark_filter = format!(
         "{af}.addr=={ip} && tcp.port=={port} && (http.response || tcp.flags.reset==1 || tcp.flags.fin==1)"
     );
+    w
 }
 
 #[cfg(test)]
@@ -261,8 +252,8 @@ mod tests {
         }
     }
 
-    fn fact<'a>(fd: &'a Finding, k: &str) -> Option<&'a str> {
-        fd.facts.iter().find(|f| f.0 == k).map(|f| f.1.as_str())
+    fn fact(fd: &Finding, k: &str) -> Option<String> {
+        fd.facts.iter().find(|f| f.0 == k).map(|f| f.1.to_string())
     }
 
     #[test]
@@ -285,10 +276,10 @@ mod tests {
                 (10, EvidenceKind::Rst)
             ]
         );
-        assert_eq!(fact(&fd, "received"), Some("606312"));
-        assert_eq!(fact(&fd, "declared"), Some("4000000"));
-        assert_eq!(fact(&fd, "status"), Some("200"));
-        assert_eq!(fact(&fd, "ended_by"), Some("server"));
+        assert_eq!(fact(&fd, "received").as_deref(), Some("606312"));
+        assert_eq!(fact(&fd, "declared").as_deref(), Some("4000000"));
+        assert_eq!(fact(&fd, "status").as_deref(), Some("200"));
+        assert_eq!(fact(&fd, "ended_by").as_deref(), Some("server"));
         assert!(
             fd.note.contains("606,312 of 4,000,000 body bytes"),
             "{}",
@@ -306,8 +297,8 @@ mod tests {
         let last = fd.evidence.last().unwrap();
         assert_eq!((last.frame.number, last.kind), (10, EvidenceKind::Fin));
         assert!(!fd.evidence.iter().any(|e| e.kind == EvidenceKind::Rst));
-        assert_eq!(fact(&fd, "declared"), None);
-        assert_eq!(fact(&fd, "ended_by"), Some("server"));
+        assert_eq!(fact(&fd, "declared").as_deref(), None);
+        assert_eq!(fact(&fd, "ended_by").as_deref(), Some("server"));
     }
 
     #[test]
@@ -316,7 +307,7 @@ mod tests {
         let f = with_fin(with_rst(flow(), Direction::Orig, 10), Direction::Resp, 11);
         let fd = check(&f, &truncated(Some(4_000_000))).expect("a finding");
         assert_eq!(fd.severity, Severity::Info);
-        assert_eq!(fact(&fd, "ended_by"), Some("client"));
+        assert_eq!(fact(&fd, "ended_by").as_deref(), Some("client"));
         assert_eq!(fd.evidence.last().unwrap().kind, EvidenceKind::Rst);
     }
 

@@ -105,7 +105,7 @@ pub fn check(
     );
     fd.first_ts = req.frame.ts;
     fd.facts
-        .push(("unanswered_requests", h.unanswered.len().to_string()));
+        .push(("unanswered_requests", h.unanswered.len().into()));
     Outcome::Finding(fd)
 }
 
@@ -195,7 +195,7 @@ fn encrypted(
         ev,
     );
     fd.first_ts = req.ts;
-    fd.facts.push(("encrypted", "true".into()));
+    fd.facts.push(("encrypted", true.into()));
     Outcome::Finding(fd)
 }
 
@@ -229,4 +229,36 @@ fn ends(
     .flatten()
     .min_by_key(|x| x.ts);
     (client_end, server_end)
+}
+
+/// The verdict's words (summary, likely causes, next checks, Wireshark filter).
+pub fn words(a: &super::Aggregate) -> super::Words {
+    let (s, ip, port, af) = a.at();
+    let n = a.flow_count;
+    super::Words {
+        summary: format!(
+        "{} to {} got no response byte until the requester gave up",
+        super::plural(n, "request", "requests"),
+        s
+    ),
+        likely_causes: vec![
+        format!(
+            "{} is hung or too slow (blocked workers, a slow dependency, a long GC)",
+            s
+        ),
+        "the proxy's read timeout is shorter than the backend's worst-case response time".into(),
+    ],
+        next_checks: vec![
+        format!(
+            "the service's logs and thread dumps on {} around {}",
+            ip, a.first_ts
+        ),
+        "the proxy's timeouts (nginx `proxy_read_timeout`, haproxy `timeout server`)".into(),
+        format!(
+            "`curl -w '%{{time_starttransfer}}' http://{}/…` directly against the backend",
+            s
+        ),
+    ],
+        wireshark_filter: format!("{af}.addr=={ip} && tcp.port=={port} && (http.request || tcp.flags.fin==1 || tcp.flags.reset==1)"),
+    }
 }

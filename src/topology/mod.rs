@@ -25,7 +25,26 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
 
-pub use crate::verdict::Hop;
+/// Which leg of the path a verdict is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Hop {
+    #[serde(rename = "client->proxy")]
+    ClientToProxy,
+    #[serde(rename = "proxy->backend")]
+    ProxyToBackend,
+    #[serde(rename = "client->server")]
+    ClientToServer,
+}
+
+impl Hop {
+    pub fn name(self) -> &'static str {
+        match self {
+            Hop::ClientToProxy => "client->proxy",
+            Hop::ProxyToBackend => "proxy->backend",
+            Hop::ClientToServer => "client->server",
+        }
+    }
+}
 
 /// A request on the backend leg must leave within this long after it arrived on the client leg.
 /// Proxies forward a request within milliseconds; a longer window would pair a backend request

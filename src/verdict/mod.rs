@@ -4,32 +4,12 @@
 //! frames. Must not: format output.
 
 use crate::flow::{FlowSummary, FrameRef};
-use crate::signature::{Evidence, Finding, Severity, SignatureId};
-use crate::time::{Timestamp, NANOS_PER_SEC};
+use crate::signature::{Evidence, Fact, Finding, Severity, SignatureId};
+use crate::time::Timestamp;
 use rustc_hash::FxHashMap;
-use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
 
-/// Which leg of the path a verdict is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum Hop {
-    #[serde(rename = "client->proxy")]
-    ClientToProxy,
-    #[serde(rename = "proxy->backend")]
-    ProxyToBackend,
-    #[serde(rename = "client->server")]
-    ClientToServer,
-}
-
-impl Hop {
-    pub fn name(self) -> &'static str {
-        match self {
-            Hop::ClientToProxy => "client->proxy",
-            Hop::ProxyToBackend => "proxy->backend",
-            Hop::ClientToServer => "client->server",
-        }
-    }
-}
+pub use crate::topology::Hop;
 
 /// A connection behind a verdict (for `--evidence-pcap`).
 #[derive(Clone, Copy, Debug)]
@@ -44,12 +24,6 @@ pub struct FlowRef {
 pub const MAX_FLOW_REFS: usize = 1000;
 /// Per-connection notes kept per verdict.
 pub const MAX_NOTES: usize = 20;
-/// A refusal followed this soon by a successful connection from the same client to the same port
-/// on another address of the server (happy eyeballs: ::1 then 127.0.0.1) is only info.
-pub const FALLBACK_WINDOW_NS: i64 = 2 * NANOS_PER_SEC;
-/// A refused attempt followed this soon by a successful connection from the same client to the
-/// same endpoint was absorbed by a retry (warning); one that was not stood (critical).
-pub const RETRY_WINDOW_NS: i64 = NANOS_PER_SEC;
 /// (client, endpoint) pairs whose successful connection starts are kept, and starts per pair.
 const MAX_SUCCESS_KEYS: usize = 10_000;
 const MAX_SUCCESS_TIMES: usize = 4096;
@@ -78,7 +52,7 @@ pub struct Verdict {
     pub next_checks: Vec<String>,
     pub wireshark_filter: String,
     pub evidence: Vec<Evidence>,
-    pub facts: Vec<(&'static str, String)>,
+    pub facts: Vec<(&'static str, Fact)>,
     pub flows: Vec<FlowRef>,
 }
 
@@ -88,7 +62,7 @@ struct Builder {
     client_set: Vec<IpAddr>,
     /// Findings' (severity, first evidence frame) for evidence selection.
     findings: Vec<(Severity, Vec<Evidence>)>,
-    refused_times: Vec<(IpAddr, Timestamp)>,
+    attempts: Vec<(IpAddr, Timestamp)>,
     /// Values of selected facts counted across findings (e.g. HTTP status → responses).
     tallies: std::collections::BTreeMap<(&'static str, String), u64>,
     /// When each note was first seen (parallel to `v.notes`): notes are kept and listed in time
@@ -115,6 +89,26 @@ pub struct Aggregator {
 }
 
 impl Verdict {
+    /// The read-only view a signature writes words and settles severity from.
+    fn aggregate(&self, established: u64) -> crate::signature::Aggregate<'_> {
+        crate::signature::Aggregate {
+            signature: self.signature,
+            severity: self.severity,
+            hop: self.hop,
+            client: self.client,
+            clients: self.clients,
+            server: self.server,
+            flow_count: self.flow_count,
+            total_flows: self.total_flows,
+            by_severity: self.by_severity,
+            first_ts: self.first_ts,
+            established,
+            backend_leg_captured: false,
+            notes: &self.notes,
+            facts: &self.facts,
+        }
+    }
+
     /// The notes as lines, with "(×n)" where a note describes several connections.
     pub fn note_lines(&self) -> Vec<String> {
         self.notes
@@ -192,7 +186,7 @@ impl Aggregator {
             },
             client_set: Vec::new(),
             findings: Vec::new(),
-            refused_times: Vec::new(),
+            attempts: Vec::new(),
             tallies: Default::default(),
             note_ts: Vec::new(),
         });
@@ -223,11 +217,11 @@ impl Aggregator {
                 *k,
                 "status" | "server_header" | "body" | "alert" | "alert_from" | "sni"
             ) {
-                *b.tallies.entry((k, val.clone())).or_default() += fd.weight;
+                *b.tallies.entry((k, val.to_string())).or_default() += fd.weight;
             }
         }
-        if fd.signature == SignatureId::ConnectionRefused {
-            b.refused_times.push((fd.client, fd.first_ts));
+        if crate::signature::settles_on_attempts(fd.signature) {
+            b.attempts.push((fd.client, fd.first_ts));
         }
         if let Some(f) = flow {
             if v.flows.len() < MAX_FLOW_REFS {
@@ -251,13 +245,18 @@ impl Aggregator {
     }
 
     /// The verdicts, most severe first, then by time: one per (signature, hop, server), the hop
-    /// of each client given by `hop_of(client, server)`.
-    pub fn finish(self, hop_of: impl Fn(IpAddr, SocketAddr) -> Hop) -> Vec<Verdict> {
+    /// of each client given by the topology.
+    pub fn finish(self, topo: &crate::topology::Topology) -> Vec<Verdict> {
+        let hop_of = |c, s| topo.hop(c, s);
         let max_ev = self.max_evidence;
         let mut merged: FxHashMap<(SignatureId, Hop, SocketAddr), Builder> = FxHashMap::default();
         let mut keys: Vec<_> = self.builders.keys().copied().collect();
         keys.sort();
         let mut builders = self.builders;
+        let succ = Settle {
+            successes: &self.successes,
+            success_times: &self.success_times,
+        };
         for k in keys {
             let mut b = builders.remove(&k).expect("key listed");
             let hop = hop_of(k.2, k.1);
@@ -284,50 +283,17 @@ impl Aggregator {
                 .get(&v.server)
                 .copied()
                 .unwrap_or(0);
-            // Severity adjustments that need the whole capture.
-            match v.signature {
-                SignatureId::ConnectionRefused => {
-                    let all_fell_back = !b.refused_times.is_empty()
-                        && b.refused_times.iter().all(|(client, t)| {
-                            self.successes
-                                .get(&(*client, v.server.port()))
-                                .is_some_and(|s| {
-                                    s.iter().any(|(ip, st)| {
-                                        *ip != v.server.ip()
-                                            && st.nanos_since(*t) >= 0
-                                            && st.nanos_since(*t) <= FALLBACK_WINDOW_NS
-                                    })
-                                })
-                        });
-                    if all_fell_back {
-                        v.severity = Severity::Info;
-                        v.by_severity = [v.flow_count, 0, 0];
-                        v.notes.push(("each refused client connected to the same port on another address right after (address-family fallback, e.g. ::1 then 127.0.0.1)".into(), v.flow_count));
-                        b.note_ts.push(v.last_ts);
-                    } else {
-                        // The class "a refusal absorbed by a retry": every refused attempt was
-                        // followed within RETRY_WINDOW_NS by a success of the same client to
-                        // the same endpoint. Otherwise the refusals stood (a restart window, a
-                        // backend down): critical, however many other connections succeeded.
-                        let absorbed = !b.refused_times.is_empty()
-                            && b.refused_times.iter().all(|(client, t)| {
-                                self.success_times
-                                    .get(&(*client, v.server))
-                                    .is_some_and(|s| {
-                                        s.iter().any(|st| {
-                                            (0..=RETRY_WINDOW_NS).contains(&st.nanos_since(*t))
-                                        })
-                                    })
-                            });
-                        if absorbed {
-                            v.severity = Severity::Warning;
-                            v.notes.push(("each refused attempt was followed within 1 s by a successful connection of the same client (absorbed by a retry)".into(), v.flow_count));
-                            b.note_ts.push(v.last_ts);
-                        }
-                    }
+            // Severity rules that need the whole capture (each signature's own `settle`).
+            let settled = crate::signature::settle(&v.aggregate(established), &b.attempts, &succ);
+            if let Some(st) = settled {
+                v.severity = st.severity;
+                // Every affected connection is now counted at the settled severity.
+                v.by_severity = [0; 3];
+                v.by_severity[st.severity as usize] = v.flow_count;
+                if let Some(n) = st.note {
+                    v.notes.push((n.to_string(), v.flow_count));
+                    b.note_ts.push(v.last_ts);
                 }
-                SignatureId::SynUnanswered if established > 0 => v.severity = Severity::Warning,
-                _ => {}
             }
             let mut order: Vec<usize> = (0..v.notes.len()).collect();
             order.sort_by_key(|&i| (b.note_ts[i], i));
@@ -364,9 +330,21 @@ impl Aggregator {
                     })
                     .collect();
                 v.facts.retain(|(fk, _)| *fk != k);
-                v.facts.push((k, vals.join(", ")));
+                v.facts.push((k, Fact::Text(vals.join(", "))));
             }
-            crate::verdict::text::fill(v, established);
+            // A proxy whose backend attempts are in the capture: its leg need not be asked for.
+            let backend_leg_captured = topo
+                .proxies
+                .iter()
+                .any(|p| p.front.contains(&v.server) && !p.backends.is_empty());
+            let w = crate::signature::words(&crate::signature::Aggregate {
+                backend_leg_captured,
+                ..v.aggregate(established)
+            });
+            v.summary = w.summary;
+            v.likely_causes = w.likely_causes;
+            v.next_checks = w.next_checks;
+            v.wireshark_filter = w.wireshark_filter;
             out.push(b.v);
         }
         out.sort_by(|a, b| {
@@ -417,10 +395,49 @@ impl Builder {
             });
             self.findings.truncate(max_ev.max(1));
         }
-        self.refused_times.extend(o.refused_times);
+        self.attempts.extend(o.attempts);
         for (k, n) in o.tallies {
             *self.tallies.entry(k).or_default() += n;
         }
+    }
+}
+
+/// A backend-leg verdict that paired client exchanges prove user-visible is critical, whatever
+/// its own rule said (a backend refusing between successes is a warning alone; when each refusal
+/// became a client's 502 it is the outage). The note says why.
+pub fn escalate_paired_causes(verdicts: &mut [Verdict], chains: &[crate::correlate::Chain]) {
+    let mut changed = false;
+    for c in chains.iter().filter(|c| c.explained > 0) {
+        let (Some(sig), Some(backend)) = (c.back_signature, c.backend) else {
+            continue;
+        };
+        for v in verdicts.iter_mut().filter(|v| {
+            v.signature == sig
+                && v.server == backend
+                && v.hop == Hop::ProxyToBackend
+                && v.severity < Severity::Critical
+        }) {
+            v.severity = Severity::Critical;
+            v.notes.push((
+                format!(
+                    "critical: {} client exchange{} at the proxy {} failed because of it ({} pairing)",
+                    c.explained,
+                    if c.explained == 1 { "" } else { "s" },
+                    c.proxy,
+                    c.pairing.name()
+                ),
+                c.explained,
+            ));
+            changed = true;
+        }
+    }
+    if changed {
+        verdicts.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(a.first_ts.cmp(&b.first_ts))
+                .then(a.signature.cmp(&b.signature))
+        });
     }
 }
 
@@ -455,4 +472,39 @@ fn first_frame(e: &[Evidence]) -> (u16, u64) {
         .unwrap_or((u16::MAX, u64::MAX))
 }
 
-pub mod text;
+/// The aggregator's success records, as the signatures' `settle` rules ask for them.
+struct Settle<'a> {
+    successes: &'a FxHashMap<(IpAddr, u16), Vec<(IpAddr, Timestamp)>>,
+    success_times: &'a FxHashMap<(IpAddr, SocketAddr), Vec<Timestamp>>,
+}
+
+impl crate::signature::Successes for Settle<'_> {
+    fn to_endpoint_after(
+        &self,
+        client: IpAddr,
+        server: SocketAddr,
+        t: Timestamp,
+        window_ns: i64,
+    ) -> bool {
+        self.success_times.get(&(client, server)).is_some_and(|s| {
+            s.iter()
+                .any(|st| (0..=window_ns).contains(&st.nanos_since(t)))
+        })
+    }
+
+    fn to_other_address_after(
+        &self,
+        client: IpAddr,
+        server: SocketAddr,
+        t: Timestamp,
+        window_ns: i64,
+    ) -> bool {
+        self.successes
+            .get(&(client, server.port()))
+            .is_some_and(|s| {
+                s.iter().any(|(ip, st)| {
+                    *ip != server.ip() && (0..=window_ns).contains(&st.nanos_since(t))
+                })
+            })
+    }
+}
