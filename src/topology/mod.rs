@@ -365,10 +365,33 @@ impl Collector {
     pub fn infer(mut self, given: GivenRoles) -> Topology {
         self.requests.sort_by_key(|r| r.ts);
         self.starts.sort_by_key(|s| s.2);
-        // front endpoint -> (back address -> (matches, backends))
-        let mut votes: FxHashMap<SocketAddr, FxHashMap<IpAddr, (u32, FxHashSet<SocketAddr>)>> =
-            FxHashMap::default();
-        // Rule: request match.
+        let (votes, opened) = self.request_matches();
+        let gw_ties = self.gateway_ties();
+        self.promote_503_gateways(&gw_ties);
+        let host_ties = self.host_ties();
+        let ties = Ties {
+            votes: &votes,
+            opened: &opened,
+            gateway: &gw_ties,
+            host: &host_ties,
+        };
+        let proxies: Vec<Proxy> = self
+            .front_candidates(&ties)
+            .into_iter()
+            .filter_map(|f| self.proxy_at(f, &ties))
+            .collect();
+        let proxies = self.with_sibling_listeners(proxies);
+        let mut proxies = merge_by_host(proxies);
+        self.add_header_only_proxies(&mut proxies);
+        let proxies = self.apply_given(proxies, &given);
+        Topology { proxies, given }
+    }
+
+    /// Rule: request match. Returns, per front endpoint, the backend-side addresses its requests
+    /// left from (matches, backends), and the (front, back address) pairs where a matched
+    /// request's backend connection was opened on demand and its answer relayed.
+    fn request_matches(&self) -> (TieMap, FxHashMap<(SocketAddr, IpAddr), u32>) {
+        let mut votes = TieMap::default();
         let mut opened: FxHashMap<(SocketAddr, IpAddr), u32> = FxHashMap::default();
         for (i, r) in self.requests.iter().enumerate() {
             for r2 in self.requests[i + 1..].iter() {
@@ -412,10 +435,14 @@ impl Collector {
                 }
             }
         }
-        // Rule: gateway interval ties (a connection started while the gateway was working on a
+        (votes, opened)
+    }
+
+    /// Rule: gateway interval ties (a connection started while the gateway was working on a
+    /// request it then failed).
+    fn gateway_ties(&self) -> TieMap {
         // request it then failed).
-        let mut gw_ties: FxHashMap<SocketAddr, FxHashMap<IpAddr, (u32, FxHashSet<SocketAddr>)>> =
-            FxHashMap::default();
+        let mut gw_ties = TieMap::default();
         for &(f, t0, t1) in &self.gateway_errors {
             let lo = self.starts.partition_point(|s| s.2 < t0);
             let clients = self.clients_of.get(&f);
@@ -428,31 +455,24 @@ impl Collector {
                 }
             }
         }
-        // Rule: a 503 is a gateway's when connections started inside the request it failed.
+        gw_ties
+    }
+
+    /// Rule: a 503 is a gateway's when connections started inside the request it failed.
+    fn promote_503_gateways(&mut self, gw_ties: &TieMap) {
         for (f, why) in std::mem::take(&mut self.maybe_gateways) {
             if gw_ties.contains_key(&f) {
                 self.gateways.entry(f).or_insert(why);
             }
         }
-        // Rule: passthrough relays (the same first client bytes on both legs) count as request
-        // matches: identical 64 bytes holding a ClientHello's random do not happen by chance.
-        // Endpoints some proxy was seen forwarding to are backends: a backend that answers 5xx
-        // itself (or carries Via) is not a second proxy unless its own backend leg is seen.
-        let backends_of_others: FxHashSet<SocketAddr> = votes
-            .values()
-            .flat_map(|v| v.values().flat_map(|(_, bs)| bs.iter().copied()))
-            .chain(
-                self.relays
-                    .values()
-                    .flat_map(|r| r.backends.iter().copied()),
-            )
-            .collect();
-        // Rule: captured on the proxy host itself (`tcpdump -i any`): a connection from a local
-        // address to a remote endpoint that started while a remote client's connection to a local
-        // endpoint F was open ties that local address to F as its backend side. Medium: timing
-        // on one host, identity is the pairing stage's job.
-        let mut host_ties: FxHashMap<SocketAddr, FxHashMap<IpAddr, (u32, FxHashSet<SocketAddr>)>> =
-            FxHashMap::default();
+    }
+
+    /// Rule: captured on the proxy host itself (`tcpdump -i any`): a connection from a local
+    /// address to a remote endpoint that started while a remote client's connection to a local
+    /// endpoint F was open ties that local address to F as its backend side. Medium: timing
+    /// on one host, identity is the pairing stage's job.
+    fn host_ties(&self) -> TieMap {
+        let mut host_ties = TieMap::default();
         if !self.locals.is_empty() {
             let mut outgoing: Vec<&(IpAddr, SocketAddr, Timestamp, Timestamp)> = self
                 .spans
@@ -475,7 +495,25 @@ impl Collector {
                 }
             }
         }
-        let mut proxies: Vec<Proxy> = Vec::new();
+        host_ties
+    }
+
+    /// Endpoints some rule points at as a proxy front. Passthrough relays (the same first client
+    /// bytes on both legs) count as request matches: identical 64 bytes holding a ClientHello's
+    /// random do not happen by chance. Endpoints some proxy was seen forwarding to are backends:
+    /// a backend that answers 5xx itself (or carries Via) is not a second proxy unless its own
+    /// backend leg is seen.
+    fn front_candidates(&self, t: &Ties) -> Vec<SocketAddr> {
+        let (votes, gw_ties, host_ties) = (t.votes, t.gateway, t.host);
+        let backends_of_others: FxHashSet<SocketAddr> = votes
+            .values()
+            .flat_map(|v| v.values().flat_map(|(_, bs)| bs.iter().copied()))
+            .chain(
+                self.relays
+                    .values()
+                    .flat_map(|r| r.backends.iter().copied()),
+            )
+            .collect();
         let mut fronts: Vec<SocketAddr> = votes
             .keys()
             .chain(gw_ties.keys())
@@ -493,96 +531,106 @@ impl Collector {
                 || self.relays.contains_key(f)
                 || host_ties.contains_key(f)
         });
-        for f in fronts {
-            let mut evidence = Vec::new();
-            let mut back: Vec<IpAddr> = Vec::new();
-            let mut backends: Vec<SocketAddr> = Vec::new();
-            let mut strong = 0u32;
-            if let Some(v) = votes.get(&f) {
-                for (ip, (n, bs)) in v {
-                    let hint = self.forwarded_from.contains_key(ip)
-                        || self.gateways.contains_key(&f)
-                        || opened.contains_key(&(f, *ip));
-                    if *n >= 2 || (*n >= 1 && hint) {
-                        strong += *n;
-                        back.push(*ip);
-                        backends.extend(bs.iter().copied());
-                        evidence.push(format!(
-                            "{} arriving at {} left {} for {} with the same method and target within {} ms",
-                            count(*n, "request"),
-                            f,
-                            ip,
-                            list(bs),
-                            MATCH_WINDOW / NANOS_PER_MILLI
-                        ));
-                    }
-                }
-            }
-            if let Some(r) = self.relays.get(&f) {
-                strong += r.n.max(2);
-                back.extend(r.back.iter().copied());
-                backends.extend(r.backends.iter().copied());
-            }
-            if let Some(v) = host_ties.get(&f) {
-                tie(v, &mut back, &mut backends, &mut evidence, &|n, ip, bs| {
-                    format!(
-                    "captured on the host itself (the link layer marks packets sent by and to it): {} from its address {} to {} started while clients were connected to {}",
-                    count(n, "connection"), ip, list(bs), f
-                )
-                });
-            }
-            if let Some(g) = self.gateways.get(&f) {
-                evidence.push(format!("{} {}", f, g));
-                if let Some(v) = gw_ties.get(&f) {
-                    tie(v, &mut back, &mut backends, &mut evidence, &|n, ip, bs| {
-                        format!(
-                        "{} from {} to {} started while {} was handling a request it then failed",
-                        count(n, "connection"), ip, list(bs), f
-                    )
-                    });
-                }
-            } else if strong == 0 && !host_ties.contains_key(&f) {
-                continue;
-            }
-            for (ip, h) in &self.forwarded_from {
-                if back.contains(ip) {
-                    evidence.push(format!("requests from {} carry {}", ip, h));
-                }
-            }
-            if let Some(r) = self.relays.get(&f) {
-                evidence.push(format!(
-                    "{} to {} reappeared byte for byte ({}) on connections from {} to {}: a passthrough proxy",
-                    count(r.n, "connection's first client bytes"),
+        fronts
+    }
+
+    /// The proxy at front endpoint `f`, with its evidence, if the rules' evidence is enough.
+    fn proxy_at(&self, f: SocketAddr, t: &Ties) -> Option<Proxy> {
+        let (votes, opened, gw_ties, host_ties) = (t.votes, t.opened, t.gateway, t.host);
+        let mut evidence = Vec::new();
+        let mut back: Vec<IpAddr> = Vec::new();
+        let mut backends: Vec<SocketAddr> = Vec::new();
+        let mut strong = 0u32;
+        if let Some(v) = votes.get(&f) {
+            for (ip, (n, bs)) in v {
+                let hint = self.forwarded_from.contains_key(ip)
+                    || self.gateways.contains_key(&f)
+                    || opened.contains_key(&(f, *ip));
+                if *n >= 2 || (*n >= 1 && hint) {
+                    strong += *n;
+                    back.push(*ip);
+                    backends.extend(bs.iter().copied());
+                    evidence.push(format!(
+                    "{} arriving at {} left {} for {} with the same method and target within {} ms",
+                    count(*n, "request"),
                     f,
-                    r.kind,
-                    list_ips(&r.back),
-                    list(&r.backends)
+                    ip,
+                    list(bs),
+                    MATCH_WINDOW / NANOS_PER_MILLI
                 ));
+                }
             }
-            if !back.contains(&f.ip()) {
-                back.push(f.ip());
-            }
-            back.sort();
-            back.dedup();
-            backends.sort();
-            backends.dedup();
-            backends.retain(|b| *b != f);
-            let confidence = if strong >= 2 || (strong >= 1 && self.gateways.contains_key(&f)) {
-                Confidence::High
-            } else {
-                Confidence::Medium
-            };
-            proxies.push(Proxy {
-                front: vec![f],
-                back_addresses: back,
-                backends,
-                confidence,
-                evidence,
+        }
+        if let Some(r) = self.relays.get(&f) {
+            strong += r.n.max(2);
+            back.extend(r.back.iter().copied());
+            backends.extend(r.backends.iter().copied());
+        }
+        if let Some(v) = host_ties.get(&f) {
+            tie(v, &mut back, &mut backends, &mut evidence, &|n, ip, bs| {
+                format!(
+            "captured on the host itself (the link layer marks packets sent by and to it): {} from its address {} to {} started while clients were connected to {}",
+            count(n, "connection"), ip, list(bs), f
+        )
             });
         }
-        // Rule: other listeners on a proxy's front address (a passthrough proxy on :443 and
-        // :8443, squid on :3128 and :3129) are fronts of the same proxy when their clients are
-        // not the proxy itself and they are not one of its backends.
+        if let Some(g) = self.gateways.get(&f) {
+            evidence.push(format!("{} {}", f, g));
+            if let Some(v) = gw_ties.get(&f) {
+                tie(v, &mut back, &mut backends, &mut evidence, &|n, ip, bs| {
+                    format!(
+                        "{} from {} to {} started while {} was handling a request it then failed",
+                        count(n, "connection"),
+                        ip,
+                        list(bs),
+                        f
+                    )
+                });
+            }
+        } else if strong == 0 && !host_ties.contains_key(&f) {
+            return None;
+        }
+        for (ip, h) in &self.forwarded_from {
+            if back.contains(ip) {
+                evidence.push(format!("requests from {} carry {}", ip, h));
+            }
+        }
+        if let Some(r) = self.relays.get(&f) {
+            evidence.push(format!(
+            "{} to {} reappeared byte for byte ({}) on connections from {} to {}: a passthrough proxy",
+            count(r.n, "connection's first client bytes"),
+            f,
+            r.kind,
+            list_ips(&r.back),
+            list(&r.backends)
+        ));
+        }
+        if !back.contains(&f.ip()) {
+            back.push(f.ip());
+        }
+        back.sort();
+        back.dedup();
+        backends.sort();
+        backends.dedup();
+        backends.retain(|b| *b != f);
+        let confidence = if strong >= 2 || (strong >= 1 && self.gateways.contains_key(&f)) {
+            Confidence::High
+        } else {
+            Confidence::Medium
+        };
+        Some(Proxy {
+            front: vec![f],
+            back_addresses: back,
+            backends,
+            confidence,
+            evidence,
+        })
+    }
+
+    /// Rule: other listeners on a proxy's front address (a passthrough proxy on :443 and :8443,
+    /// squid on :3128 and :3129) are fronts of the same proxy when their clients are not the
+    /// proxy itself and they are not one of its backends.
+    fn with_sibling_listeners(&self, mut proxies: Vec<Proxy>) -> Vec<Proxy> {
         let all_backends: FxHashSet<SocketAddr> = proxies
             .iter()
             .flat_map(|p| p.backends.iter().copied())
@@ -613,40 +661,11 @@ impl Collector {
                 p.front.push(e);
             }
         }
-        // One proxy per host: proxies whose fronts share an address are the same proxy (two
-        // rules may have found it from two of its listeners).
-        let mut merged: Vec<Proxy> = Vec::new();
-        for p in proxies {
-            match merged.iter_mut().find(|m| {
-                m.front
-                    .iter()
-                    .any(|f| p.front.iter().any(|g| g.ip() == f.ip()))
-            }) {
-                Some(m) => {
-                    for f in p.front {
-                        if !m.front.contains(&f) {
-                            m.front.push(f);
-                        }
-                    }
-                    m.back_addresses.extend(p.back_addresses);
-                    m.back_addresses.sort();
-                    m.back_addresses.dedup();
-                    m.backends.extend(p.backends);
-                    m.backends.sort();
-                    m.backends.dedup();
-                    m.backends.retain(|b| !m.front.contains(b));
-                    for e in p.evidence {
-                        if !m.evidence.contains(&e) {
-                            m.evidence.push(e);
-                        }
-                    }
-                    m.confidence = m.confidence.max(p.confidence);
-                }
-                None => merged.push(p),
-            }
-        }
-        let mut proxies = merged;
-        // Forwarding headers alone: a proxy whose client side is not in the capture.
+        proxies
+    }
+
+    /// Forwarding headers alone: a proxy whose client side is not in the capture.
+    fn add_header_only_proxies(&self, proxies: &mut Vec<Proxy>) {
         for (ip, h) in &self.forwarded_from {
             if !proxies.iter().any(|p| p.back_addresses.contains(ip)) {
                 let backends: Vec<SocketAddr> = {
@@ -669,10 +688,12 @@ impl Collector {
                 });
             }
         }
-        // Given roles: all `--proxy` addresses name one proxy (a proxy host's client-side
-        // listener and its backend-side address), merged into an inferred proxy that shares an
-        // address with it so that nothing inference found (other backend-side addresses,
-        // backends) is lost.
+    }
+
+    /// Given roles: all `--proxy` addresses name one proxy (a proxy host's client-side listener
+    /// and its backend-side address), merged into an inferred proxy that shares an address with
+    /// it so that nothing inference found (other backend-side addresses, backends) is lost.
+    fn apply_given(&self, mut proxies: Vec<Proxy>, given: &GivenRoles) -> Vec<Proxy> {
         if !given.proxies.is_empty() {
             let mut front: Vec<SocketAddr> = Vec::new();
             let mut back: Vec<IpAddr> = Vec::new();
@@ -748,8 +769,55 @@ impl Collector {
             rest.push(merged);
             proxies = rest;
         }
-        Topology { proxies, given }
+        proxies
     }
+}
+
+/// Per front endpoint: backend-side address → (ties, backends seen from it).
+type TieMap = FxHashMap<SocketAddr, FxHashMap<IpAddr, (u32, FxHashSet<SocketAddr>)>>;
+
+/// What the tie rules found, for deciding each front.
+struct Ties<'a> {
+    votes: &'a TieMap,
+    opened: &'a FxHashMap<(SocketAddr, IpAddr), u32>,
+    gateway: &'a TieMap,
+    host: &'a TieMap,
+}
+
+/// One proxy per host: proxies whose fronts share an address are the same proxy (two rules may
+/// have found it from two of its listeners).
+fn merge_by_host(proxies: Vec<Proxy>) -> Vec<Proxy> {
+    let mut merged: Vec<Proxy> = Vec::new();
+    for p in proxies {
+        match merged.iter_mut().find(|m| {
+            m.front
+                .iter()
+                .any(|f| p.front.iter().any(|g| g.ip() == f.ip()))
+        }) {
+            Some(m) => {
+                for f in p.front {
+                    if !m.front.contains(&f) {
+                        m.front.push(f);
+                    }
+                }
+                m.back_addresses.extend(p.back_addresses);
+                m.back_addresses.sort();
+                m.back_addresses.dedup();
+                m.backends.extend(p.backends);
+                m.backends.sort();
+                m.backends.dedup();
+                m.backends.retain(|b| !m.front.contains(b));
+                for e in p.evidence {
+                    if !m.evidence.contains(&e) {
+                        m.evidence.push(e);
+                    }
+                }
+                m.confidence = m.confidence.max(p.confidence);
+            }
+            None => merged.push(p),
+        }
+    }
+    merged
 }
 
 #[cfg(test)]
