@@ -41,7 +41,7 @@ use std::net::{IpAddr, SocketAddr};
 pub use reasm::StreamEvent;
 pub use state::{ConnState, EndpointState, History};
 pub use wireshark::RetransClass;
-use wireshark::WsDir;
+use wireshark::{WsDir, WsResult};
 
 /// A frame's identity for evidence: file index, Wireshark frame number and time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
@@ -797,6 +797,26 @@ impl FlowTable {
     }
 }
 
+/// The control flags of a segment that the tracker's phases read.
+#[derive(Clone, Copy)]
+struct SegFlags {
+    syn: bool,
+    ack: bool,
+    fin: bool,
+    rst: bool,
+}
+
+impl SegFlags {
+    fn of(seg: &TcpSegment<'_>) -> SegFlags {
+        SegFlags {
+            syn: seg.has(flags::SYN),
+            ack: seg.has(flags::ACK),
+            fin: seg.has(flags::FIN),
+            rst: seg.has(flags::RST),
+        }
+    }
+}
+
 impl Conn {
     fn is_closed(&self) -> bool {
         self.rst.is_some()
@@ -808,6 +828,11 @@ impl Conn {
         self.dir[1].pkts == 0 && self.dir[0].bytes == 0
     }
 
+    /// One segment of this connection, in capture order. The phases, in Wireshark's and Zeek's
+    /// order: direction; Wireshark's first-RTT bookkeeping; the RST's context (from the state
+    /// before this segment); Wireshark's sequence analysis; capture duplicates (stop there);
+    /// stream bytes to the sink; handshake facts; endpoint states; counters; per-segment
+    /// retransmission counts; Zeek history letters.
     fn on_segment(
         &mut self,
         seg: &TcpSegment<'_>,
@@ -822,12 +847,46 @@ impl Conn {
             Direction::Resp
         };
         let di = d.idx();
-        let syn = seg.has(flags::SYN);
-        let ack = seg.has(flags::ACK);
-        let fin = seg.has(flags::FIN);
-        let rst = seg.has(flags::RST);
+        let f = SegFlags::of(seg);
+        self.first_rtt_bookkeeping(f, fr);
+        let rst_candidate = f.rst.then(|| self.rst_context(d, seg, fr));
+        let (fwd, rev) = split_pair(&mut self.ws, di);
+        let ws = fwd.analyze(rev, seg, fr, self.ws_first_rtt);
+        let duplicate = self.capture_duplicate(di, seg, fr, cfg);
+        self.last = fr;
+        let out = SegmentOutcome {
+            flow: self.id,
+            dir: Some(d),
+            ws_class: ws.class,
+            ws_keepalive: ws.keepalive,
+            duplicate,
+            port_reused: false,
+        };
+        if duplicate {
+            self.dir[di].capture_duplicates += 1;
+            return out;
+        }
+        if sink.wants_streams() {
+            self.feed_streams(d, f, seg, fr, slot, sink);
+        }
+        self.handshake_facts(d, f, seg, fr);
+        if f.rst {
+            self.rst_count += 1;
+            if self.rst.is_none() {
+                self.rst = rst_candidate;
+            }
+        }
+        let (own, peer) = split_pair(&mut self.dir, di);
+        EndpointState::on_send(&mut own.state, &mut peer.state, f.syn, f.ack, f.fin, f.rst);
+        self.count(d, f, seg, fr, &ws);
+        self.count_segment_retransmission(d, f, seg, fr, &ws);
+        self.history_letters(d == Direction::Orig, f, seg, &ws);
+        out
+    }
 
-        // Wireshark's first-RTT bookkeeping happens before its sequence analysis.
+    /// Wireshark's first-RTT bookkeeping happens before its sequence analysis.
+    fn first_rtt_bookkeeping(&mut self, f: SegFlags, fr: FrameRef) {
+        let (syn, ack) = (f.syn, f.ack);
         if syn && !ack {
             self.ws_mru_syn = Some(fr.ts);
         }
@@ -836,46 +895,47 @@ impl Conn {
                 self.ws_first_rtt = fr.ts.nanos_since(t);
             }
         }
-        // RST context, from the state before this segment: a bare RST's ack field is 0 and
-        // must not count as its sender's last acknowledgement.
-        let rst_candidate = rst.then(|| {
-            let o = d.other().idx();
-            // `nextseq` counts a FIN's sequence slot; a FIN not yet acknowledged is not data in
-            // flight (haproxy answers a backend's FIN with a RST instead of an ACK).
-            let unacked = |sender: &WsDir, receiver: &WsDir, fin_sent: bool| -> u32 {
-                if sender.nextseq == 0 || receiver.lastack == 0 {
-                    return 0;
-                }
-                let n = sender.nextseq.wrapping_sub(receiver.lastack) as i32;
-                let n = n.clamp(0, i32::MAX) as u32;
-                if fin_sent {
-                    n.saturating_sub(1)
-                } else {
-                    n
-                }
-            };
-            RstInfo {
-                from: d,
-                frame: fr,
-                ttl: seg.ttl,
-                unacked_by_peer: unacked(
-                    &self.ws[di],
-                    &self.ws[o],
-                    self.dir[di].first_fin.is_some(),
-                ),
-                unacked_from_peer: unacked(
-                    &self.ws[o],
-                    &self.ws[di],
-                    self.dir[o].first_fin.is_some(),
-                ),
-                after_fin: self.first_fin_from.is_some(),
-                last_data_from: self.last_data_from,
-            }
-        });
-        let (fwd, rev) = split_pair(&mut self.ws, di);
-        let ws = fwd.analyze(rev, seg, fr, self.ws_first_rtt);
+    }
 
-        // Capture duplicate: the same packet seen twice within a few milliseconds.
+    /// A RST's context, from the state before it: a bare RST's ack field is 0 and must not
+    /// count as its sender's last acknowledgement.
+    fn rst_context(&self, d: Direction, seg: &TcpSegment<'_>, fr: FrameRef) -> RstInfo {
+        let di = d.idx();
+        let o = d.other().idx();
+        // `nextseq` counts a FIN's sequence slot; a FIN not yet acknowledged is not data in
+        // flight (haproxy answers a backend's FIN with a RST instead of an ACK).
+        let unacked = |sender: &WsDir, receiver: &WsDir, fin_sent: bool| -> u32 {
+            if sender.nextseq == 0 || receiver.lastack == 0 {
+                return 0;
+            }
+            let n = sender.nextseq.wrapping_sub(receiver.lastack) as i32;
+            let n = n.clamp(0, i32::MAX) as u32;
+            if fin_sent {
+                n.saturating_sub(1)
+            } else {
+                n
+            }
+        };
+        RstInfo {
+            from: d,
+            frame: fr,
+            ttl: seg.ttl,
+            unacked_by_peer: unacked(&self.ws[di], &self.ws[o], self.dir[di].first_fin.is_some()),
+            unacked_from_peer: unacked(&self.ws[o], &self.ws[di], self.dir[o].first_fin.is_some()),
+            after_fin: self.first_fin_from.is_some(),
+            last_data_from: self.last_data_from,
+        }
+    }
+
+    /// A capture duplicate: the same packet seen twice within a few milliseconds (remembered
+    /// per direction).
+    fn capture_duplicate(
+        &mut self,
+        di: usize,
+        seg: &TcpSegment<'_>,
+        fr: FrameRef,
+        cfg: &TrackerConfig,
+    ) -> bool {
         let fp = Fingerprint {
             ip_id: seg.ip_id,
             seq: seg.seq,
@@ -894,52 +954,56 @@ impl Conn {
             self.last_fp[di].rotate_right(1);
             self.last_fp[di][0] = Some(fp);
         }
-        self.last = fr;
-        let mut out = SegmentOutcome {
-            flow: self.id,
-            dir: Some(d),
-            ws_class: ws.class,
-            ws_keepalive: ws.keepalive,
-            duplicate,
-            port_reused: false,
-        };
-        if duplicate {
-            self.dir[di].capture_duplicates += 1;
-            return out;
-        }
+        duplicate
+    }
 
-        let orig = d == Direction::Orig;
-        if sink.wants_streams() {
-            let ctx = StreamCtx {
-                slot,
-                flow: self.id,
-                dir: d,
-                frame: fr,
-            };
-            let r = &mut self.reasm[di];
-            if syn {
-                r.syn(seg.seq);
-            }
-            let start = if syn {
-                seg.seq.wrapping_add(1)
-            } else {
-                seg.seq
-            };
-            r.segment(start, seg.payload_len, seg.payload, |ev| {
-                sink.stream(ctx, ev)
-            });
-            if fin || rst {
-                r.end(rst, |ev| sink.stream(ctx, ev));
-            }
-            if ack {
-                let octx = StreamCtx {
-                    dir: d.other(),
-                    ..ctx
-                };
-                self.reasm[d.other().idx()].acked(seg.ack, |ev| sink.stream(octx, ev));
-            }
+    /// Stream bytes (in order, gaps, end) to the sink, and acknowledgements of the other
+    /// direction.
+    fn feed_streams(
+        &mut self,
+        d: Direction,
+        f: SegFlags,
+        seg: &TcpSegment<'_>,
+        fr: FrameRef,
+        slot: u32,
+        sink: &mut impl FlowSink,
+    ) {
+        let (syn, ack, fin, rst) = (f.syn, f.ack, f.fin, f.rst);
+        let di = d.idx();
+        let ctx = StreamCtx {
+            slot,
+            flow: self.id,
+            dir: d,
+            frame: fr,
+        };
+        let r = &mut self.reasm[di];
+        if syn {
+            r.syn(seg.seq);
         }
-        // Handshake facts.
+        let start = if syn {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
+        };
+        r.segment(start, seg.payload_len, seg.payload, |ev| {
+            sink.stream(ctx, ev)
+        });
+        if fin || rst {
+            r.end(rst, |ev| sink.stream(ctx, ev));
+        }
+        if ack {
+            let octx = StreamCtx {
+                dir: d.other(),
+                ..ctx
+            };
+            self.reasm[d.other().idx()].acked(seg.ack, |ev| sink.stream(octx, ev));
+        }
+    }
+
+    /// SYNs, the SYN-ACK, the handshake's ACK, initial sequence numbers.
+    fn handshake_facts(&mut self, d: Direction, f: SegFlags, seg: &TcpSegment<'_>, fr: FrameRef) {
+        let (syn, ack) = (f.syn, f.ack);
+        let orig = d == Direction::Orig;
         if syn && !ack {
             self.syn_count += 1;
             if self.first_syn.is_none() {
@@ -959,19 +1023,19 @@ impl Conn {
         if !syn && ack && orig && self.synack.is_some() && self.handshake_ack.is_none() {
             self.handshake_ack = Some(fr);
         }
+    }
 
-        if rst {
-            self.rst_count += 1;
-            if self.rst.is_none() {
-                self.rst = rst_candidate;
-            }
-        }
-
-        // Endpoint states.
-        let (own, peer) = split_pair(&mut self.dir, di);
-        EndpointState::on_send(&mut own.state, &mut peer.state, syn, ack, fin, rst);
-
-        // Counters.
+    /// Per-direction counters and the close time.
+    fn count(
+        &mut self,
+        d: Direction,
+        f: SegFlags,
+        seg: &TcpSegment<'_>,
+        fr: FrameRef,
+        ws: &WsResult,
+    ) {
+        let (rst, fin) = (f.rst, f.fin);
+        let di = d.idx();
         let st = &mut self.dir[di];
         st.pkts += 1;
         st.bytes += seg.payload_len as u64;
@@ -1022,9 +1086,21 @@ impl Conn {
         {
             self.closed_at = Some(fr.ts);
         }
+    }
 
-        // Per-segment retransmission counts (data and FIN segments; SYNs are counted as
-        // `syn_count`). Spurious retransmissions do not count: the data had arrived.
+    /// Per-segment retransmission counts (data and FIN segments; SYNs are counted as
+    /// `syn_count`). Spurious retransmissions do not count: the data had arrived.
+    fn count_segment_retransmission(
+        &mut self,
+        d: Direction,
+        f: SegFlags,
+        seg: &TcpSegment<'_>,
+        fr: FrameRef,
+        ws: &WsResult,
+    ) {
+        let (syn, fin) = (f.syn, f.fin);
+        let di = d.idx();
+        let orig = d == Direction::Orig;
         if matches!(
             ws.class,
             Some(RetransClass::Retransmission | RetransClass::FastRetransmission)
@@ -1051,10 +1127,13 @@ impl Conn {
         if ws.advanced && (seg.payload_len > 0 || fin) {
             self.last_advance[di] = Some((seg.seq, fr));
         }
+    }
 
-        // History letters, as Zeek's `UpdateHistory`: upper case for the originator; a packet
-        // with two or more of SYN/FIN/RST is only `q` (or `i` for FIN+RST); one of them gives
-        // its own letter and nothing else; otherwise `d` for payload, `a` for a pure ACK.
+    /// History letters, as Zeek's `UpdateHistory`: upper case for the originator; a packet with
+    /// two or more of SYN/FIN/RST is only `q` (or `i` for FIN+RST); one of them gives its own
+    /// letter and nothing else; otherwise `d` for payload, `a` for a pure ACK.
+    fn history_letters(&mut self, orig: bool, f: SegFlags, seg: &TcpSegment<'_>, ws: &WsResult) {
+        let (syn, ack, fin, rst) = (f.syn, f.ack, f.fin, f.rst);
         let h = &mut self.history;
         let bits = syn as u8 + fin as u8 + rst as u8;
         if bits > 1 {
@@ -1088,8 +1167,6 @@ impl Conn {
         if ws.gap {
             h.scaled(orig, b'g');
         }
-        out.dir = Some(d);
-        out
     }
 
     fn summarize(&self, reason: EndReason) -> FlowSummary {
