@@ -135,6 +135,9 @@ pub struct CaptureSummary {
     pub time_reversals: u64,
     /// The tracker's cap on connections tracked at once.
     pub max_connections: usize,
+    /// Frame numbers inside the `--evidence-pcap` file, by (input file, frame number); empty
+    /// when none was written. Set by the command line after writing it, read by the reports.
+    pub evidence_frames: crate::capture::EvidenceFrames,
 }
 
 impl CaptureSummary {
@@ -184,6 +187,13 @@ impl CaptureSummary {
                     "{}: file is truncated or corrupt, {}; the frames before it were analysed",
                     f.path.display(),
                     s
+                ));
+            }
+            if f.unsupported_link_frames > 0 {
+                w.push(format!(
+                    "{}: {} frames on interfaces with a link type proxyscope cannot decode were skipped",
+                    f.path.display(),
+                    f.unsupported_link_frames
                 ));
             }
             if f.frames_truncated > 0 {
@@ -553,7 +563,7 @@ pub fn run_with<O: Observer>(
     obs: &mut O,
     threads: Threads,
 ) -> Result<CaptureSummary> {
-    let mut set = OfflineSet::open(&input.files, input.filter.as_deref())?;
+    let mut set = OfflineSet::open_with(&input.files, &input.read_options())?;
     if input.files.len() > 1 {
         set.set_offsets(&OfflineSet::estimate_offsets(
             &input.files,
