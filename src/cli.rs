@@ -1130,3 +1130,118 @@ fn flows(mut cfg: FlowsConfig, format: FlowsFormat) -> Result<i32, Error> {
     print_warnings(&sum);
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Splitting positional words into files and a trailing filter; the progress text.
+
+    use super::*;
+
+    /// `split_files_and_filter` with `existing` as the only files that exist.
+    fn split(
+        read: &[&str],
+        args: &[&str],
+        flag: Option<&str>,
+        existing: &[&str],
+    ) -> Result<(Vec<String>, Option<String>), String> {
+        let read: Vec<PathBuf> = read.iter().map(PathBuf::from).collect();
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        split_files_and_filter(&read, &args, flag, |p| {
+            existing.iter().any(|e| Path::new(e) == p)
+        })
+        .map(|(f, filt)| (f.iter().map(|p| p.display().to_string()).collect(), filt))
+        .map_err(|e| e.to_string())
+    }
+
+    fn files(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn files_then_filter_words() {
+        let ex = ["a.pcap", "b.pcapng"];
+        assert_eq!(
+            split(&[], &["a.pcap"], None, &ex),
+            Ok((files(&["a.pcap"]), None))
+        );
+        assert_eq!(
+            split(&[], &["a.pcap", "b.pcapng", "tcp", "port", "80"], None, &ex),
+            Ok((files(&["a.pcap", "b.pcapng"]), Some("tcp port 80".into())))
+        );
+        // -r: every positional word is the filter.
+        assert_eq!(
+            split(&["a.pcap"], &["host", "10.0.0.1"], None, &ex),
+            Ok((files(&["a.pcap"]), Some("host 10.0.0.1".into())))
+        );
+        // `-` is standard input, a file.
+        assert_eq!(
+            split(&[], &["-", "port", "80"], None, &ex),
+            Ok((files(&["-"]), Some("port 80".into())))
+        );
+        // -f alone keeps its expression.
+        assert_eq!(
+            split(&[], &["a.pcap"], Some("port 80"), &ex),
+            Ok((files(&["a.pcap"]), Some("port 80".into())))
+        );
+    }
+
+    #[test]
+    fn ambiguous_or_mistyped_words_are_errors() {
+        let ex = ["a.pcap", "b.pcapng"];
+        // A path-looking word that does not exist is a missing file, not a filter.
+        let e = split(&[], &["a.pcap", "c.pcap", "port", "80"], None, &ex).unwrap_err();
+        assert!(e.contains("c.pcap: cannot open: no such file"), "{}", e);
+        let e = split(&[], &["a.pcap", "dir/x", "port"], None, &ex).unwrap_err();
+        assert!(e.contains("no such file"), "{}", e);
+        // A file after the filter.
+        let e = split(&[], &["a.pcap", "port", "80", "b.pcapng"], None, &ex).unwrap_err();
+        assert!(e.contains("put every file before the filter"), "{}", e);
+        // Filter words together with -f.
+        let e = split(&[], &["a.pcap", "tcp"], Some("port 80"), &ex).unwrap_err();
+        assert!(e.contains("tcp: cannot open: no such file"), "{}", e);
+        // No file at all.
+        let e = split(&[], &["port", "80"], None, &ex).unwrap_err();
+        assert!(
+            e.contains("give the capture file before the filter"),
+            "{}",
+            e
+        );
+        let e = split(&[], &[], None, &ex).unwrap_err();
+        assert!(e.contains("Usage"), "{}", e);
+    }
+
+    #[test]
+    fn typo_suggestions_need_a_close_capture_name() {
+        assert_eq!(edit_distance("refused.pcapp", "refused.pcap"), 1);
+        assert_eq!(edit_distance("tcp", ".ci"), 2);
+        assert!(looks_like_path("x.pcap.gz") && looks_like_path("./port"));
+        assert!(!looks_like_path("port") && !looks_like_path("10.0.0.1"));
+    }
+
+    #[test]
+    fn progress_text_with_and_without_a_total() {
+        assert_eq!(
+            progress_text(512 * 1024 * 1024, 2048 * 1024 * 1024, 3_400_000),
+            "proxyscope: reading 512.0 MiB of 2.0 GiB (25%), 3.4M frames"
+        );
+        assert_eq!(
+            progress_text(1536, 0, 12),
+            "proxyscope: reading 1.5 KiB, 12 frames"
+        );
+    }
+
+    #[test]
+    fn duration_and_time_flags() {
+        assert_eq!(duration_arg("1m30s"), Ok(90 * NANOS_PER_SEC));
+        assert!(duration_arg("0").is_err());
+        assert_eq!(
+            time_bound_arg("+2s"),
+            Ok(TimeBound::FromStart(2 * NANOS_PER_SEC))
+        );
+        assert!(matches!(
+            time_bound_arg("2026-11-26T08:12:37Z"),
+            Ok(TimeBound::At(_))
+        ));
+        assert!(time_bound_arg("+x").is_err());
+    }
+}

@@ -548,3 +548,73 @@ pub fn table(rows: &mut [FlowRow], color: bool) -> String {
     }
     t.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    //! The conn.log line and header for hand-made rows.
+
+    use super::*;
+
+    fn row() -> FlowRow {
+        FlowRow {
+            id: 7,
+            orig: "[2001:db8::1]:40000".into(),
+            resp: "10.78.2.2:8080".into(),
+            conn_state: "REJ",
+            history: "Sr".into(),
+            orig_pkts: 1,
+            resp_pkts: 1,
+            orig_bytes: 0,
+            resp_bytes: 0,
+            retransmissions: 0,
+            fast_retransmissions: 0,
+            spurious_retransmissions: 0,
+            max_segment_retransmits: 0,
+            out_of_order: 0,
+            capture_duplicates: 0,
+            zero_windows: 0,
+            syn_count: 1,
+            first_frame: 3,
+            last_frame: 4,
+            file: None,
+            start: "2026-11-26T08:22:43.505594Z".into(),
+            duration: Duration6(17_400),
+            rtt: None,
+            partial: false,
+            rst_from: Some("resp"),
+            rst_frame: Some(4),
+            first_fin_from: None,
+            port_reused: false,
+            end_reason: "closed",
+        }
+    }
+
+    #[test]
+    fn conn_log_line_has_zeeks_columns() {
+        let line = conn_log_line(&row());
+        let cols: Vec<&str> = line.split('\t').collect();
+        assert_eq!(cols.len(), CONN_LOG_FIELDS.len());
+        assert_eq!(
+            &cols[..12],
+            [
+                "1795681363.505594",
+                "C7",
+                "2001:db8::1",
+                "40000",
+                "10.78.2.2",
+                "8080",
+                "tcp",
+                "-",
+                "0.000017",
+                "0",
+                "0",
+                "REJ"
+            ]
+        );
+        assert_eq!(cols[15], "Sr");
+        let h = conn_log_header();
+        assert!(h.starts_with("#separator \\x09\n"));
+        assert!(h.contains("#fields\tts\tuid\tid.orig_h\t"));
+        assert_eq!(h.lines().count(), 7);
+    }
+}
