@@ -335,51 +335,6 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
     }
 }
 
-/// Chooses the frames that `--evidence-pcap` writes: every frame of the connections behind the
-/// verdicts (matched by 4-tuple and time span) plus every evidence frame.
-pub struct EvidenceSelector {
-    flows: rustc_hash::FxHashMap<
-        (std::net::SocketAddr, std::net::SocketAddr),
-        Vec<(Timestamp, Timestamp)>,
-    >,
-    frames: rustc_hash::FxHashSet<(u16, u64)>,
-}
-
-impl EvidenceSelector {
-    pub fn new(verdicts: &[Verdict]) -> EvidenceSelector {
-        let mut flows: rustc_hash::FxHashMap<_, Vec<_>> = Default::default();
-        let mut frames = rustc_hash::FxHashSet::default();
-        for v in verdicts {
-            for f in &v.flows {
-                flows
-                    .entry((f.orig, f.resp))
-                    .or_default()
-                    .push((f.first.ts, f.last.ts));
-            }
-            for e in &v.evidence {
-                frames.insert((e.frame.file, e.frame.number));
-            }
-        }
-        EvidenceSelector { flows, frames }
-    }
-
-    pub fn keep(&self, f: &crate::capture::Frame<'_>) -> bool {
-        if self.frames.contains(&(f.file, f.number)) {
-            return true;
-        }
-        let crate::decode::Decoded::Tcp(seg) = crate::decode::decode(f.link, f.data) else {
-            return false;
-        };
-        let a = std::net::SocketAddr::new(seg.src, seg.sport);
-        let b = std::net::SocketAddr::new(seg.dst, seg.dport);
-        [(a, b), (b, a)].iter().any(|k| {
-            self.flows
-                .get(k)
-                .is_some_and(|spans| spans.iter().any(|(s, e)| f.ts >= *s && f.ts <= *e))
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! Scan and listen-queue recognition through the `Analyzer` (flow_end → conclude) on

@@ -14,12 +14,34 @@ pub enum Format {
 }
 
 /// Settings shared by every subcommand that reads captures.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct InputConfig {
+    /// Capture files; `-` is standard input. Pipes, FIFOs and gzip/zstd/xz files are read too.
     pub files: Vec<PathBuf>,
     /// BPF expression applied to every frame, as tcpdump would.
     pub filter: Option<String>,
     pub tracker: TrackerConfig,
+    /// `--since` / `--until`: frames outside are numbered but not analysed.
+    pub window: crate::capture::TimeWindow,
+    /// `-c N`: stop after N frames (those that pass the filter and the window).
+    pub max_frames: Option<u64>,
+    /// Counters for the progress line (set by the command line when stderr is a terminal).
+    pub progress: Option<std::sync::Arc<crate::capture::Progress>>,
+    /// Set to end reading early (the output was closed).
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl InputConfig {
+    /// The capture layer's view of these settings.
+    pub fn read_options(&self) -> crate::capture::ReadOptions {
+        crate::capture::ReadOptions {
+            filter: self.filter.clone(),
+            window: self.window,
+            max_frames: self.max_frames,
+            progress: self.progress.clone(),
+            stop: self.stop.clone(),
+        }
+    }
 }
 
 /// `proxyscope flows`.
@@ -38,6 +60,8 @@ pub struct AnalyzeConfig {
     pub format: Format,
     /// Write the report here instead of standard output.
     pub output: Option<PathBuf>,
+    /// Append to `output` instead of replacing it (`--each`: one report after another).
+    pub append_output: bool,
     pub color: bool,
     pub thresholds: Thresholds,
     /// Evidence frames per verdict (default 10).

@@ -25,6 +25,7 @@ pub mod config;
 pub mod correlate;
 pub mod decode;
 pub mod error;
+pub mod evidence;
 pub mod flow;
 pub mod live;
 pub mod pipeline;

@@ -44,6 +44,8 @@ pub struct LiveRun {
     pub duration: Option<Duration>,
     /// How often a `Summary` event is emitted.
     pub report_every: Duration,
+    /// Stop after this many packets (`-c`, as tcpdump).
+    pub max_packets: Option<u64>,
 }
 
 /// What the live loop tells the CLI while it runs.
@@ -113,6 +115,7 @@ fn file_info(
         last_ts: sum.last_ts,
         stopped_early: None,
         clock_offset: None,
+        ..FileInfo::default()
     }
 }
 
@@ -199,6 +202,11 @@ pub fn run(
             |f| {
                 packets.set(packets.get() + 1);
                 pipeline.borrow_mut().frame(f);
+                // The source checks the flag before reading the next packet: exactly N are
+                // read (and written with --write).
+                if cfg.max_packets.is_some_and(|n| packets.get() >= n) {
+                    stop_local.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
             },
             &mut on_tick,
         )?;

@@ -136,6 +136,9 @@ pub struct CaptureSummary {
     pub time_reversals: u64,
     /// The tracker's cap on connections tracked at once.
     pub max_connections: usize,
+    /// Frame numbers inside the `--evidence-pcap` file, by (input file, frame number); empty
+    /// when none was written. Set by the command line after writing it, read by the reports.
+    pub evidence_frames: crate::capture::EvidenceFrames,
 }
 
 /// A capture-level artefact: something about how the capture was taken or stored, never an
@@ -166,6 +169,8 @@ pub enum Artefact {
         cut_range: Option<(u32, u32)>,
         snaplen: u32,
     },
+    /// Frames on pcapng interfaces whose link type cannot be decoded (skipped).
+    UnsupportedLink { file: PathBuf, frames: u64 },
     /// Frames whose link/IP/TCP headers were malformed or cut.
     Malformed { frames: u64 },
     /// IP fragments (not reassembled).
@@ -188,6 +193,7 @@ impl Artefact {
             Artefact::ClockOffset { .. } => "clock-offset",
             Artefact::FileTruncated { .. } => "file-truncated",
             Artefact::Snaplen { .. } => "snaplen",
+            Artefact::UnsupportedLink { .. } => "unsupported-link-type",
             Artefact::Malformed { .. } => "malformed",
             Artefact::IpFragments { .. } => "ip-fragments",
             Artefact::TableFull { .. } => "table-full",
@@ -200,7 +206,9 @@ impl Artefact {
     pub fn count(&self) -> u64 {
         match self {
             Artefact::Snaplen { truncated, .. } => *truncated,
-            Artefact::Malformed { frames } | Artefact::IpFragments { frames } => *frames,
+            Artefact::Malformed { frames }
+            | Artefact::IpFragments { frames }
+            | Artefact::UnsupportedLink { frames, .. } => *frames,
             Artefact::TableFull { evicted, .. } => *evicted,
             Artefact::TimeReversal { times } => *times,
             _ => 1,
@@ -259,6 +267,12 @@ impl std::fmt::Display for Artefact {
                 truncated,
                 matched,
                 cut_words(*cut_range, *snaplen)
+            ),
+            Artefact::UnsupportedLink { file, frames } => write!(
+                f,
+                "{}: {} frames on interfaces with a link type proxyscope cannot decode were skipped",
+                file.display(),
+                frames
             ),
             Artefact::Malformed { frames } => write!(
                 f,
@@ -331,6 +345,12 @@ impl CaptureSummary {
                 w.push(Artefact::FileTruncated {
                     file: f.path.clone(),
                     why: s.clone(),
+                });
+            }
+            if f.unsupported_link_frames > 0 {
+                w.push(Artefact::UnsupportedLink {
+                    file: f.path.clone(),
+                    frames: f.unsupported_link_frames,
                 });
             }
             if f.frames_truncated > 0 {
@@ -696,7 +716,7 @@ pub fn run_with<O: Observer>(
     obs: &mut O,
     threads: Threads,
 ) -> Result<CaptureSummary> {
-    let mut set = OfflineSet::open(&input.files, input.filter.as_deref())?;
+    let mut set = OfflineSet::open_with(&input.files, &input.read_options())?;
     if input.files.len() > 1 {
         set.set_offsets(&OfflineSet::estimate_offsets(
             &input.files,

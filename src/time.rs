@@ -101,9 +101,214 @@ pub fn human_duration(nanos: i64) -> String {
     }
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses a duration as typed on the command line, in nanoseconds: a bare number is in
+/// `bare_unit_ns` (seconds for every flag today), otherwise one or more number+unit parts,
+/// largest first or not: `500ms`, `6s`, `1.5s`, `1m30s`, `2h`, `1d12h`. Units: `ns`, `us`/`µs`,
+/// `ms`, `s`, `m`, `h`, `d`. Negative values, empty input and unknown units are errors.
+pub fn parse_duration(s: &str, bare_unit_ns: i64) -> Result<i64, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err("empty duration".into());
+    }
+    let bad = || {
+        format!(
+            "'{}' is not a duration (examples: 6s, 500ms, 1m30s, 2h; a bare number is {})",
+            s,
+            match bare_unit_ns {
+                NANOS_PER_SEC => "seconds".to_string(),
+                n => format!("{} ns units", n),
+            }
+        )
+    };
+    let scaled = |num: &str, unit: i64| -> Result<i64, String> {
+        let v: f64 = num.parse().map_err(|_| bad())?;
+        let ns = v * unit as f64;
+        if !(v.is_finite() && v >= 0.0 && ns < i64::MAX as f64) {
+            return Err(bad());
+        }
+        Ok(ns.round() as i64)
+    };
+    if t.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return scaled(t, bare_unit_ns);
+    }
+    let mut total: i64 = 0;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        if num_len == 0 {
+            return Err(bad());
+        }
+        let (num, after) = rest.split_at(num_len);
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_len);
+        let unit_ns = match unit {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => NANOS_PER_MILLI,
+            "s" => NANOS_PER_SEC,
+            "m" | "min" => 60 * NANOS_PER_SEC,
+            "h" => 3600 * NANOS_PER_SEC,
+            "d" => 86_400 * NANOS_PER_SEC,
+            _ => return Err(bad()),
+        };
+        total = total.checked_add(scaled(num, unit_ns)?).ok_or_else(bad)?;
+        rest = next;
+    }
+    Ok(total)
+}
+
+/// Parses an RFC 3339 date-time: `2026-11-26T08:12:37Z`, `2026-11-26T08:12:37.25+02:00`
+/// (a space may stand for the `T`; the zone is required).
+pub fn parse_rfc3339(s: &str) -> Result<Timestamp, String> {
+    let bad = || {
+        format!(
+            "'{}' is not an RFC 3339 time (example: 2026-11-26T08:12:37Z or 2026-11-26T09:12:37.5+01:00)",
+            s
+        )
+    };
+    let b = s.trim().as_bytes();
+    if b.len() < 20 {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| -> Result<i64, String> {
+        let part = std::str::from_utf8(&b[r]).map_err(|_| bad())?;
+        if !part.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(bad());
+        }
+        part.parse::<i64>().map_err(|_| bad())
+    };
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return Err(bad());
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return Err(bad());
+    }
+    let mut i = 19;
+    let mut nanos = 0i64;
+    if b[i] == b'.' {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return Err(bad());
+        }
+        let digits = &b[start..i.min(start + 9)];
+        for (k, c) in digits.iter().enumerate() {
+            nanos += (c - b'0') as i64 * 10i64.pow(8 - k as u32);
+        }
+    }
+    let offset_secs = match b.get(i) {
+        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+        Some(sign @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
+            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            let o = oh * 3600 + om * 60;
+            if *sign == b'-' {
+                -o
+            } else {
+                o
+            }
+        }
+        _ => return Err(bad()),
+    };
+    let days = days_from_civil(y, mo as u32, d as u32);
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_secs;
+    Ok(Timestamp::from_parts(secs, nanos))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_with_units() {
+        let s = NANOS_PER_SEC;
+        assert_eq!(parse_duration("6s", s), Ok(6 * s));
+        assert_eq!(parse_duration("1m30s", s), Ok(90 * s));
+        assert_eq!(parse_duration("500ms", s), Ok(500 * NANOS_PER_MILLI));
+        assert_eq!(parse_duration("2h", s), Ok(7200 * s));
+        assert_eq!(parse_duration("1d12h", s), Ok(36 * 3600 * s));
+        assert_eq!(parse_duration("1.5s", s), Ok(1_500_000_000));
+        assert_eq!(parse_duration("250us", s), Ok(250_000));
+        assert_eq!(parse_duration("250µs", s), Ok(250_000));
+        assert_eq!(parse_duration("10ns", s), Ok(10));
+        assert_eq!(parse_duration(" 2m ", s), Ok(120 * s));
+    }
+
+    #[test]
+    fn bare_numbers_keep_their_unit() {
+        let s = NANOS_PER_SEC;
+        assert_eq!(parse_duration("3", s), Ok(3 * s));
+        assert_eq!(parse_duration("0.25", s), Ok(s / 4));
+        assert_eq!(parse_duration("300", s), Ok(300 * s));
+        assert_eq!(
+            parse_duration("7", NANOS_PER_MILLI),
+            Ok(7 * NANOS_PER_MILLI)
+        );
+    }
+
+    #[test]
+    fn bad_durations_are_errors() {
+        for bad in [
+            "", "s", "6x", "6 s", "-1s", "1s-", "m5", "1..2s", "abc", "1e3", "inf",
+        ] {
+            let e = parse_duration(bad, NANOS_PER_SEC);
+            assert!(e.is_err(), "{:?} parsed as {:?}", bad, e);
+        }
+        assert!(parse_duration("6x", NANOS_PER_SEC)
+            .unwrap_err()
+            .contains("examples: 6s"));
+    }
+
+    #[test]
+    fn rfc3339_times() {
+        let t = parse_rfc3339("2026-11-26T08:12:37.5Z").unwrap();
+        assert_eq!(t, Timestamp::from_parts(1_795_680_757, 500_000_000));
+        assert_eq!(t.to_string(), "2026-11-26T08:12:37.500000Z");
+        // The same instant with an offset, and with a space for the T.
+        assert_eq!(parse_rfc3339("2026-11-26T09:12:37.5+01:00").unwrap(), t);
+        assert_eq!(parse_rfc3339("2026-11-26 03:12:37.5-05:00").unwrap(), t);
+        assert_eq!(
+            parse_rfc3339("2000-02-29T00:00:00Z").unwrap(),
+            Timestamp::from_parts(951_782_400, 0)
+        );
+        assert_eq!(
+            parse_rfc3339("1970-01-01T00:00:00.000000001Z").unwrap(),
+            Timestamp(1)
+        );
+        for bad in [
+            "2026-11-26",
+            "2026-11-26T08:12:37",
+            "2026-13-01T00:00:00Z",
+            "yesterday",
+            "2026-11-26T08:12:37.Z",
+        ] {
+            assert!(parse_rfc3339(bad).is_err(), "{}", bad);
+        }
+    }
 
     #[test]
     fn formats_rfc3339_utc() {

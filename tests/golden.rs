@@ -154,6 +154,7 @@ fn lab_captures_give_their_expected_verdicts() {
             files: vec![path.clone()],
             filter: None,
             tracker: TrackerConfig::default(),
+            ..Default::default()
         };
         let a = analyze::run_with_roles(&input, Thresholds::default(), 10, lab_roles(&c.file))
             .unwrap_or_else(|e| panic!("{}: {}", c.file, e));
@@ -356,6 +357,7 @@ fn inferred_roles_give_the_expected_hops() {
             files: vec![root.join("captures").join(&c.file)],
             filter: None,
             tracker: TrackerConfig::default(),
+            ..Default::default()
         };
         let a = analyze::run(&input, Thresholds::default(), 10).unwrap();
         for s in c.expect.iter().filter(|s| implemented(&s.signature)) {
@@ -412,6 +414,7 @@ fn no_proxy_is_invented_in_plain_client_server_captures() {
             files: vec![f.clone()],
             filter: None,
             tracker: TrackerConfig::default(),
+            ..Default::default()
         };
         let a = analyze::run(&input, Thresholds::default(), 10).unwrap();
         assert!(
@@ -460,6 +463,7 @@ fn given_roles_agree_with_inferred_roles_on_two_leg_captures() {
             files: vec![root.join("captures").join(name)],
             filter: None,
             tracker: TrackerConfig::default(),
+            ..Default::default()
         };
         let inferred = analyze::run(&input, Thresholds::default(), 10).unwrap();
         let given =
@@ -483,6 +487,7 @@ fn analyze_files(files: Vec<std::path::PathBuf>) -> analyze::Analysis {
         files,
         filter: None,
         tracker: TrackerConfig::default(),
+        ..Default::default()
     };
     analyze::run(&input, Thresholds::default(), 10).unwrap()
 }
@@ -554,6 +559,7 @@ fn a_client_side_tls_failure_at_a_proxy_is_chained() {
         files: vec![root.join("tls-alert-alpn-client.pcap")],
         filter: None,
         tracker: TrackerConfig::default(),
+        ..Default::default()
     };
     let given = GivenRoles {
         proxies: vec![RoleAddr::parse("10.78.1.1:443").unwrap()],
@@ -771,6 +777,7 @@ fn exchanges_pair_with_their_own_backend_attempts() {
             files: vec![root.join("captures").join(&c.file)],
             filter: None,
             tracker: TrackerConfig::default(),
+            ..Default::default()
         };
         let a = analyze::run(&input, Thresholds::default(), 10).unwrap();
         for p in &c.pair {

@@ -17,6 +17,7 @@ fn analyze_json(files: &[PathBuf], threads: Threads) -> String {
         files: files.to_vec(),
         filter: None,
         tracker: TrackerConfig::default(),
+        ..Default::default()
     };
     let mut a = Analyzer::new(Thresholds::default(), 10);
     let sum = pipeline::run_with(&input, &mut a, threads).expect("analyze");
@@ -41,6 +42,7 @@ fn flows_json(files: &[PathBuf], threads: Threads) -> String {
         files: files.to_vec(),
         filter: None,
         tracker: TrackerConfig::default(),
+        ..Default::default()
     };
     let mut rows = Rows(Vec::new(), files.to_vec());
     let sum = pipeline::run_with(&input, &mut rows, threads).expect("flows");

@@ -190,6 +190,7 @@ fn diff_one(path: &Path) -> Vec<String> {
         files: vec![path.to_path_buf()],
         filter: None,
         tracker: TrackerConfig::default(),
+        ..Default::default()
     };
     let sum = pipeline::run(&input, &mut rec).unwrap_or_else(|e| panic!("{}: {}", name, e));
     let ts = tshark_frames(path);
@@ -392,6 +393,7 @@ fn diff_app(path: &Path, decode_as: &[String]) -> Vec<String> {
         files: vec![path.to_path_buf()],
         filter: None,
         tracker: TrackerConfig::default(),
+        ..Default::default()
     };
     pipeline::run(&input, &mut rec).unwrap_or_else(|e| panic!("{}: {}", name, e));
     let mut extra: Vec<&str> = vec!["-o", "http.desegment_body:FALSE"];

@@ -15,11 +15,17 @@
 //!   `FileInfo::stopped_early` warning, never a panic.
 
 pub mod live;
+pub mod pcapng;
+pub mod stream;
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
-use pcap::{Capture, Offline, Precision};
+use pcap::{Capture, Offline};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use stream::{Compression, Magic, RecordReader};
 
 /// Link-layer framings proxyscope decodes (a closed set; anything else is a clear error).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -68,6 +74,14 @@ impl LinkType {
             LinkType::Ipv6 => 229,
             LinkType::Null => 0,
             LinkType::Loop => 108,
+        }
+    }
+
+    /// The LINKTYPE_ value written in pcapng files (differs from the DLT only for raw IP).
+    pub fn linktype(self) -> u16 {
+        match self {
+            LinkType::RawIp => 101,
+            other => other.dlt() as u16,
         }
     }
 
@@ -205,6 +219,14 @@ pub struct FileInfo {
     /// With several files: this file's clock minus the first file's, estimated from packets seen
     /// in both, and how many matched; timestamps are corrected by it while merging.
     pub clock_offset: Option<(i64, u32)>,
+    /// The compression the file was read through (`gzip`, `zstd`, `xz`), detected by magic bytes.
+    pub compression: Option<&'static str>,
+    /// Read once, forwards (standard input, a pipe, a FIFO): it cannot be read a second time.
+    pub streamed: bool,
+    /// pcapng frames on an interface whose link type proxyscope cannot decode (skipped).
+    pub unsupported_link_frames: u64,
+    /// Frames that passed the filter but fell outside `--since` / `--until`.
+    pub frames_outside_window: u64,
 }
 
 /// `range` widened to include `len` (the cut lengths of truncated frames).
@@ -252,14 +274,296 @@ impl Drop for AlignedBuf {
     }
 }
 
-/// An open capture file. Field order matters: `cap` (which closes the FILE) drops before `_buf`.
+/// Where the records of one input come from.
+enum Backend {
+    /// A regular, uncompressed file read by libpcap (the fast path). Field order matters: `cap`
+    /// (which closes the FILE) drops before `_buf`.
+    Libpcap {
+        cap: Capture<Offline>,
+        _buf: Option<AlignedBuf>,
+    },
+    /// Our own forward-only reader: standard input, pipes, compressed files, and pcapng files
+    /// with several link types.
+    Stream(Box<RecordReader>),
+}
+
+/// An open capture file.
 pub struct CaptureFile {
-    cap: Capture<Offline>,
-    _buf: Option<AlignedBuf>,
-    filter: Option<pcap::BpfProgram>,
+    backend: Backend,
+    filter: Filters,
     index: u16,
     info: FileInfo,
     done: bool,
+    /// Whether libpcap read a pcapng file: on a read error the file is read again by our own
+    /// reader from the same record (libpcap refuses interfaces of different link types).
+    pcapng_fallback: bool,
+    window: ResolvedWindow,
+    progress: Option<Arc<Progress>>,
+    /// Records not yet added to `progress.frames`, and the file position last reported.
+    unreported_frames: u64,
+    reported_pos: u64,
+}
+
+/// The BPF filter, compiled once per link type (pcapng interfaces may differ).
+struct Filters {
+    expr: Option<String>,
+    progs: Vec<(LinkType, pcap::BpfProgram)>,
+}
+
+impl Filters {
+    /// Compiles the filter for `link` with a dead handle of that link type.
+    fn compile(expr: &str, link: LinkType) -> Result<pcap::BpfProgram> {
+        let dead = Capture::dead_with_precision(pcap::Linktype(link.dlt()), pcap::Precision::Nano)
+            .map_err(|e| Error::Filter {
+                expr: expr.to_string(),
+                reason: e.to_string(),
+            })?;
+        dead.compile(expr, true).map_err(|e| Error::Filter {
+            expr: expr.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Whether the frame passes (always, without a filter).
+    fn matches(&mut self, link: LinkType, data: &[u8]) -> bool {
+        let Some(expr) = &self.expr else {
+            return true;
+        };
+        if let Some((_, p)) = self.progs.iter().find(|(l, _)| *l == link) {
+            return p.filter(data);
+        }
+        // A link type first seen mid-file (pcapng): the expression compiled for the first one
+        // compiles for this one too unless it names link-layer fields it lacks; then nothing
+        // on this link type matches, as tcpdump would not capture it either.
+        match Filters::compile(expr, link) {
+            Ok(p) => {
+                let ok = p.filter(data);
+                self.progs.push((link, p));
+                ok
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Bytes and frames read so far, shared with the progress line (`cli.rs` prints it; the reader
+/// only counts). Updated every `PROGRESS_EVERY` records.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bytes read from the input files (compressed bytes for compressed files).
+    pub bytes: AtomicU64,
+    /// Total size of the inputs that have one (0 when unknown: a pipe among them).
+    pub total: AtomicU64,
+    /// Records read.
+    pub frames: AtomicU64,
+}
+
+/// Records between two updates of `Progress`.
+const PROGRESS_EVERY: u64 = 4096;
+
+/// Counts the bytes read from the source into `Progress::bytes`.
+struct CountingReader<R> {
+    inner: R,
+    progress: Option<Arc<Progress>>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(p) = &self.progress {
+            p.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+}
+
+/// A bound of `--since` / `--until`: a point in time, or an offset from the capture's first
+/// frame (`+2s`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeBound {
+    At(Timestamp),
+    FromStart(i64),
+}
+
+/// `--since` (inclusive) and `--until` (exclusive): frames outside are read (and numbered) but
+/// not analysed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimeWindow {
+    pub since: Option<TimeBound>,
+    pub until: Option<TimeBound>,
+}
+
+impl TimeWindow {
+    fn relative(&self) -> bool {
+        matches!(self.since, Some(TimeBound::FromStart(_)))
+            || matches!(self.until, Some(TimeBound::FromStart(_)))
+    }
+}
+
+/// A window with its relative bounds resolved once the capture's start is known.
+#[derive(Clone, Copy, Debug, Default)]
+struct ResolvedWindow {
+    window: TimeWindow,
+    start: Option<Timestamp>,
+}
+
+impl ResolvedWindow {
+    fn bound(&self, b: Option<TimeBound>) -> Option<Timestamp> {
+        match b? {
+            TimeBound::At(t) => Some(t),
+            TimeBound::FromStart(ns) => self.start.map(|s| s.add_nanos(ns)),
+        }
+    }
+
+    fn contains(&self, ts: Timestamp) -> bool {
+        self.bound(self.window.since).is_none_or(|s| ts >= s)
+            && self.bound(self.window.until).is_none_or(|u| ts < u)
+    }
+}
+
+/// How the inputs are read: the settings `OfflineSet::open_with` takes.
+#[derive(Clone, Debug, Default)]
+pub struct ReadOptions {
+    /// BPF expression, as tcpdump's.
+    pub filter: Option<String>,
+    pub window: TimeWindow,
+    /// Stop after this many frames (those that passed the filter and the window), as `tcpdump -c`.
+    pub max_frames: Option<u64>,
+    pub progress: Option<Arc<Progress>>,
+    /// Set by the consumer to end reading early (its output was closed: `| head`).
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
+}
+
+/// Whether `expr` compiles as a BPF filter for Ethernet (the command line checks trailing
+/// filter words with it before reading; each file's link type is checked again at open).
+pub fn check_filter(expr: &str) -> std::result::Result<(), String> {
+    Filters::compile(expr, LinkType::Ethernet)
+        .map(|_| ())
+        .map_err(|e| match e {
+            Error::Filter { reason, .. } => reason,
+            other => other.to_string(),
+        })
+}
+
+/// Whether `path` can be read a second time (not standard input, a pipe or a FIFO).
+pub fn rereadable(path: &Path) -> bool {
+    path.as_os_str() != "-" && std::fs::metadata(path).is_ok_and(|m| m.is_file())
+}
+
+/// The one-line reason for an I/O error opening an input.
+fn open_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            "permission denied (run as a user who may read it, or copy it somewhere readable)"
+                .into()
+        }
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// How an input will be read, decided from its type and first bytes.
+enum Opened {
+    /// A regular uncompressed pcap/pcapng file: libpcap opens it by path.
+    Libpcap { pcapng: bool },
+    /// Everything else, through our reader (after decompression when `compression` is set).
+    Stream {
+        src: Box<dyn Read + Send>,
+        compression: Option<Compression>,
+    },
+}
+
+/// Opens `path` (`-` is standard input), reads its first bytes and decides how to read it.
+/// Never seeks: the bytes read to sniff are put back in front of the stream.
+fn open_input(path: &Path, progress: &Option<Arc<Progress>>) -> Result<(Opened, bool)> {
+    let open_err = |reason: String| Error::Open {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (mut file, regular) = if path.as_os_str() == "-" {
+        use std::os::fd::AsFd;
+        let fd = std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| open_err(open_reason(&e)))?;
+        (std::fs::File::from(fd), false)
+    } else {
+        let f = std::fs::File::open(path).map_err(|e| open_err(open_reason(&e)))?;
+        let meta = f.metadata().map_err(|e| open_err(open_reason(&e)))?;
+        if meta.is_dir() {
+            return Err(open_err("is a directory".into()));
+        }
+        if meta.is_file() && meta.len() == 0 {
+            return Err(Error::NoPackets {
+                path: path.to_path_buf(),
+                reason: "empty file (0 bytes), not a capture".into(),
+            });
+        }
+        if meta.is_file() {
+            if let Some(p) = progress {
+                p.total.fetch_add(meta.len(), Ordering::Relaxed);
+            }
+        }
+        (f, meta.is_file())
+    };
+    let mut head = [0u8; 8];
+    let mut n = 0;
+    while n < head.len() {
+        match file.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(open_err(e.to_string())),
+        }
+    }
+    if n == 0 {
+        return Err(Error::NoPackets {
+            path: path.to_path_buf(),
+            reason: "no data: the input was empty (a pipe or standard input that closed at once)"
+                .into(),
+        });
+    }
+    let magic = stream::sniff(&head[..n]);
+    let src = || -> Box<dyn Read + Send> {
+        let chained = std::io::Cursor::new(head[..n].to_vec()).chain(file);
+        if let Some(p) = progress {
+            // The sniffed bytes were read already; the reader counts them again.
+            p.bytes.fetch_sub(n as u64, Ordering::Relaxed);
+        }
+        Box::new(CountingReader {
+            inner: chained,
+            progress: progress.clone(),
+        })
+    };
+    let opened = match magic {
+        Magic::Pcap | Magic::Pcapng if regular => Opened::Libpcap {
+            pcapng: magic == Magic::Pcapng,
+        },
+        Magic::Pcap | Magic::Pcapng => Opened::Stream {
+            src: src(),
+            compression: None,
+        },
+        Magic::Compressed(c) => Opened::Stream {
+            src: stream::decompress(c, src()),
+            compression: Some(c),
+        },
+        Magic::Unsupported(name) => {
+            return Err(Error::NotACapture {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "{} data: decompress it first; proxyscope reads gzip, zstd and xz itself",
+                    name
+                ),
+            })
+        }
+        Magic::Unknown => {
+            return Err(Error::NotACapture {
+                path: path.to_path_buf(),
+                reason: "unknown file format".into(),
+            })
+        }
+    };
+    Ok((opened, regular))
 }
 
 fn cstr_err(buf: &[libc::c_char]) -> String {
@@ -271,7 +575,7 @@ fn cstr_err(buf: &[libc::c_char]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// Opens `path` with a 1 MiB page-aligned stdio buffer; falls back to `pcap_open_offline`.
+/// Opens `path` for libpcap with a 1 MiB page-aligned stdio buffer.
 fn open_offline(path: &Path) -> Result<(Capture<Offline>, Option<AlignedBuf>)> {
     use std::ffi::CString;
     let cpath = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Error::Open {
@@ -286,7 +590,7 @@ fn open_offline(path: &Path) -> Result<(Capture<Offline>, Option<AlignedBuf>)> {
             let e = std::io::Error::last_os_error();
             return Err(Error::Open {
                 path: path.to_path_buf(),
-                reason: e.to_string(),
+                reason: open_reason(&e),
             });
         }
         let buf = AlignedBuf::new(FILE_BUFFER_BYTES);
@@ -315,60 +619,87 @@ fn open_offline(path: &Path) -> Result<(Capture<Offline>, Option<AlignedBuf>)> {
 }
 
 impl CaptureFile {
+    /// Opens one input with a filter and no window (`open_with` for the rest).
     pub fn open(path: &Path, index: u16, filter: Option<&str>) -> Result<CaptureFile> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::Open {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        if meta.is_dir() {
-            return Err(Error::Open {
-                path: path.to_path_buf(),
-                reason: "is a directory".into(),
-            });
-        }
-        if meta.len() == 0 {
-            return Err(Error::NoPackets {
-                path: path.to_path_buf(),
-                reason: "empty file (0 bytes), not a capture".into(),
-            });
-        }
-        let (cap, buf) = open_offline(path).or_else(|e| match e {
-            Error::NotACapture { .. } => Err(e),
-            _ => Capture::from_file_with_precision(path, Precision::Nano)
-                .map(|c| (c, None))
-                .map_err(|e| Error::NotACapture {
-                    path: path.to_path_buf(),
-                    reason: e.to_string(),
-                }),
-        })?;
-        let dlt = cap.get_datalink();
-        let link = LinkType::from_dlt(dlt.0).ok_or_else(|| Error::UnsupportedLinkType {
-            path: path.to_path_buf(),
-            dlt: dlt.0,
-            name: dlt.get_name().unwrap_or_else(|_| "unknown".into()),
-        })?;
-        let filter = match filter {
-            Some(expr) => Some(cap.compile(expr, true).map_err(|e| Error::Filter {
-                expr: expr.to_string(),
-                reason: e.to_string(),
-            })?),
-            None => None,
+        let opts = ReadOptions {
+            filter: filter.map(str::to_string),
+            ..ReadOptions::default()
         };
-        // SAFETY: the handle is valid for the lifetime of `cap`.
-        let snaplen = unsafe { pcap_snapshot(cap.as_ptr() as *mut libc::c_void) }.max(0) as u32;
+        CaptureFile::open_with(path, index, &opts)
+    }
+
+    pub fn open_with(path: &Path, index: u16, opts: &ReadOptions) -> Result<CaptureFile> {
+        let (opened, regular) = open_input(path, &opts.progress)?;
+        let (backend, dlt, snaplen, compression, pcapng_fallback) = match opened {
+            Opened::Libpcap { pcapng } => {
+                let (cap, buf) = open_offline(path)?;
+                let dlt = cap.get_datalink().0;
+                // SAFETY: the handle is valid for the lifetime of `cap`.
+                let snaplen =
+                    unsafe { pcap_snapshot(cap.as_ptr() as *mut libc::c_void) }.max(0) as u32;
+                (
+                    Backend::Libpcap { cap, _buf: buf },
+                    dlt,
+                    snaplen,
+                    None,
+                    pcapng,
+                )
+            }
+            Opened::Stream { src, compression } => {
+                let r = RecordReader::new(src).map_err(|e| Error::NotACapture {
+                    path: path.to_path_buf(),
+                    reason: match compression {
+                        Some(c) => format!("{}-compressed, but inside: {}", c.name(), e.0),
+                        None => e.0,
+                    },
+                })?;
+                let (lt, snaplen) = r.first_link();
+                (
+                    Backend::Stream(Box::new(r)),
+                    lt,
+                    snaplen,
+                    compression.map(Compression::name),
+                    false,
+                )
+            }
+        };
+        let link = LinkType::from_dlt(dlt).ok_or_else(|| Error::UnsupportedLinkType {
+            path: path.to_path_buf(),
+            dlt,
+            name: pcap::Linktype(dlt)
+                .get_name()
+                .unwrap_or_else(|_| "unknown".into()),
+        })?;
+        let mut filter = Filters {
+            expr: opts.filter.clone(),
+            progs: Vec::new(),
+        };
+        if let Some(expr) = &opts.filter {
+            // Compiled now for the first link type, so that a bad expression fails at once.
+            filter.progs.push((link, Filters::compile(expr, link)?));
+        }
         Ok(CaptureFile {
-            cap,
-            _buf: buf,
+            backend,
             filter,
             index,
             info: FileInfo {
                 path: path.to_path_buf(),
                 link: Some(link),
-                dlt: dlt.0,
+                dlt,
                 snaplen,
+                compression,
+                streamed: !regular,
                 ..Default::default()
             },
             done: false,
+            pcapng_fallback,
+            window: ResolvedWindow {
+                window: opts.window,
+                start: None,
+            },
+            progress: opts.progress.clone(),
+            unreported_frames: 0,
+            reported_pos: 0,
         })
     }
 
@@ -376,82 +707,181 @@ impl CaptureFile {
         &self.info
     }
 
-    /// Reads the next record that passes the filter; `None` at the end of the file (or where a
-    /// truncated/corrupt record stopped it, recorded in `stopped_early`).
+    /// Adds what was read since the last call to the shared progress counters.
+    fn report_progress(&mut self) {
+        let Some(p) = &self.progress else { return };
+        p.frames
+            .fetch_add(self.unreported_frames, Ordering::Relaxed);
+        self.unreported_frames = 0;
+        if let Backend::Libpcap { cap, .. } = &self.backend {
+            // SAFETY: the handle and its FILE are valid while `cap` lives; ftell only reads.
+            let pos = unsafe {
+                let fp = pcap_file(cap.as_ptr() as *mut libc::c_void);
+                if fp.is_null() {
+                    -1
+                } else {
+                    libc::ftell(fp)
+                }
+            };
+            if pos >= 0 && pos as u64 > self.reported_pos {
+                p.bytes
+                    .fetch_add(pos as u64 - self.reported_pos, Ordering::Relaxed);
+                self.reported_pos = pos as u64;
+            }
+        }
+    }
+
+    /// Switches from libpcap to our own reader after libpcap gave up on a pcapng file (several
+    /// link types): the file is opened again and the records already read are skipped. Returns
+    /// false when our reader cannot continue either.
+    fn fall_back_to_stream(&mut self) -> bool {
+        self.pcapng_fallback = false;
+        let Ok(f) = std::fs::File::open(&self.info.path) else {
+            return false;
+        };
+        let Ok(mut r) = RecordReader::new(Box::new(std::io::BufReader::new(f))) else {
+            return false;
+        };
+        for _ in 0..self.info.frames {
+            if !matches!(r.next_packet(), Ok(Some(_))) {
+                return false;
+            }
+        }
+        // Bytes are no longer counted by position (the libpcap FILE is gone).
+        self.backend = Backend::Stream(Box::new(r));
+        true
+    }
+
+    /// Reads the next record that passes the filter and the time window; `None` at the end of
+    /// the file (or where a truncated/corrupt record stopped it, recorded in `stopped_early`).
     fn next_frame(&mut self) -> Option<Frame<'_>> {
         if self.done {
             return None;
         }
-        let link = self.info.link.unwrap_or(LinkType::Ethernet);
-        let cap: *mut Capture<Offline> = &mut self.cap;
+        let first_link = self.info.link.unwrap_or(LinkType::Ethernet);
+        let me: *mut CaptureFile = self;
         loop {
-            // SAFETY: `cap` points at `self.cap`, alive for `'_`. Each packet borrowed from it is
-            // either returned (ending the loop) or dropped before the next call, so borrows never
-            // overlap; the raw pointer only sidesteps the borrow checker's loop limitation.
-            match unsafe { (*cap).next_packet() } {
-                Ok(pkt) => {
-                    self.info.frames += 1;
-                    let number = self.info.frames;
-                    if let Some(f) = &self.filter {
-                        if !f.filter(pkt.data) {
-                            continue;
-                        }
+            // SAFETY: `me` points at `self`, alive for `'_`. Each record borrowed from the
+            // backend is either returned (ending the loop) or dropped before the next read, so
+            // borrows never overlap; the raw pointer only sidesteps the borrow checker's loop
+            // limitation.
+            // SAFETY (for both `&mut *me` below): see above; `backend` is only touched again
+            // after the record borrowed from it is dropped.
+            let backend = unsafe { &mut (*me).backend };
+            let rec: std::result::Result<_, Option<String>> = match backend {
+                Backend::Libpcap { cap, .. } => match cap.next_packet() {
+                    Ok(pkt) => {
+                        let h = pkt.header;
+                        #[allow(clippy::unnecessary_cast)]
+                        // time_t / suseconds_t are not i64 everywhere
+                        let ts = Timestamp::from_parts(h.ts.tv_sec as i64, h.ts.tv_usec as i64);
+                        Ok((ts, h.caplen, h.len, Some(first_link), pkt.data))
                     }
-                    let h = pkt.header;
-                    #[allow(clippy::unnecessary_cast)]
-                    // time_t / suseconds_t are not i64 everywhere
-                    let ts = Timestamp::from_parts(h.ts.tv_sec as i64, h.ts.tv_usec as i64)
-                        .add_nanos(-self.info.clock_offset.map_or(0, |o| o.0));
-                    let info = &mut self.info;
-                    info.frames_matched += 1;
-                    if h.caplen < h.len {
-                        info.frames_truncated += 1;
-                        info.cut_range = widen(info.cut_range, h.caplen);
+                    Err(pcap::Error::NoMorePackets) => Err(None),
+                    Err(e) => Err(Some(e.to_string())),
+                },
+                Backend::Stream(r) => match r.next_packet() {
+                    Ok(Some(p)) => Ok((
+                        p.ts,
+                        p.caplen,
+                        p.wire_len,
+                        LinkType::from_dlt(p.linktype),
+                        p.data,
+                    )),
+                    Ok(None) => Err(None),
+                    Err(e) => Err(Some(e.0)),
+                },
+            };
+            let this = unsafe { &mut *me };
+            let (ts, caplen, wire_len, link, data) = match rec {
+                Ok(r) => r,
+                Err(stop) => {
+                    if stop.is_some()
+                        && this.pcapng_fallback
+                        && matches!(this.backend, Backend::Libpcap { .. })
+                        && this.fall_back_to_stream()
+                    {
+                        continue;
                     }
-                    if info.first_ts.is_none() {
-                        info.first_ts = Some(ts);
+                    this.done = true;
+                    this.report_progress();
+                    if let Some(e) = stop {
+                        this.info.stopped_early = Some(format!(
+                            "reading stopped after frame {}: {}",
+                            this.info.frames, e
+                        ));
                     }
-                    info.last_ts = Some(ts);
-                    return Some(Frame {
-                        file: self.index,
-                        number,
-                        ts,
-                        caplen: h.caplen,
-                        wire_len: h.len,
-                        link,
-                        data: pkt.data,
-                    });
-                }
-                Err(pcap::Error::NoMorePackets) => {
-                    self.done = true;
                     return None;
                 }
-                Err(e) => {
-                    self.done = true;
-                    self.info.stopped_early = Some(format!(
-                        "reading stopped after frame {}: {}",
-                        self.info.frames, e
-                    ));
-                    return None;
-                }
+            };
+            let info = &mut this.info;
+            info.frames += 1;
+            this.unreported_frames += 1;
+            if this.unreported_frames >= PROGRESS_EVERY {
+                this.report_progress();
             }
+            let number = this.info.frames;
+            let ts = ts.add_nanos(-this.info.clock_offset.map_or(0, |o| o.0));
+            if this.window.start.is_none() {
+                this.window.start = Some(ts);
+            }
+            let Some(link) = link else {
+                this.info.unsupported_link_frames += 1;
+                continue;
+            };
+            if !this.filter.matches(link, data) {
+                continue;
+            }
+            if !this.window.contains(ts) {
+                this.info.frames_outside_window += 1;
+                continue;
+            }
+            let info = &mut this.info;
+            info.frames_matched += 1;
+            if caplen < wire_len {
+                info.frames_truncated += 1;
+                info.cut_range = widen(info.cut_range, caplen);
+            }
+            if info.first_ts.is_none() {
+                info.first_ts = Some(ts);
+            }
+            info.last_ts = Some(ts);
+            return Some(Frame {
+                file: this.index,
+                number,
+                ts,
+                caplen,
+                wire_len,
+                link,
+                data,
+            });
         }
+    }
+
+    /// The timestamp of the file's first record, read from a fresh handle (the file must be
+    /// re-readable), corrected by its clock offset.
+    fn first_record_ts(&self) -> Option<Timestamp> {
+        let mut f = CaptureFile::open(&self.info.path, self.index, None).ok()?;
+        f.info.clock_offset = self.info.clock_offset;
+        f.next_frame().map(|fr| fr.ts)
     }
 }
 
 extern "C" {
     fn pcap_snapshot(p: *mut libc::c_void) -> libc::c_int;
-    fn pcap_open_dead_with_tstamp_precision(
-        linktype: libc::c_int,
-        snaplen: libc::c_int,
-        precision: libc::c_uint,
-    ) -> *mut libc::c_void;
+    fn pcap_file(p: *mut libc::c_void) -> *mut libc::FILE;
 }
 
 /// Several capture files read as one stream of frames in timestamp order (ties keep the
 /// command-line order). Frame numbers stay per file.
 pub struct OfflineSet {
     files: Vec<CaptureFile>,
+    /// `-c`: frames passed to the sink at most.
+    max_frames: Option<u64>,
+    /// Relative `--since`/`--until` with several files: the start is the earliest first record
+    /// of all files, found before reading.
+    resolve_start: bool,
+    stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// A copied record waiting in the merge (only used with several files).
@@ -460,20 +890,43 @@ struct Pending {
     ts: Timestamp,
     caplen: u32,
     wire_len: u32,
+    link: LinkType,
     data: Vec<u8>,
     valid: bool,
 }
 
 impl OfflineSet {
     pub fn open(paths: &[PathBuf], filter: Option<&str>) -> Result<OfflineSet> {
+        let opts = ReadOptions {
+            filter: filter.map(str::to_string),
+            ..ReadOptions::default()
+        };
+        OfflineSet::open_with(paths, &opts)
+    }
+
+    pub fn open_with(paths: &[PathBuf], opts: &ReadOptions) -> Result<OfflineSet> {
         if paths.len() > u16::MAX as usize {
             return Err(Error::Usage("too many capture files".into()));
         }
+        let resolve_start = paths.len() > 1 && opts.window.relative();
+        if resolve_start {
+            if let Some(p) = paths.iter().find(|p| !rereadable(p)) {
+                return Err(Error::Usage(format!(
+                    "{}: --since/--until as an offset (+2s) with several inputs reads each file's start first, which a pipe or standard input cannot give; use RFC 3339 times",
+                    p.display()
+                )));
+            }
+        }
         let mut files = Vec::with_capacity(paths.len());
         for (i, p) in paths.iter().enumerate() {
-            files.push(CaptureFile::open(p, i as u16, filter)?);
+            files.push(CaptureFile::open_with(p, i as u16, opts)?);
         }
-        Ok(OfflineSet { files })
+        Ok(OfflineSet {
+            files,
+            max_frames: opts.max_frames,
+            resolve_start,
+            stop: opts.stop.clone(),
+        })
     }
 
     /// Estimates each file's clock offset against the first from packets present in both (the
@@ -498,8 +951,13 @@ impl OfflineSet {
         );
         let mut maps: Vec<rustc_hash::FxHashMap<Key, Timestamp>> = Vec::new();
         for (i, p) in paths.iter().enumerate() {
-            let mut f = CaptureFile::open(p, i as u16, filter)?;
             let mut m = rustc_hash::FxHashMap::default();
+            if !rereadable(p) {
+                // A pipe is read once, by the analysis: its clock is left as it is.
+                maps.push(m);
+                continue;
+            }
+            let mut f = CaptureFile::open(p, i as u16, filter)?;
             let mut n = 0;
             while let Some(fr) = f.next_frame() {
                 n += 1;
@@ -548,12 +1006,31 @@ impl OfflineSet {
         self.files.iter().map(|f| f.info.clone()).collect()
     }
 
-    /// Pushes every frame, in timestamp order, into `sink`.
+    /// Pushes every frame, in timestamp order, into `sink` (at most `max_frames`).
     pub fn run(&mut self, mut sink: impl FnMut(&Frame<'_>)) {
+        let max = self.max_frames.unwrap_or(u64::MAX);
+        if max == 0 {
+            return;
+        }
+        let stopped = |s: &Option<Arc<std::sync::atomic::AtomicBool>>| {
+            s.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
+        };
+        let mut sent = 0u64;
+        if self.resolve_start {
+            let start = self.files.iter().filter_map(|f| f.first_record_ts()).min();
+            for f in &mut self.files {
+                f.window.start = start;
+            }
+        }
         if self.files.len() == 1 {
             let f = &mut self.files[0];
             while let Some(frame) = f.next_frame() {
                 sink(&frame);
+                sent += 1;
+                if sent >= max || stopped(&self.stop) {
+                    f.report_progress();
+                    break;
+                }
             }
             return;
         }
@@ -563,6 +1040,7 @@ impl OfflineSet {
                 ts: Timestamp(0),
                 caplen: 0,
                 wire_len: 0,
+                link: LinkType::Ethernet,
                 data: Vec::new(),
                 valid: false,
             })
@@ -586,12 +1064,19 @@ impl OfflineSet {
                     ts: p.ts,
                     caplen: p.caplen,
                     wire_len: p.wire_len,
-                    link: self.files[i].info.link.unwrap_or(LinkType::Ethernet),
+                    link: p.link,
                     data: &p.data,
                 };
                 sink(&frame);
             }
+            sent += 1;
+            if sent >= max || stopped(&self.stop) {
+                break;
+            }
             refill(&mut self.files[i], &mut pend[i]);
+        }
+        for f in &mut self.files {
+            f.report_progress();
         }
     }
 }
@@ -603,6 +1088,7 @@ fn refill(f: &mut CaptureFile, p: &mut Pending) {
             p.ts = fr.ts;
             p.caplen = fr.caplen;
             p.wire_len = fr.wire_len;
+            p.link = fr.link;
             p.data.clear();
             p.data.extend_from_slice(fr.data);
             p.valid = true;
@@ -611,71 +1097,64 @@ fn refill(f: &mut CaptureFile, p: &mut Pending) {
     }
 }
 
-/// Writes the frames of `input` (read again, in the same merged order) for which `keep` returns
-/// true into a new pcap at `out`, with the input's link type and nanosecond timestamps. Returns
-/// the number of frames written. All inputs must share one link type.
+/// Frame numbers inside an evidence capture, by (input file index, frame number).
+pub type EvidenceFrames = rustc_hash::FxHashMap<(u16, u64), u64>;
+
+/// Writes the frames of `paths` (read again, with the same filter, window and frame limit, in
+/// the same merged order) for which `comment` returns a text into a new pcapng at `out`, each
+/// with that text as its packet comment; one interface per link type, nanosecond timestamps.
+/// Returns where each written frame landed in the new file.
 pub fn write_selected(
     paths: &[PathBuf],
-    filter: Option<&str>,
+    opts: &ReadOptions,
     out: &Path,
-    mut keep: impl FnMut(&Frame<'_>) -> bool,
-) -> Result<u64> {
-    let mut set = OfflineSet::open(paths, filter)?;
-    let infos = set.infos();
-    let dlt = infos[0].dlt;
-    if let Some(other) = infos.iter().find(|i| i.dlt != dlt) {
+    mut comment: impl FnMut(&Frame<'_>) -> Option<String>,
+) -> Result<EvidenceFrames> {
+    if let Some(p) = paths.iter().find(|p| !rereadable(p)) {
         return Err(Error::Usage(format!(
-            "--evidence-pcap needs one link type, but {} has link type {} and {} has {}",
-            infos[0].path.display(),
-            dlt,
-            other.path.display(),
-            other.dlt
+            "{}: --evidence-pcap reads the input a second time, which a pipe or standard input cannot give; save it to a file first",
+            p.display()
         )));
     }
-    let out_err = |e: pcap::Error| Error::Output {
-        what: out.display().to_string(),
-        reason: e.to_string(),
+    let opts = ReadOptions {
+        progress: None,
+        ..opts.clone()
     };
-    // The crate's `Capture::dead` fixes the snaplen at 65535; open the dead handle with the
-    // inputs' largest snaplen so no evidence frame is longer than the file claims to allow.
-    let snaplen = infos
+    let mut set = OfflineSet::open_with(paths, &opts)?;
+    let snaplen = set
+        .infos()
         .iter()
         .map(|i| i.snaplen)
         .max()
         .unwrap_or(262_144)
         .max(65_535);
-    // SAFETY: pcap_open_dead_with_tstamp_precision returns an owned handle or NULL; the Capture
-    // takes ownership and closes it.
-    let dead: Capture<pcap::Dead> = unsafe {
-        let p = pcap_open_dead_with_tstamp_precision(dlt, snaplen as libc::c_int, 1);
-        match NonNull::new(p) {
-            Some(nn) => Capture::from(nn.cast()),
-            None => {
-                return Err(Error::Output {
-                    what: out.display().to_string(),
-                    reason: "libpcap could not open a writer".into(),
-                })
-            }
-        }
+    let out_err = |e: std::io::Error| Error::Output {
+        what: out.display().to_string(),
+        reason: e.to_string(),
     };
-    let mut sf = dead.savefile(out).map_err(out_err)?;
-    let mut n = 0u64;
+    let file = std::fs::File::create(out).map_err(out_err)?;
+    let app = format!("proxyscope {} (evidence)", env!("CARGO_PKG_VERSION"));
+    let mut w = pcapng::PcapngWriter::new(std::io::BufWriter::new(file), &app).map_err(out_err)?;
+    let mut map = EvidenceFrames::default();
+    let mut failed: Option<std::io::Error> = None;
     set.run(|f| {
-        if keep(f) {
-            let secs = f.ts.0.div_euclid(crate::time::NANOS_PER_SEC);
-            let nanos = f.ts.0.rem_euclid(crate::time::NANOS_PER_SEC);
-            let header = pcap::PacketHeader {
-                ts: libc::timeval {
-                    tv_sec: secs as libc::time_t,
-                    tv_usec: nanos as libc::suseconds_t,
-                },
-                caplen: f.caplen,
-                len: f.wire_len,
-            };
-            sf.write(&pcap::Packet::new(&header, f.data));
-            n += 1;
+        if failed.is_some() {
+            return;
+        }
+        let Some(text) = comment(f) else { return };
+        let res = w
+            .interface(f.link.linktype(), snaplen)
+            .and_then(|iface| w.packet(iface, f.ts, f.wire_len, f.data, Some(&text)));
+        match res {
+            Ok(n) => {
+                map.insert((f.file, f.number), n);
+            }
+            Err(e) => failed = Some(e),
         }
     });
-    sf.flush().map_err(out_err)?;
-    Ok(n)
+    if let Some(e) = failed {
+        return Err(out_err(e));
+    }
+    w.finish().map_err(out_err)?;
+    Ok(map)
 }

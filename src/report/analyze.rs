@@ -122,6 +122,9 @@ pub struct EvidenceOut {
     pub kind: crate::signature::EvidenceKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// The frame's number inside the `--evidence-pcap` file (only when one was written).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence_frame: Option<u64>,
     pub ts: String,
     pub description: String,
 }
@@ -156,7 +159,7 @@ impl Report {
     pub fn build(a: &Analysis, command: String, filter: Option<&str>) -> Report {
         let files: Vec<PathBuf> = a.capture.files.iter().map(|f| f.path.clone()).collect();
         let c = &a.capture;
-        Report {
+        let mut r = Report {
             schema_version: SCHEMA_VERSION,
             tool: Tool {
                 name: "proxyscope",
@@ -213,7 +216,23 @@ impl Report {
                 .collect(),
             nothing_to_judge: a.nothing_to_judge.clone(),
             exchanges: a.exchanges.clone(),
+        };
+        // Where each evidence frame landed in the --evidence-pcap file (same order as built).
+        let ev = &c.evidence_frames;
+        if !ev.is_empty() {
+            let at = |f: &FrameRef| ev.get(&(f.file, f.number)).copied();
+            for (vo, v) in r.verdicts.iter_mut().zip(&a.verdicts) {
+                for (eo, e) in vo.evidence.iter_mut().zip(&v.evidence) {
+                    eo.evidence_frame = at(&e.frame);
+                }
+            }
+            for (co, ch) in r.chains.iter_mut().zip(&a.chains) {
+                for (eo, e) in co.example.iter_mut().zip(&ch.example) {
+                    eo.evidence_frame = at(&e.frame);
+                }
+            }
         }
+        r
     }
 }
 
@@ -239,6 +258,7 @@ fn evidence_out(e: &crate::signature::Evidence, files: &[PathBuf]) -> EvidenceOu
         frame: e.frame.number,
         kind: e.kind,
         file: file_name(files, &e.frame),
+        evidence_frame: None,
         ts: e.frame.ts.to_string(),
         description: e.description.clone(),
     }
@@ -331,6 +351,15 @@ fn frame_label(files: &[PathBuf], fr: &FrameRef) -> String {
     match file_name(files, fr) {
         Some(f) => format!("{}#{}", f, fr.number),
         None => format!("#{}", fr.number),
+    }
+}
+
+/// `#191 (evidence #8)`: the frame, and its number in the `--evidence-pcap` file when written.
+fn evidence_label(a: &Analysis, files: &[PathBuf], fr: &FrameRef) -> String {
+    let label = frame_label(files, fr);
+    match a.capture.evidence_frames.get(&(fr.file, fr.number)) {
+        Some(n) => format!("{} (evidence #{})", label, n),
+        None => label,
     }
 }
 
@@ -450,7 +479,7 @@ pub fn table(a: &Analysis, color: bool) -> String {
             for e in &v.evidence {
                 out.push_str(&format!(
                     "    {:>8}  {}  {}\n",
-                    frame_label(&files, &e.frame),
+                    evidence_label(a, &files, &e.frame),
                     rel(e.frame.ts, start),
                     e.description
                 ));
@@ -605,7 +634,7 @@ pub fn markdown(a: &Analysis, command: &str) -> String {
             for e in &v.evidence {
                 o.push_str(&format!(
                     "| {} | {} | {} |\n",
-                    frame_label(&files, &e.frame),
+                    evidence_label(a, &files, &e.frame),
                     rel(e.frame.ts, start),
                     e.description.replace('|', "\\|")
                 ));

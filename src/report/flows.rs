@@ -195,7 +195,7 @@ impl<W: Write> JsonStream<W> {
         } else {
             b",\n  "
         })?;
-        serde_json::to_writer(&mut self.out, row).map_err(io::Error::other)?;
+        serde_json::to_writer(&mut self.out, row).map_err(json_io_error)?;
         self.written += 1;
         Ok(())
     }
@@ -209,6 +209,193 @@ impl<W: Write> JsonStream<W> {
         self.out
             .write_all(if self.written == 0 { b"[]\n" } else { b"\n]\n" })?;
         self.out.flush()
+    }
+}
+
+/// Writes rows in id order as they arrive, one JSON object per line (`--format ndjson`): the
+/// same objects as the JSON array, so `jq` can read them one at a time.
+pub struct NdjsonStream<W: Write> {
+    out: W,
+    order: Reorder,
+    pub error: Option<io::Error>,
+}
+
+impl<W: Write> NdjsonStream<W> {
+    pub fn new(out: W) -> NdjsonStream<W> {
+        NdjsonStream {
+            out,
+            order: Reorder::default(),
+            error: None,
+        }
+    }
+
+    pub fn push(&mut self, row: FlowRow) {
+        if self.error.is_some() {
+            return;
+        }
+        let mut order = std::mem::take(&mut self.order);
+        if let Err(e) = order.push(row, |r| ndjson_line(&mut self.out, &r)) {
+            self.error = Some(e);
+        }
+        self.order = order;
+    }
+
+    pub fn finish(mut self) -> io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let mut order = std::mem::take(&mut self.order);
+        order.finish(|r| ndjson_line(&mut self.out, &r))?;
+        self.out.flush()
+    }
+}
+
+fn ndjson_line<W: Write>(out: &mut W, row: &FlowRow) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, row).map_err(json_io_error)?;
+    out.write_all(b"\n")
+}
+
+/// The columns of Zeek's `conn.log` (`base/protocols/conn/main.zeek`, `Conn::Info`), in its
+/// order, with their Zeek types.
+pub const CONN_LOG_FIELDS: [(&str, &str); 21] = [
+    ("ts", "time"),
+    ("uid", "string"),
+    ("id.orig_h", "addr"),
+    ("id.orig_p", "port"),
+    ("id.resp_h", "addr"),
+    ("id.resp_p", "port"),
+    ("proto", "enum"),
+    ("service", "string"),
+    ("duration", "interval"),
+    ("orig_bytes", "count"),
+    ("resp_bytes", "count"),
+    ("conn_state", "string"),
+    ("local_orig", "bool"),
+    ("local_resp", "bool"),
+    ("missed_bytes", "count"),
+    ("history", "string"),
+    ("orig_pkts", "count"),
+    ("orig_ip_bytes", "count"),
+    ("resp_pkts", "count"),
+    ("resp_ip_bytes", "count"),
+    ("tunnel_parents", "set[string]"),
+];
+
+/// Zeek's ASCII log header for `conn.log` (without `#open`: proxyscope reads no wall clock).
+pub fn conn_log_header() -> String {
+    let names: Vec<&str> = CONN_LOG_FIELDS.iter().map(|f| f.0).collect();
+    let types: Vec<&str> = CONN_LOG_FIELDS.iter().map(|f| f.1).collect();
+    format!(
+        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n#fields\t{}\n#types\t{}\n",
+        names.join("\t"),
+        types.join("\t")
+    )
+}
+
+/// One `conn.log` line for `row`. Fields proxyscope does not compute (`service`, `local_orig`,
+/// `local_resp`, `missed_bytes`, `orig_ip_bytes`, `resp_ip_bytes`, `tunnel_parents`) are unset
+/// (`-`); `uid` is `C` followed by the connection id (Zeek's are random).
+pub fn conn_log_line(row: &FlowRow) -> String {
+    let split = |ep: &str| -> (String, String) {
+        match ep.parse::<std::net::SocketAddr>() {
+            Ok(a) => (a.ip().to_string(), a.port().to_string()),
+            Err(_) => (ep.to_string(), "-".to_string()),
+        }
+    };
+    let (oh, op) = split(&row.orig);
+    let (rh, rp) = split(&row.resp);
+    let ts = crate::time::parse_rfc3339(&row.start)
+        .map(|t| format!("{:.6}", t.epoch_secs()))
+        .unwrap_or_else(|_| "-".into());
+    let micros = (row.duration.0 + 500) / 1000;
+    let history = if row.history.is_empty() {
+        "-".to_string()
+    } else {
+        row.history.clone()
+    };
+    [
+        ts,
+        format!("C{}", row.id),
+        oh,
+        op,
+        rh,
+        rp,
+        "tcp".into(),
+        "-".into(),
+        format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000),
+        row.orig_bytes.to_string(),
+        row.resp_bytes.to_string(),
+        row.conn_state.to_string(),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+        history,
+        row.orig_pkts.to_string(),
+        "-".into(),
+        row.resp_pkts.to_string(),
+        "-".into(),
+        "-".into(),
+    ]
+    .join("\t")
+}
+
+/// Writes rows in id order as they arrive, as Zeek's `conn.log` (`--format conn-log`).
+pub struct ConnLogStream<W: Write> {
+    out: W,
+    order: Reorder,
+    header_written: bool,
+    pub error: Option<io::Error>,
+}
+
+impl<W: Write> ConnLogStream<W> {
+    pub fn new(out: W) -> ConnLogStream<W> {
+        ConnLogStream {
+            out,
+            order: Reorder::default(),
+            header_written: false,
+            error: None,
+        }
+    }
+
+    fn line(&mut self, row: &FlowRow) -> io::Result<()> {
+        if !self.header_written {
+            self.header_written = true;
+            self.out.write_all(conn_log_header().as_bytes())?;
+        }
+        self.out.write_all(conn_log_line(row).as_bytes())?;
+        self.out.write_all(b"\n")
+    }
+
+    pub fn push(&mut self, row: FlowRow) {
+        if self.error.is_some() {
+            return;
+        }
+        let mut order = std::mem::take(&mut self.order);
+        if let Err(e) = order.push(row, |r| self.line(&r)) {
+            self.error = Some(e);
+        }
+        self.order = order;
+    }
+
+    pub fn finish(mut self) -> io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let mut order = std::mem::take(&mut self.order);
+        order.finish(|r| self.line(&r))?;
+        if !self.header_written {
+            self.out.write_all(conn_log_header().as_bytes())?;
+        }
+        self.out.flush()
+    }
+}
+
+/// A serde_json error as an `io::Error` that keeps the underlying I/O error's kind, so that a
+/// closed pipe stays `BrokenPipe` (and the command exits 0 quietly).
+fn json_io_error(e: serde_json::Error) -> io::Error {
+    match e.io_error_kind() {
+        Some(kind) => io::Error::new(kind, e),
+        None => io::Error::other(e),
     }
 }
 
@@ -360,4 +547,74 @@ pub fn table(rows: &mut [FlowRow], color: bool) -> String {
         ]);
     }
     t.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The conn.log line and header for hand-made rows.
+
+    use super::*;
+
+    fn row() -> FlowRow {
+        FlowRow {
+            id: 7,
+            orig: "[2001:db8::1]:40000".into(),
+            resp: "10.78.2.2:8080".into(),
+            conn_state: "REJ",
+            history: "Sr".into(),
+            orig_pkts: 1,
+            resp_pkts: 1,
+            orig_bytes: 0,
+            resp_bytes: 0,
+            retransmissions: 0,
+            fast_retransmissions: 0,
+            spurious_retransmissions: 0,
+            max_segment_retransmits: 0,
+            out_of_order: 0,
+            capture_duplicates: 0,
+            zero_windows: 0,
+            syn_count: 1,
+            first_frame: 3,
+            last_frame: 4,
+            file: None,
+            start: "2026-11-26T08:22:43.505594Z".into(),
+            duration: Duration6(17_400),
+            rtt: None,
+            partial: false,
+            rst_from: Some("resp"),
+            rst_frame: Some(4),
+            first_fin_from: None,
+            port_reused: false,
+            end_reason: "closed",
+        }
+    }
+
+    #[test]
+    fn conn_log_line_has_zeeks_columns() {
+        let line = conn_log_line(&row());
+        let cols: Vec<&str> = line.split('\t').collect();
+        assert_eq!(cols.len(), CONN_LOG_FIELDS.len());
+        assert_eq!(
+            &cols[..12],
+            [
+                "1795681363.505594",
+                "C7",
+                "2001:db8::1",
+                "40000",
+                "10.78.2.2",
+                "8080",
+                "tcp",
+                "-",
+                "0.000017",
+                "0",
+                "0",
+                "REJ"
+            ]
+        );
+        assert_eq!(cols[15], "Sr");
+        let h = conn_log_header();
+        assert!(h.starts_with("#separator \\x09\n"));
+        assert!(h.contains("#fields\tts\tuid\tid.orig_h\t"));
+        assert_eq!(h.lines().count(), 7);
+    }
 }
