@@ -104,6 +104,9 @@ pub struct Analysis {
     /// Every failing client exchange at a proxy with the backend attempts paired with it (at
     /// most `correlate::MAX_EXCHANGES_LISTED`).
     pub exchanges: Vec<correlate::PairedExchange>,
+    /// The per-connection records kept for pairing (at most `correlate::MAX_RECORDS`), for the
+    /// HTML report's timelines.
+    pub records: Vec<correlate::ConnRecord>,
 }
 
 /// Why a capture with no TCP connection has nothing to judge.
@@ -743,6 +746,7 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
         topology,
         chains,
         exchanges,
+        records: a.records,
     }
 }
 

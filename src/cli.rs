@@ -16,7 +16,9 @@ use std::path::PathBuf;
 const EXAMPLES: &str = "\
 Examples:
   proxyscope analyze captures/refused-nginx-backleg.pcap
-  proxyscope analyze --format markdown -o incident.md --evidence-pcap evidence.pcap link.pcap
+  proxyscope analyze -o incident.md --evidence-pcap evidence.pcap link.pcap   # format from the extension
+  proxyscope analyze -o incident.html link.pcap    # one self-contained page for the ticket
+  proxyscope analyze --format json link.pcap | jq '.verdicts[].signature'   # scripts: ask for JSON
   proxyscope analyze --fail-on warning -f 'host 10.78.2.2 and port 8080' link.pcap
   proxyscope analyze --proxy 10.78.1.1:80 --proxy 10.78.2.1 proxy-any.pcap   # roles given, not inferred
   proxyscope flows captures/refused-nginx-backleg.pcap
@@ -118,6 +120,7 @@ pub enum AnalyzeFormat {
     Table,
     Json,
     Markdown,
+    Html,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,7 +134,8 @@ pub enum SeverityArg {
 pub struct AnalyzeArgs {
     #[command(flatten)]
     pub input: InputArgs,
-    /// Report format [default: table on a terminal, json otherwise]
+    /// Report format [default: from the -o file's extension (.json, .md, .html), else table
+    /// (without colour when piped); scripts: use --format json]
     #[arg(long, value_enum)]
     pub format: Option<AnalyzeFormat>,
     /// Write the report to FILE instead of standard output.
@@ -192,7 +196,7 @@ pub struct InputArgs {
 pub struct FlowsArgs {
     #[command(flatten)]
     pub input: InputArgs,
-    /// Output format [default: table on a terminal, json otherwise]
+    /// Output format [default: table (without colour when piped); scripts: use --format json]
     #[arg(long, value_enum)]
     pub format: Option<FlowsFormat>,
 }
@@ -233,22 +237,43 @@ fn use_color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// Width of the terminal report: `COLUMNS` when set to a number, else the terminal's width when
+/// standard output is one, else `report::analyze::DEFAULT_WIDTH`.
+fn table_width() -> usize {
+    if let Some(n) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        return n;
+    }
+    if std::io::stdout().is_terminal() {
+        // SAFETY: TIOCGWINSZ only writes a `winsize` into the struct we pass.
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+        if ok && ws.ws_col > 0 {
+            return ws.ws_col as usize;
+        }
+    }
+    report::analyze::DEFAULT_WIDTH
+}
+
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Analyze(a) => a.validate().and_then(analyze),
         Command::Live(a) => live(a),
         Command::Flows(a) => a.input.validate().and_then(|input| {
+            // Piped or not, the default is the table (scripts ask for --format json).
             let format = match a.format {
                 Some(FlowsFormat::Json) => Format::Json,
-                Some(FlowsFormat::Table) => Format::Table,
-                None if std::io::stdout().is_terminal() => Format::Table,
-                None => Format::Json,
+                Some(FlowsFormat::Table) | None => Format::Table,
             };
             flows(FlowsConfig {
                 input,
                 format,
                 color: use_color(),
+                width: table_width(),
             })
         }),
     };
@@ -296,12 +321,18 @@ impl AnalyzeArgs {
             ..Thresholds::default()
         };
         let to_terminal = self.output.is_none() && std::io::stdout().is_terminal();
+        // --format, else the -o file's extension, else the table (piped or not: scripts ask
+        // for --format json).
         let format = match self.format {
             Some(AnalyzeFormat::Table) => Format::Table,
             Some(AnalyzeFormat::Json) => Format::Json,
             Some(AnalyzeFormat::Markdown) => Format::Markdown,
-            None if to_terminal => Format::Table,
-            None => Format::Json,
+            Some(AnalyzeFormat::Html) => Format::Html,
+            None => self
+                .output
+                .as_deref()
+                .and_then(Format::from_extension)
+                .unwrap_or(Format::Table),
         };
         let command = std::iter::once("proxyscope".to_string())
             .chain(std::env::args().skip(1).map(|a| {
@@ -317,6 +348,7 @@ impl AnalyzeArgs {
             input,
             format,
             color: to_terminal && use_color(),
+            width: table_width(),
             output: self.output,
             thresholds,
             max_evidence: self.max_evidence,
@@ -354,7 +386,8 @@ fn analyze(cfg: AnalyzeConfig) -> Result<i32, Error> {
             s
         }
         Format::Markdown => report::analyze::markdown(&a, &cfg.command),
-        Format::Table => report::analyze::table(&a, cfg.color),
+        Format::Html => report::html::render(&a, &cfg.command),
+        Format::Table => report::analyze::table(&a, cfg.color, cfg.width),
     };
     match &cfg.output {
         Some(p) => std::fs::write(p, text.as_bytes()).map_err(|e| Error::Output {
@@ -496,7 +529,7 @@ fn live(a: LiveArgs) -> Result<i32, Error> {
                 verdict.signature.name(),
                 verdict.hop.name(),
                 verdict.server,
-                verdict.summary
+                report::escape::terminal(&verdict.summary)
             ));
         }
         (
@@ -538,7 +571,7 @@ fn live(a: LiveArgs) -> Result<i32, Error> {
         LiveFormat::Markdown => report::analyze::markdown(&res.analysis, &command),
         LiveFormat::Table => format!(
             "{}\ninterface {}: {} packets received, {} dropped by the kernel, {} by the interface\n",
-            report::analyze::table(&res.analysis, tty && use_color()),
+            report::analyze::table(&res.analysis, tty && use_color(), table_width()),
             a.iface,
             res.stats.received,
             res.stats.dropped,
@@ -626,6 +659,7 @@ fn flows(cfg: FlowsConfig) -> Result<i32, Error> {
                 stream: report::flows::TableStream::new(
                     std::io::BufWriter::with_capacity(1 << 16, stdout.lock()),
                     cfg.color,
+                    cfg.width,
                 ),
                 files: &files,
             };
