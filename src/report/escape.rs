@@ -93,8 +93,19 @@ pub fn md_text(s: &str) -> String {
                 && i >= 3
                 && chars[i - 3..i].iter().collect::<String>().eq_ignore_ascii_case("www")
                 && (i == 3 || !chars[i - 4].is_alphanumeric()))
-            // e-mail autolinks, and @mentions
+            // @mentions
             || c == '@';
+        // An e-mail address autolinks whatever the escapes (GitHub's extension reads the text
+        // after they are resolved): a code span around the `@` is the one thing that breaks it.
+        let email = c == '@'
+            && i > 0
+            && (chars[i - 1].is_ascii_alphanumeric()
+                || matches!(chars[i - 1], '.' | '-' | '_' | '+'))
+            && next.is_some_and(|n| n.is_ascii_alphanumeric());
+        if email {
+            o.push_str("`@`");
+            continue;
+        }
         if escape {
             o.push('\\');
         }
@@ -207,7 +218,8 @@ mod tests {
             md_text("see www.example.invalid"),
             "see www\\.example.invalid"
         );
-        assert_eq!(md_text("a@b.invalid"), "a\\@b.invalid");
+        assert_eq!(md_text("a@b.invalid"), "a`@`b.invalid");
+        assert_eq!(md_text("@team"), "\\@team");
         assert_eq!(md_text(":smile:"), "\\:smile:");
         assert_eq!(md_text("$x$"), "\\$x\\$");
         // addresses and ordinary prose stay readable

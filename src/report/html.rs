@@ -20,7 +20,7 @@ use super::analyze::{
 use super::escape::html as h;
 use super::sha256::{base64, sha256};
 use crate::analyze::Analysis;
-use crate::correlate::{Chain, ConnRecord};
+use crate::correlate::{Chain, ConnRecord, PairConfidence};
 use crate::signature::{EvidenceKind, Severity};
 use crate::time::Timestamp;
 use crate::verdict::Hop;
@@ -235,13 +235,15 @@ fn path_section(o: &mut String, a: &Analysis) {
             vec![&p.broken_front, &p.broken_back]
         };
         let w = 1000.0;
-        let bw = 250.0;
+        let bw = if direct { 300.0 } else { 220.0 };
         let n = boxes.len() as f64;
         let gap = (w - 40.0 - n * bw) / (n - 1.0);
+        let label_lines = hops.iter().map(|h| h.len()).max().unwrap_or(0).max(2);
+        let svg_h = 100 + 13 * label_lines;
         let _ = write!(
             o,
-            "<svg class=\"path\" id=\"path-{}\" viewBox=\"0 0 {} 120\" role=\"img\" aria-label=\"path\">",
-            i, w
+            "<svg class=\"path\" id=\"path-{}\" viewBox=\"0 0 {} {}\" role=\"img\" aria-label=\"path\">",
+            i, w, svg_h
         );
         for (k, sigs) in hops.iter().enumerate() {
             let x1 = 20.0 + (k as f64 + 1.0) * bw + k as f64 * gap;
@@ -263,11 +265,19 @@ fn path_section(o: &mut String, a: &Analysis) {
                 let mx = (x1 + x2) / 2.0;
                 let _ = write!(
                     o,
-                    "<text class=\"bad\" x=\"{:.1}\" y=\"40\" text-anchor=\"middle\">✗ broken</text><text class=\"bad small\" x=\"{:.1}\" y=\"76\" text-anchor=\"middle\">{}</text>",
-                    mx,
-                    mx,
-                    h(&sigs.join(", "))
+                    "<text class=\"bad\" x=\"{:.1}\" y=\"40\" text-anchor=\"middle\">✗ broken</text>",
+                    mx
                 );
+                // One signature a line under the arrow.
+                for (j, sig) in sigs.iter().enumerate() {
+                    let _ = write!(
+                        o,
+                        "<text class=\"bad small\" x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+                        mx,
+                        70 + 13 * j,
+                        h(sig)
+                    );
+                }
             }
         }
         for (k, (role, addr)) in boxes.iter().enumerate() {
@@ -285,7 +295,8 @@ fn path_section(o: &mut String, a: &Analysis) {
         }
         let _ = writeln!(
             o,
-            "<text class=\"small\" x=\"20\" y=\"106\">{}</text></svg>",
+            "<text class=\"small\" x=\"20\" y=\"{}\">{}</text></svg>",
+            svg_h - 8,
             h(&if p.confidence.is_empty() {
                 String::new()
             } else {
@@ -342,7 +353,7 @@ fn verdicts_section(o: &mut String, a: &Analysis, files: &[PathBuf]) {
             sev = sev_class(v.severity),
             n = n,
             sig = v.signature.name(),
-            hop = v.hop.name(),
+            hop = h(v.hop.name()),
             server = h(&v.server.to_string()),
             fc = v.flow_count,
             tf = v.total_flows,
@@ -424,11 +435,16 @@ fn chains_section(o: &mut String, a: &Analysis, files: &[PathBuf]) {
     for (i, c) in a.chains.iter().enumerate() {
         let _ = write!(
             o,
-            "<section class=\"card chain\" id=\"chain-{}\"><p class=\"summary\">{}</p>\n<p class=\"meta\">pairing: {} · confidence: {:?} · {} of {} client failures explained</p>\n",
+            "<section class=\"card chain\" id=\"chain-{}\"><p class=\"summary\">{}</p>\n<p class=\"meta\">pairing: {} · confidence: {} · {} of {} client failures explained</p>\n",
             i + 1,
             h(&c.summary),
             c.pairing.name(),
-            c.confidence,
+            match c.confidence {
+                PairConfidence::High => "high",
+                PairConfidence::Medium => "medium",
+                PairConfidence::Low => "low",
+                PairConfidence::None => "none",
+            },
             c.explained,
             c.front_failures
         );
