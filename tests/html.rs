@@ -366,3 +366,30 @@ fn capture_markup_is_text_in_the_dom() {
     assert!(dom.contains("evil\\x1b[31m&lt;b&gt;**srv**&lt;/b&gt;|`x`\\x1b]0;srv-title\\x07"));
     assert!(proxy.page_requests().is_empty());
 }
+
+/// The copy button's handler is wired: clicked (by a script added to a copy of the page without
+/// its policy, the only way to run one), the first filter's button reports `copied`.
+#[test]
+fn the_copy_button_copies_the_filter() {
+    let Some(browser) = chromium() else { return };
+    let page = report_html("refused-nginx-backleg.pcap", "html_copy");
+    let html: String = std::fs::read_to_string(page.path())
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("Content-Security-Policy"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replacen(
+            "</body>",
+            "<script>document.querySelector('button.copy').click();</script></body>",
+            1,
+        );
+    let t = common::TempPath::new("html_copy_click", ".html");
+    std::fs::write(t.path(), html).unwrap();
+    let proxy = Recorder::start();
+    let dom = load(browser, t.path(), &proxy, None);
+    assert!(
+        dom.contains("data-target=\"filter-1\">copied</button>"),
+        "the click did not reach the handler:\n{dom}"
+    );
+}

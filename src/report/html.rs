@@ -721,7 +721,11 @@ fn timeline_section(o: &mut String, a: &Analysis) {
                 "<line class=\"axis\" x1=\"{tx:.1}\" y1=\"{ay:.0}\" x2=\"{tx:.1}\" y2=\"{:.0}\"/><text class=\"small\" x=\"{tx:.1}\" y=\"{:.0}\" text-anchor=\"middle\">+{}</text>",
                 ay + 4.0,
                 ay + 16.0,
-                crate::time::human_duration(t as i64),
+                if t == 0.0 {
+                    "0s".to_string()
+                } else {
+                    crate::time::human_duration(t as i64)
+                },
                 tx = tx,
                 ay = ay
             );
