@@ -280,7 +280,8 @@ pub fn run(cli: Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("proxyscope: {}", e);
+            // Paths and libpcap's words may hold anything: shown, never sent to the terminal.
+            eprintln!("proxyscope: {}", report::escape::terminal(&e.to_string()));
             2
         }
     }
@@ -595,7 +596,7 @@ fn live(a: LiveArgs) -> Result<i32, Error> {
 
 fn print_warnings(sum: &pipeline::CaptureSummary) {
     for w in sum.warnings() {
-        eprintln!("proxyscope: warning: {}", w);
+        eprintln!("proxyscope: warning: {}", report::escape::terminal(&w));
     }
 }
 

@@ -144,6 +144,18 @@ fn hostile_file_names_stay_text() {
         assert!(s.contains("evil\\x1b[31m"), "{args:?}:\n{s}");
     }
     std::fs::remove_dir_all(dir.path()).unwrap();
+    // and in the one-line error about it
+    let o = Command::new(common::bin())
+        .arg("analyze")
+        .arg(&name)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(!e.trim_end().chars().any(acts_on_terminal), "{e:?}");
+    assert!(e.contains("evil\\x1b[31m"), "{e:?}");
 }
 
 /// `cmark-gfm` renders Markdown as GitHub does: the GFM extensions and raw HTML passed through
@@ -321,6 +333,7 @@ fn markdown_escapes_render_as_the_exact_text() {
         "- [ ] task",
         "\\*not bold\\* \\",
         "   indented",
+        "        code?",
     ];
     let mut md = String::new();
     for s in &samples {

@@ -73,11 +73,11 @@ fn md_special(c: char) -> bool {
 /// `+`, `=`, `1.`) are escaped too, so the text may also open a line.
 pub fn md_text(s: &str) -> String {
     let s = terminal(s);
-    let chars: Vec<char> = s.chars().collect();
+    // Leading spaces are invisible in Markdown anyway, and four of them after a list marker make
+    // an indented code block: they go.
+    let chars: Vec<char> = s.trim_start_matches(' ').chars().collect();
     let mut o = String::with_capacity(s.len() + 16);
-    // Leading spaces would make an indented code block or a continuation: drop none, but make
-    // them non-significant by escaping the first visible character when it opens a block.
-    let first = chars.iter().position(|c| *c != ' ');
+    let first = (!chars.is_empty()).then_some(0);
     for (i, &c) in chars.iter().enumerate() {
         let next = chars.get(i + 1).copied();
         let at_start = Some(i) == first;
