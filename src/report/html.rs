@@ -405,25 +405,26 @@ fn verdicts_section(o: &mut String, a: &Analysis, files: &[PathBuf]) {
     }
 }
 
-/// Who sent a chain step, on which hop: (hop is the backend leg, towards the server).
-/// The steps' words come from `correlate` (`client … sends`, `backend leg, …`, `… answers … to
-/// the client`, `client leg, …`); the sender is the address after `from` when the step names
-/// one, else requests and SYNs go towards the server and the rest comes back.
+/// Who sent a chain step, on which hop: (on the backend leg, towards the server). The steps'
+/// words come from `correlate` (`client … sends`, `backend leg, …`, `… answers … to the client`,
+/// `client leg, …`); a step comes from the server side when it names it as sender (`from ADDR`,
+/// `ADDR → …`, `the server ADDR …`) or is an answer, or is an ICMP error (sent back towards the connecting side); anything else
+/// goes towards the server.
 fn step_lane(c: &Chain, desc: &str, kind: EvidenceKind, first: bool) -> (bool, bool) {
     let backend_leg = desc.starts_with("backend leg");
     let from_server = |server: Option<String>| {
-        server.is_some_and(|s| desc.contains(&format!("from {}", s))) || desc.contains(" answers ")
+        server.is_some_and(|s| {
+            desc.contains(&format!("from {}", s))
+                || desc.contains(&format!("{} →", s))
+                || desc.contains(&format!("server {}", s))
+        }) || desc.contains(" answers ")
+            || kind == EvidenceKind::Icmp
     };
     if backend_leg {
-        let towards = !from_server(c.backend.map(|b| b.to_string()))
-            && (matches!(kind, EvidenceKind::Syn | EvidenceKind::Retransmission)
-                || desc.contains("forwarded to")
-                || !matches!(kind, EvidenceKind::Rst | EvidenceKind::Icmp));
-        (true, towards)
+        (true, !from_server(c.backend.map(|b| b.to_string())))
     } else {
-        let towards =
-            first || !(from_server(Some(c.proxy.to_string())) || desc.contains("to the client"));
-        (false, towards)
+        let back = from_server(Some(c.proxy.to_string())) || desc.contains("to the client");
+        (false, first || !back)
     }
 }
 
@@ -665,7 +666,8 @@ fn timeline_section(o: &mut String, a: &Analysis) {
                 },
                 xa = xa,
                 y = y,
-                w = (xb - xa).max(2.5),
+                // a hair of gap between back-to-back connections in one lane
+                w = if xb - xa > 3.0 { xb - xa - 0.6 } else { 2.5 },
                 bh = lane_h - 4.0
             );
             for q in &r.requests {
