@@ -792,6 +792,92 @@ mod tests {
     }
 
     #[test]
+    fn chain_steps_point_from_their_sender() {
+        use crate::correlate::PairKind;
+        use crate::signature::SignatureId;
+        let c = Chain {
+            summary: String::new(),
+            proxy: "10.78.1.1:80".parse().unwrap(),
+            front_signature: SignatureId::GatewayError,
+            front_status: Some(502),
+            back_signature: None,
+            backend: Some("10.78.2.2:8080".parse().unwrap()),
+            explained: 1,
+            front_failures: 1,
+            pairing: PairKind::Time,
+            confidence: PairConfidence::Medium,
+            attempts: vec![],
+            example: vec![],
+        };
+        use EvidenceKind::*;
+        // (description, kind, first) -> (backend leg, towards the server)
+        for (d, k, first, want) in [
+            (
+                "client 10.78.1.2 sends GET / to 10.78.1.1:80",
+                Data,
+                true,
+                (false, true),
+            ),
+            (
+                "backend leg, +70µs: SYN 10.78.2.1:5 → 10.78.2.2:8080",
+                Syn,
+                false,
+                (true, true),
+            ),
+            (
+                "backend leg, +1ms: RST from 10.78.2.2:8080 answering the SYN",
+                Rst,
+                false,
+                (true, false),
+            ),
+            (
+                "backend leg, +1ms: RST 10.78.2.2:8080 → 10.78.2.1:5 before the body",
+                Rst,
+                false,
+                (true, false),
+            ),
+            (
+                "backend leg, +1ms: RST from 10.78.2.1:5",
+                Rst,
+                false,
+                (true, true),
+            ),
+            (
+                "backend leg, +5ms: 10.78.2.2:8080 answers 502",
+                Data,
+                false,
+                (true, false),
+            ),
+            (
+                "backend leg, +1s: ICMP port unreachable from 10.78.2.9",
+                Icmp,
+                false,
+                (true, false),
+            ),
+            (
+                "+2ms: 10.78.1.1:80 answers 502 to the client",
+                Data,
+                false,
+                (false, false),
+            ),
+            (
+                "client leg, +3s: the server 10.78.1.1:80 closed without answering",
+                Fin,
+                false,
+                (false, false),
+            ),
+            (
+                "client leg, +3s: the client 10.78.1.2:4 gave up (FIN)",
+                Fin,
+                false,
+                (false, true),
+            ),
+        ] {
+            assert_eq!(step_lane(&c, d, k, first), want, "{d}");
+        }
+    }
+
+    #[test]
     fn nice_steps_are_round() {
         assert_eq!(nice_step(1.2e9), 1e9);
         assert_eq!(nice_step(2.6e8), 2e8);
