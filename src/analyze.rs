@@ -45,6 +45,9 @@ pub struct Analysis {
     /// Every failing client exchange at a proxy with the backend attempts paired with it (at
     /// most `correlate::MAX_EXCHANGES_LISTED`).
     pub exchanges: Vec<correlate::PairedExchange>,
+    /// The per-connection records kept for pairing (at most `correlate::MAX_RECORDS`), for the
+    /// HTML report's timelines.
+    pub records: Vec<correlate::ConnRecord>,
 }
 
 pub use crate::correlate::Chain;
@@ -318,6 +321,7 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
         a.agg.add(fd, None);
     }
     let (topology, chains, exchanges) = (legs.topology, legs.chains, legs.exchanges);
+    let records = legs.records;
     let warnings = a.artefacts.into_warnings(&th, &capture);
     let mut verdicts = a.agg.finish(&topology);
     crate::verdict::escalate_paired_causes(&mut verdicts, &chains);
@@ -332,6 +336,7 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
         topology,
         chains,
         exchanges,
+        records,
     }
 }
 

@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 const EXAMPLES: &str = "\
 Examples:
   proxyscope analyze captures/refused-nginx-backleg.pcap
-  proxyscope analyze --format markdown -o incident.md --evidence-pcap evidence.pcap link.pcap
+  proxyscope analyze -o incident.md --evidence-pcap evidence.pcap link.pcap   # format from the extension
+  proxyscope analyze -o incident.html link.pcap    # one self-contained page for the ticket
+  proxyscope analyze --format json link.pcap | jq '.verdicts[].signature'   # scripts: ask for JSON
   proxyscope analyze --fail-on warning -f 'host 10.78.2.2 and port 8080' link.pcap
   proxyscope analyze --proxy 10.78.1.1:80 --proxy 10.78.2.1 proxy-any.pcap   # roles given, not inferred
   proxyscope flows captures/refused-nginx-backleg.pcap
@@ -150,6 +152,7 @@ pub enum AnalyzeFormat {
     Table,
     Json,
     Markdown,
+    Html,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,7 +166,8 @@ pub enum SeverityArg {
 pub struct AnalyzeArgs {
     #[command(flatten)]
     pub input: InputArgs,
-    /// Report format [default: table on a terminal, json otherwise]
+    /// Report format [default: from the -o file's extension (.json, .md, .html), else table
+    /// (without colour when piped); scripts: use --format json]
     #[arg(long, value_enum)]
     pub format: Option<AnalyzeFormat>,
     /// Write the report to FILE instead of standard output.
@@ -245,7 +249,7 @@ pub struct InputArgs {
 pub struct FlowsArgs {
     #[command(flatten)]
     pub input: InputArgs,
-    /// Output format [default: table on a terminal, json otherwise]
+    /// Output format [default: table (without colour when piped); scripts: use --format json]
     #[arg(long, value_enum)]
     pub format: Option<FlowsFormat>,
 }
@@ -444,6 +448,27 @@ fn use_color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// Width of the terminal report: `COLUMNS` when set to a number, else the terminal's width when
+/// standard output is one, else `report::analyze::DEFAULT_WIDTH`.
+fn table_width() -> usize {
+    if let Some(n) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        return n;
+    }
+    if std::io::stdout().is_terminal() {
+        // SAFETY: TIOCGWINSZ only writes a `winsize` into the struct we pass.
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+        if ok && ws.ws_col > 0 {
+            return ws.ws_col as usize;
+        }
+    }
+    report::analyze::DEFAULT_WIDTH
+}
+
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
@@ -459,15 +484,16 @@ pub fn run(cli: Cli) -> i32 {
         }
         Command::Live(a) => live(a),
         Command::Flows(a) => a.input.validate().and_then(|input| {
+            // Piped or not, the default is the table (scripts ask for --format json).
             let format = match a.format {
                 Some(f) => f,
-                None if std::io::stdout().is_terminal() => FlowsFormat::Table,
-                None => FlowsFormat::Json,
+                None => FlowsFormat::Table,
             };
             let cfg = FlowsConfig {
                 input,
                 format: Format::Table,
                 color: use_color(),
+                width: table_width(),
             };
             with_progress(cfg, |cfg| flows(cfg, format))
         }),
@@ -481,7 +507,8 @@ pub fn run(cli: Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("proxyscope: {}", e);
+            // Paths and libpcap's words may hold anything: shown, never sent to the terminal.
+            eprintln!("proxyscope: {}", report::escape::terminal(&e.to_string()));
             2
         }
     }
@@ -728,12 +755,18 @@ impl AnalyzeArgs {
             ..Thresholds::default()
         };
         let to_terminal = self.output.is_none() && std::io::stdout().is_terminal();
+        // --format, else the -o file's extension, else the table (piped or not: scripts ask
+        // for --format json).
         let format = match self.format {
             Some(AnalyzeFormat::Table) => Format::Table,
             Some(AnalyzeFormat::Json) => Format::Json,
             Some(AnalyzeFormat::Markdown) => Format::Markdown,
-            None if to_terminal => Format::Table,
-            None => Format::Json,
+            Some(AnalyzeFormat::Html) => Format::Html,
+            None => self
+                .output
+                .as_deref()
+                .and_then(Format::from_extension)
+                .unwrap_or(Format::Table),
         };
         let command = std::iter::once("proxyscope".to_string())
             .chain(std::env::args().skip(1).map(|a| {
@@ -749,6 +782,7 @@ impl AnalyzeArgs {
             input,
             format,
             color: to_terminal && use_color(),
+            width: table_width(),
             output: self.output,
             append_output: false,
             thresholds,
@@ -811,7 +845,8 @@ fn analyze(cfg: AnalyzeConfig) -> Result<i32, Error> {
             s
         }
         Format::Markdown => report::analyze::markdown(&a, &cfg.command),
-        Format::Table => report::analyze::table(&a, cfg.color),
+        Format::Html => report::html::render(&a, &cfg.command),
+        Format::Table => report::analyze::table(&a, cfg.color, cfg.width),
     };
     match &cfg.output {
         Some(p) => {
@@ -960,7 +995,7 @@ fn live(a: LiveArgs) -> Result<i32, Error> {
                 verdict.signature.name(),
                 verdict.hop.name(),
                 verdict.server,
-                verdict.summary
+                report::escape::terminal(&verdict.summary)
             ));
         }
         (
@@ -1001,7 +1036,7 @@ fn live(a: LiveArgs) -> Result<i32, Error> {
         LiveFormat::Markdown => report::analyze::markdown(&res.analysis, &command),
         LiveFormat::Table => format!(
             "{}\ninterface {}: {} packets received, {} dropped by the kernel, {} by the interface\n",
-            report::analyze::table(&res.analysis, tty && use_color()),
+            report::analyze::table(&res.analysis, tty && use_color(), table_width()),
             a.iface,
             res.stats.received,
             res.stats.dropped,
@@ -1025,7 +1060,10 @@ fn live(a: LiveArgs) -> Result<i32, Error> {
 
 fn print_warnings(sum: &pipeline::CaptureSummary) {
     for w in sum.artefacts() {
-        eprintln!("proxyscope: warning: {}", w);
+        eprintln!(
+            "proxyscope: warning: {}",
+            report::escape::terminal(&w.to_string())
+        );
     }
 }
 
@@ -1095,7 +1133,9 @@ fn flows(mut cfg: FlowsConfig, format: FlowsFormat) -> Result<i32, Error> {
         FlowsFormat::Json => FlowsOut::Json(report::flows::JsonStream::new(w)),
         FlowsFormat::Ndjson => FlowsOut::Ndjson(report::flows::NdjsonStream::new(w)),
         FlowsFormat::ConnLog => FlowsOut::ConnLog(report::flows::ConnLogStream::new(w)),
-        FlowsFormat::Table => FlowsOut::Table(report::flows::TableStream::new(w, cfg.color)),
+        FlowsFormat::Table => {
+            FlowsOut::Table(report::flows::TableStream::new(w, cfg.color, cfg.width))
+        }
     };
     let mut obs = FlowsObserver {
         out,

@@ -11,6 +11,22 @@ pub enum Format {
     Table,
     Json,
     Markdown,
+    /// One self-contained HTML page (`report::html`).
+    Html,
+}
+
+impl Format {
+    /// The format a report file's name asks for: `.json`, `.md` / `.markdown`, `.html` / `.htm`
+    /// (any case); None for other names.
+    pub fn from_extension(path: &std::path::Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "json" => Some(Format::Json),
+            "md" | "markdown" => Some(Format::Markdown),
+            "html" | "htm" => Some(Format::Html),
+            _ => None,
+        }
+    }
 }
 
 /// Settings shared by every subcommand that reads captures.
@@ -51,6 +67,9 @@ pub struct FlowsConfig {
     pub format: Format,
     /// Use colors (only on a terminal and without NO_COLOR).
     pub color: bool,
+    /// Width of the table in columns (the terminal's, `COLUMNS`, or
+    /// `report::analyze::DEFAULT_WIDTH`).
+    pub width: usize,
 }
 
 /// `proxyscope analyze`.
@@ -63,6 +82,8 @@ pub struct AnalyzeConfig {
     /// Append to `output` instead of replacing it (`--each`: one report after another).
     pub append_output: bool,
     pub color: bool,
+    /// Width of the terminal report in columns.
+    pub width: usize,
     pub thresholds: Thresholds,
     /// Evidence frames per verdict (default 10).
     pub max_evidence: usize,

@@ -690,12 +690,8 @@ fn flows_table_has_no_ansi_on_a_pipe() {
     }
 }
 
-#[test]
-fn flows_default_format_on_pipe_is_json() {
-    let o = run(["flows".as_ref(), refused().as_os_str()]);
-    assert_eq!(code(&o), 0);
-    assert!(json(&o).is_array());
-}
+// The default formats (the table, piped or not), the format from -o's extension and the
+// table's width are tested in tests/cli_format.rs.
 
 // ---------------------------------------------------------------------------------------------
 // analyze
@@ -934,13 +930,6 @@ fn analyze_table_has_no_ansi_on_a_pipe() {
             );
         }
     }
-}
-
-#[test]
-fn analyze_default_format_on_pipe_is_json() {
-    let o = run(["analyze".as_ref(), refused().as_os_str()]);
-    assert_eq!(code(&o), 0);
-    assert_eq!(json(&o)["schema_version"], 2);
 }
 
 // ---------------------------------------------------------------------------------------------

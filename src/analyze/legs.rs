@@ -32,6 +32,8 @@ pub(crate) struct Concluded {
     pub direct_ok_proxied_fails: Vec<Finding>,
     pub chains: Vec<Chain>,
     pub exchanges: Vec<PairedExchange>,
+    /// The per-connection records (the HTML report draws its timeline from them).
+    pub records: Vec<correlate::ConnRecord>,
 }
 
 impl Legs {
@@ -67,6 +69,7 @@ impl Legs {
             direct_ok_proxied_fails: direct,
             chains,
             exchanges,
+            records: self.records,
         }
     }
 

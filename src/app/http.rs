@@ -266,6 +266,36 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// A C0 control other than tab, CR and LF, or DEL: httparse refuses these in a request target,
+/// a reason phrase or a header value, but real peers send them (a careless backend's `Server`
+/// header, a scanner's target).
+fn is_control(b: u8) -> bool {
+    (b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n')) || b == 0x7f
+}
+
+/// A copy of a header block with each control byte (`is_control`) replaced by `?`, for httparse
+/// to parse; None when there is none. Values are then read back from the original bytes at the
+/// same offsets (`original`), so the reports show — escaped — what was really sent.
+fn lenient_copy(block: &[u8]) -> Option<Vec<u8>> {
+    block.iter().any(|&b| is_control(b)).then(|| {
+        block
+            .iter()
+            .map(|&b| if is_control(b) { b'?' } else { b })
+            .collect()
+    })
+}
+
+/// The bytes of `block` where `v` (a slice of `parsed`, a same-length copy of `block`) lies; `v`
+/// itself when it is not inside `parsed`.
+fn original<'a>(block: &'a [u8], parsed: &[u8], v: &'a [u8]) -> &'a [u8] {
+    let start = (v.as_ptr() as usize).wrapping_sub(parsed.as_ptr() as usize);
+    if start <= parsed.len() && start + v.len() <= parsed.len() && block.len() == parsed.len() {
+        &block[start..start + v.len()]
+    } else {
+        v
+    }
+}
+
 fn header<'a>(hs: &'a [httparse::Header<'a>], name: &str) -> Option<&'a [u8]> {
     hs.iter()
         .find(|h| h.name.eq_ignore_ascii_case(name))
@@ -630,15 +660,18 @@ impl HttpParser {
     fn parse_request(&mut self, frame: FrameRef, block: &[u8]) {
         let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut hs);
-        match req.parse(block) {
+        let copy = lenient_copy(block);
+        let parsed: &[u8] = copy.as_deref().unwrap_or(block);
+        match req.parse(parsed) {
             Ok(httparse::Status::Complete(_)) => {}
             _ => return self.stop("unparsable HTTP request"),
         }
+        let orig = |v: &[u8]| text(original(block, parsed, v));
         let method = req.method.unwrap_or("");
-        let host = header(req.headers, "host").map(text);
+        let host = header(req.headers, "host").map(orig);
         let fwd = ["x-forwarded-for", "x-real-ip", "forwarded", "via"]
             .iter()
-            .find_map(|n| header(req.headers, n).map(|v| format!("{}: {}", n, text(v))));
+            .find_map(|n| header(req.headers, n).map(|v| format!("{}: {}", n, orig(v))));
         let body = if is_chunked(req.headers) {
             Body::Chunked(Chunk::Size)
         } else {
@@ -651,7 +684,7 @@ impl HttpParser {
         let r = Request {
             frame,
             method: text(method.as_bytes()),
-            target: text(req.path.unwrap_or("").as_bytes()),
+            target: orig(req.path.unwrap_or("").as_bytes()),
             host: host.clone(),
             complete_at: complete.then_some(frame),
             forwarded_for: fwd,
@@ -676,16 +709,19 @@ impl HttpParser {
     fn parse_response(&mut self, frame: FrameRef, block: &[u8]) {
         let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut hs);
-        match resp.parse(block) {
+        let copy = lenient_copy(block);
+        let parsed: &[u8] = copy.as_deref().unwrap_or(block);
+        match resp.parse(parsed) {
             Ok(httparse::Status::Complete(_)) => {}
             _ => return self.stop("unparsable HTTP response"),
         }
+        let orig = |v: &[u8]| text(original(block, parsed, v));
         let status = resp.code.unwrap_or(0);
-        let server = header(resp.headers, "server").map(text);
-        let via = header(resp.headers, "via").map(text);
+        let server = header(resp.headers, "server").map(orig);
+        let via = header(resp.headers, "via").map(orig);
         if self.summary.proxy_mark.is_none() {
             self.summary.proxy_mark = via.as_ref().map(|v| format!("Via: {}", v)).or_else(|| {
-                header(resp.headers, "x-squid-error").map(|v| format!("X-Squid-Error: {}", text(v)))
+                header(resp.headers, "x-squid-error").map(|v| format!("X-Squid-Error: {}", orig(v)))
             });
         }
         if let Some(s) = &server {
@@ -754,7 +790,7 @@ impl HttpParser {
         // A proxy refusing by policy: 407 is a proxy's status by definition (RFC 9110
         // §15.5.8); a 403 is a proxy's when it answers a CONNECT or an absolute-form target
         // (only a forward proxy receives those) or carries squid's `X-Squid-Error`.
-        let squid_error = header(resp.headers, "x-squid-error").map(text);
+        let squid_error = header(resp.headers, "x-squid-error").map(orig);
         let forward = request.as_ref().is_some_and(|r| {
             r.method == "CONNECT"
                 || r.target.starts_with("http://")
@@ -766,11 +802,11 @@ impl HttpParser {
             let reason = if let Some(e) = &squid_error {
                 format!("X-Squid-Error: {}", e)
             } else if let Some(a) = header(resp.headers, "proxy-authenticate") {
-                let a = text(a);
+                let a = orig(a);
                 let scheme = a.split_whitespace().next().unwrap_or("").to_string();
                 format!("Proxy-Authenticate: {}", scheme)
             } else {
-                format!("{} {}", status, text(resp.reason.unwrap_or("").as_bytes()))
+                format!("{} {}", status, orig(resp.reason.unwrap_or("").as_bytes()))
             };
             self.summary.denied.push(Denial {
                 request: request.clone(),
@@ -790,7 +826,7 @@ impl HttpParser {
                 response: Response {
                     frame,
                     status,
-                    reason: text(resp.reason.unwrap_or("").as_bytes()),
+                    reason: orig(resp.reason.unwrap_or("").as_bytes()),
                     server: server.clone(),
                     via: via.clone(),
                     body_snippet: String::new(),
@@ -811,7 +847,7 @@ impl HttpParser {
                 response: Response {
                     frame,
                     status,
-                    reason: text(resp.reason.unwrap_or("").as_bytes()),
+                    reason: orig(resp.reason.unwrap_or("").as_bytes()),
                     server,
                     via,
                     body_snippet: String::new(),

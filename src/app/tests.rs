@@ -2721,3 +2721,27 @@ fn supported_versions_draft_counts_as_tls13() {
     assert!(t.negotiated_tls13());
     assert_eq!(t.encrypted_from, [Some(fr(2)), Some(fr(2))]);
 }
+
+/// Control characters in a request target or a header value (httparse refuses them) must not
+/// lose the exchange: the 502 is still seen, and the values keep the bytes that were sent (the
+/// reports escape them).
+#[test]
+fn http_control_characters_in_target_and_headers_are_kept_as_data() {
+    let mut f = Feeder::new();
+    f.data(Orig, b"GET /a\x1b[31mb HTTP/1.1\r\nHost: h\x07st\r\n\r\n");
+    f.data(
+        Resp,
+        b"HTTP/1.1 502 Bad\x1b Gateway\r\nServer: evil\x1b]0;t\x07\r\nContent-Length: 3\r\n\r\nbad",
+    );
+    let (s, _) = f.finish();
+    let h = http(&s);
+    assert_eq!((h.requests, h.responses), (1, 1));
+    let e = &h.errors[0];
+    assert_eq!(e.response.status, 502);
+    assert_eq!(e.response.server.as_deref(), Some("evil\x1b]0;t\x07"));
+    assert_eq!(e.response.reason, "Bad\x1b Gateway");
+    let q = e.request.as_ref().expect("request paired");
+    assert_eq!(q.target, "/a\x1b[31mb");
+    assert_eq!(q.host.as_deref(), Some("h\x07st"));
+    assert_eq!(e.response.body_snippet, "bad");
+}

@@ -2,6 +2,7 @@
 //! Markdown for incident tickets. Output types here are the wire contract; they are built from the
 //! domain types and change only additively within a schema version.
 
+use super::escape;
 use crate::analyze::{Analysis, Warning};
 use crate::flow::FrameRef;
 use crate::signature::Severity;
@@ -151,7 +152,7 @@ pub struct VerdictOut {
     pub facts: BTreeMap<&'static str, crate::signature::Fact>,
 }
 
-fn file_name(files: &[PathBuf], fr: &FrameRef) -> Option<String> {
+pub(crate) fn file_name(files: &[PathBuf], fr: &FrameRef) -> Option<String> {
     (files.len() > 1).then(|| files[fr.file as usize].display().to_string())
 }
 
@@ -264,14 +265,25 @@ fn evidence_out(e: &crate::signature::Evidence, files: &[PathBuf]) -> EvidenceOu
     }
 }
 
-/// One line per proxy: `clients ──▶ proxy 10.78.1.1:80 (backend side 10.78.2.1) ──✗ … ──▶
-/// backends 10.78.2.2:8080`, the hops with warning/critical verdicts marked.
-fn path_lines(a: &Analysis) -> Vec<String> {
+/// One proxy's path as the reports draw it: `clients → proxy → backends`, with the signatures
+/// of the warning/critical verdicts on each hop (empty: the hop looks fine).
+pub struct PathView {
+    pub front: Vec<String>,
+    pub back_addresses: Vec<String>,
+    pub backends: Vec<String>,
+    pub broken_front: Vec<&'static str>,
+    pub broken_back: Vec<&'static str>,
+    pub confidence: &'static str,
+    pub evidence: Vec<String>,
+}
+
+/// The path of every proxy found (or given).
+pub fn path_views(a: &Analysis) -> Vec<PathView> {
     use crate::verdict::Hop;
     let mut out = Vec::new();
     for p in &a.topology.proxies {
-        let broken = |hop: Hop| -> String {
-            let mut sigs: Vec<&str> = a
+        let broken = |hop: Hop| -> Vec<&'static str> {
+            let mut sigs: Vec<&'static str> = a
                 .verdicts
                 .iter()
                 .filter(|v| v.hop == hop && v.severity > crate::signature::Severity::Info)
@@ -282,40 +294,60 @@ fn path_lines(a: &Analysis) -> Vec<String> {
                 .map(|v| v.signature.name())
                 .collect();
             sigs.dedup();
-            if sigs.is_empty() {
-                " ──▶ ".to_string()
-            } else {
-                format!(" ──✗ {} ──▶ ", sigs.join(", "))
-            }
+            sigs
         };
-        let join = |v: Vec<String>| v.join(", ");
-        let front = if p.front.is_empty() {
-            "?".to_string()
-        } else {
-            join(p.front.iter().map(|f| f.to_string()).collect())
-        };
-        let backs = join(p.back_addresses.iter().map(|b| b.to_string()).collect());
-        let backends = if p.backends.is_empty() {
-            "(none seen)".to_string()
-        } else {
-            join(p.backends.iter().map(|b| b.to_string()).collect())
-        };
-        out.push(format!(
-            "clients{}proxy {} (backend side {}){}backends {}  [{} confidence: {}]",
-            broken(Hop::ClientToProxy),
-            front,
-            backs,
-            broken(Hop::ProxyToBackend),
-            backends,
-            match p.confidence {
+        out.push(PathView {
+            front: p.front.iter().map(|f| f.to_string()).collect(),
+            back_addresses: p.back_addresses.iter().map(|b| b.to_string()).collect(),
+            backends: p.backends.iter().map(|b| b.to_string()).collect(),
+            broken_front: broken(Hop::ClientToProxy),
+            broken_back: broken(Hop::ProxyToBackend),
+            confidence: match p.confidence {
                 crate::topology::Confidence::Given => "given",
                 crate::topology::Confidence::High => "high",
                 crate::topology::Confidence::Medium => "medium",
             },
-            p.evidence.join("; ")
-        ));
+            evidence: p.evidence.clone(),
+        });
     }
     out
+}
+
+/// One line per proxy: `clients ──▶ proxy 10.78.1.1:80 (backend side 10.78.2.1) ──✗ … ──▶
+/// backends 10.78.2.2:8080`, the hops with warning/critical verdicts marked.
+fn path_lines(a: &Analysis) -> Vec<String> {
+    let arrow = |sigs: &[&str]| {
+        if sigs.is_empty() {
+            " ──▶ ".to_string()
+        } else {
+            format!(" ──✗ {} ──▶ ", sigs.join(", "))
+        }
+    };
+    path_views(a)
+        .into_iter()
+        .map(|p| {
+            let front = if p.front.is_empty() {
+                "?".to_string()
+            } else {
+                p.front.join(", ")
+            };
+            let backends = if p.backends.is_empty() {
+                "(none seen)".to_string()
+            } else {
+                p.backends.join(", ")
+            };
+            format!(
+                "clients{}proxy {} (backend side {}){}backends {}  [{} confidence: {}]",
+                arrow(&p.broken_front),
+                front,
+                p.back_addresses.join(", "),
+                arrow(&p.broken_back),
+                backends,
+                p.confidence,
+                p.evidence.join("; ")
+            )
+        })
+        .collect()
 }
 
 pub fn verdict_out(v: &Verdict, files: &[PathBuf]) -> VerdictOut {
@@ -340,14 +372,14 @@ pub fn verdict_out(v: &Verdict, files: &[PathBuf]) -> VerdictOut {
     }
 }
 
-fn span(a: &Analysis) -> String {
+pub(crate) fn span(a: &Analysis) -> String {
     match (a.capture.first_ts, a.capture.last_ts) {
         (Some(x), Some(y)) => format!("{} → {} ({})", x, y, human_duration(y.nanos_since(x))),
         _ => "empty".into(),
     }
 }
 
-fn frame_label(files: &[PathBuf], fr: &FrameRef) -> String {
+pub(crate) fn frame_label(files: &[PathBuf], fr: &FrameRef) -> String {
     match file_name(files, fr) {
         Some(f) => format!("{}#{}", f, fr.number),
         None => format!("#{}", fr.number),
@@ -363,20 +395,28 @@ fn evidence_label(a: &Analysis, files: &[PathBuf], fr: &FrameRef) -> String {
     }
 }
 
-fn rel(ts: Timestamp, start: Option<Timestamp>) -> String {
+pub(crate) fn rel(ts: Timestamp, start: Option<Timestamp>) -> String {
     match start {
         Some(s) => format!("+{:.6}s", ts.secs_since(s)),
         None => ts.to_string(),
     }
 }
 
-/// A terminal table in the house style; ANSI styling only when `color`.
-fn new_table(color: bool) -> comfy_table::Table {
+/// Width of the terminal report when the terminal's is unknown (a pipe, no `COLUMNS`).
+pub const DEFAULT_WIDTH: usize = 100;
+/// Narrowest width laid out (narrower terminals get this width and wrap).
+pub const MIN_WIDTH: usize = 60;
+/// From this width on, the verdict table has its `hop`, `window` and `summary` columns; below it
+/// the table keeps five columns and each verdict's section carries hop and window.
+const WIDE: usize = 110;
+
+/// A terminal table in the house style, `width` columns wide; ANSI styling only when `color`.
+pub fn new_table(color: bool, width: usize) -> comfy_table::Table {
     use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(140);
+        .set_width(width.clamp(MIN_WIDTH, u16::MAX as usize) as u16);
     if color {
         t.enforce_styling();
     } else {
@@ -385,21 +425,82 @@ fn new_table(color: bool) -> comfy_table::Table {
     t
 }
 
-/// The terminal report: header, one row per verdict, then evidence per verdict, then warnings.
-pub fn table(a: &Analysis, color: bool) -> String {
+/// `text` (already escaped) word-wrapped to `width` columns: the first line starts with
+/// `first`, the others with `rest`; a word longer than a line is cut.
+fn wrap(out: &mut String, first: &str, rest: &str, text: &str, width: usize) {
+    let width = width.max(MIN_WIDTH);
+    let mut line = String::from(first);
+    let mut len = first.chars().count();
+    let mut empty = true;
+    for word in text.split(' ') {
+        let mut w: &str = word;
+        loop {
+            let wl = w.chars().count();
+            let room = width.saturating_sub(len + usize::from(!empty));
+            if wl <= room {
+                if !empty {
+                    line.push(' ');
+                    len += 1;
+                }
+                line.push_str(w);
+                len += wl;
+                empty = false;
+                break;
+            }
+            if !empty {
+                out.push_str(line.trim_end());
+                out.push('\n');
+                line = String::from(rest);
+                len = rest.chars().count();
+                empty = true;
+                continue;
+            }
+            // Longer than a whole line: cut it.
+            let room = width.saturating_sub(len).max(1);
+            let cut = w.char_indices().nth(room).map_or(w.len(), |(i, _)| i);
+            line.push_str(&w[..cut]);
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from(rest);
+            len = rest.chars().count();
+            w = &w[cut..];
+            if w.is_empty() {
+                break;
+            }
+        }
+    }
+    if !empty || !line.trim().is_empty() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}
+
+/// The terminal report, `width` columns wide: header, path, chains, one row per verdict, then
+/// evidence per verdict, endpoints and warnings. Every string that may come from the capture is
+/// escaped (`escape::terminal`).
+pub fn table(a: &Analysis, color: bool, width: usize) -> String {
     use comfy_table::{Attribute, Cell, Color};
+    use escape::terminal as t;
+    let width = width.max(MIN_WIDTH);
     let files: Vec<PathBuf> = a.capture.files.iter().map(|f| f.path.clone()).collect();
     let start = a.capture.first_ts;
     let mut out = String::new();
     let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    wrap(
+        &mut out,
+        "",
+        "  ",
+        &t(&format!(
+            "proxyscope {} — {}",
+            env!("CARGO_PKG_VERSION"),
+            names.join(", ")
+        )),
+        width,
+    );
+    wrap(&mut out, "capture: ", "  ", &span(a), width);
     out.push_str(&format!(
-        "proxyscope {} — {}\ncapture: {}\n{} packets ({} TCP), {} connections\n\n",
-        env!("CARGO_PKG_VERSION"),
-        names.join(", "),
-        span(a),
-        a.capture.frames_matched,
-        a.capture.tcp_segments,
-        a.connections
+        "{} packets ({} TCP), {} connections\n\n",
+        a.capture.frames_matched, a.capture.tcp_segments, a.connections
     ));
     let sev_color = |s: Severity| match s {
         Severity::Critical => Color::Red,
@@ -407,104 +508,165 @@ pub fn table(a: &Analysis, color: bool) -> String {
         Severity::Info => Color::Blue,
     };
     for l in path_lines(a) {
-        out.push_str(&format!("path: {}\n", l));
+        wrap(&mut out, "path: ", "      ", &t(&l), width);
     }
     for c in &a.chains {
-        out.push_str(&format!("\n⇒ {}\n", c.summary));
+        out.push('\n');
+        wrap(&mut out, "⇒ ", "  ", &t(&c.summary), width);
         for e in &c.example {
-            out.push_str(&format!(
-                "    {:>8}  {}\n",
-                frame_label(&files, &e.frame),
-                e.description
-            ));
+            let label = format!("    {:>8}  ", frame_label(&files, &e.frame));
+            wrap(
+                &mut out,
+                &t(&label),
+                "              ",
+                &t(&e.description),
+                width,
+            );
         }
     }
     if !a.topology.proxies.is_empty() || !a.chains.is_empty() {
         out.push('\n');
     }
+    let wide = width >= WIDE;
     if let Some(why) = &a.nothing_to_judge {
-        out.push_str(&format!("Nothing to judge: {}.\n", why));
+        wrap(
+            &mut out,
+            "",
+            "",
+            &t(&format!("Nothing to judge: {}.", why)),
+            width,
+        );
     } else if a.verdicts.is_empty() {
         out.push_str("No outage signature matched: every connection behaved normally.\n");
     } else {
-        let mut t = new_table(color);
-        t.set_header(vec![
-            "#",
-            "severity",
-            "signature",
-            "hop",
-            "server",
-            "conns",
-            "window",
-            "summary",
-        ]);
+        let mut tb = new_table(color, width);
+        if wide {
+            tb.set_header(vec![
+                "#",
+                "severity",
+                "signature",
+                "hop",
+                "server",
+                "conns",
+                "window",
+                "summary",
+            ]);
+        } else {
+            tb.set_header(vec!["#", "severity", "signature", "server", "conns"]);
+        }
         for (i, v) in a.verdicts.iter().enumerate() {
             let mut sev = Cell::new(v.severity.name());
             if color {
                 sev = sev.fg(sev_color(v.severity)).add_attribute(Attribute::Bold);
             }
-            t.add_row(vec![
+            let mut row = vec![
                 Cell::new(i + 1),
                 sev,
                 Cell::new(v.signature.name()),
                 Cell::new(v.hop.name()),
                 Cell::new(v.server),
                 Cell::new(format!("{}/{}", v.flow_count, v.total_flows)),
-                Cell::new(format!(
-                    "{} … {}",
-                    rel(v.first_ts, start),
-                    rel(v.last_ts, start)
-                )),
-                Cell::new(&v.summary),
-            ]);
+                Cell::new(window(v, start)),
+                Cell::new(t(&v.summary)),
+            ];
+            if !wide {
+                row.truncate(6);
+                row.remove(3);
+            }
+            tb.add_row(row);
         }
-        out.push_str(&t.to_string());
+        out.push_str(&tb.to_string());
         out.push('\n');
         for (i, v) in a.verdicts.iter().enumerate() {
-            out.push_str(&format!(
-                "\n[{}] {} {} — {}\n",
-                i + 1,
-                v.severity.name(),
-                v.signature.name(),
-                v.summary
-            ));
+            out.push('\n');
+            wrap(
+                &mut out,
+                &format!(
+                    "[{}] {} {} — ",
+                    i + 1,
+                    v.severity.name(),
+                    v.signature.name()
+                ),
+                "    ",
+                &t(&v.summary),
+                width,
+            );
+            if !wide {
+                wrap(
+                    &mut out,
+                    "    ",
+                    "    ",
+                    &format!(
+                        "{} · {} · window {}",
+                        v.hop.name(),
+                        v.server,
+                        window(v, start)
+                    ),
+                    width,
+                );
+            }
             let notes = v.note_lines();
             for n in notes.iter().take(3) {
-                out.push_str(&format!("    · {}\n", n));
+                wrap(&mut out, "    · ", "      ", &t(n), width);
             }
             if notes.len() > 3 {
                 out.push_str(&format!("    · … and {} more\n", notes.len() - 3));
             }
             out.push_str("  evidence:\n");
             for e in &v.evidence {
-                out.push_str(&format!(
-                    "    {:>8}  {}  {}\n",
+                let label = format!(
+                    "    {:>8}  {}  ",
                     evidence_label(a, &files, &e.frame),
-                    rel(e.frame.ts, start),
-                    e.description
-                ));
+                    rel(e.frame.ts, start)
+                );
+                let indent = " ".repeat(label.chars().count().min(width / 2));
+                wrap(&mut out, &t(&label), &indent, &t(&e.description), width);
             }
-            out.push_str(&format!("  wireshark: {}\n", v.wireshark_filter));
-            out.push_str(&format!("  likely: {}\n", v.likely_causes.join("; ")));
-            out.push_str(&format!("  next: {}\n", v.next_checks.join("; ")));
+            wrap(
+                &mut out,
+                "  wireshark: ",
+                "    ",
+                &t(&v.wireshark_filter),
+                width,
+            );
+            wrap(
+                &mut out,
+                "  likely: ",
+                "    ",
+                &t(&v.likely_causes.join("; ")),
+                width,
+            );
+            wrap(
+                &mut out,
+                "  next: ",
+                "    ",
+                &t(&v.next_checks.join("; ")),
+                width,
+            );
         }
     }
     if !a.endpoints.is_empty() {
         out.push_str("\nendpoints (server side of each connection):\n");
-        let mut t = new_table(color);
-        t.set_header(vec![
+        let mut tb = new_table(color, width);
+        tb.set_header(vec![
             "server",
             "names",
             "conns",
-            "ok/refused/unanswered/reset",
+            if wide {
+                "ok/refused/unanswered/reset"
+            } else {
+                "ok/refused/ unanswered/reset"
+            },
             "requests",
             "status codes",
             "TLS ok/alert/stall",
         ]);
         for e in a.endpoints.iter().take(ENDPOINT_ROWS) {
-            t.add_row(endpoint_cells(e).to_vec());
+            let mut cells = endpoint_cells(e);
+            cells[1] = t(&cells[1]).into_owned();
+            tb.add_row(cells.to_vec());
         }
-        out.push_str(&t.to_string());
+        out.push_str(&tb.to_string());
         out.push('\n');
         if a.endpoints.len() > ENDPOINT_ROWS {
             out.push_str(&format!(
@@ -516,18 +678,29 @@ pub fn table(a: &Analysis, color: bool) -> String {
     if !a.warnings.is_empty() {
         out.push_str("\ncapture warnings (artefacts of how the capture was taken, not outages):\n");
         for w in &a.warnings {
-            out.push_str(&format!("  - [{}] {}\n", w.kind, w.message));
+            wrap(
+                &mut out,
+                &format!("  - [{}] ", w.kind),
+                "    ",
+                &t(&w.message),
+                width,
+            );
         }
     }
     out
 }
 
+/// A verdict's time window relative to the capture's start.
+pub(crate) fn window(v: &Verdict, start: Option<Timestamp>) -> String {
+    format!("{} … {}", rel(v.first_ts, start), rel(v.last_ts, start))
+}
+
 /// Endpoint rows in the terminal and Markdown reports (all of them are in the JSON).
-const ENDPOINT_ROWS: usize = 15;
+pub(crate) const ENDPOINT_ROWS: usize = 15;
 
 /// One endpoint row: server, names, connections, ok/refused/unanswered/reset, requests,
 /// status codes, TLS ok/alert/stall.
-fn endpoint_cells(e: &crate::analyze::EndpointSummary) -> [String; 7] {
+pub(crate) fn endpoint_cells(e: &crate::analyze::EndpointSummary) -> [String; 7] {
     [
         e.server.clone(),
         e.names.join(", "),
@@ -550,7 +723,7 @@ fn endpoint_cells(e: &crate::analyze::EndpointSummary) -> [String; 7] {
     ]
 }
 
-fn status_text(e: &crate::analyze::EndpointSummary) -> String {
+pub(crate) fn status_text(e: &crate::analyze::EndpointSummary) -> String {
     if e.status_counts.is_empty() {
         return "-".into();
     }
@@ -561,8 +734,11 @@ fn status_text(e: &crate::analyze::EndpointSummary) -> String {
         .join(" ")
 }
 
-/// A Markdown report to paste into a ticket.
+/// A Markdown report to paste into a ticket. Text that may come from the capture is escaped
+/// (`escape::md_text`, `escape::md_code`): it renders as the characters it is, never as HTML or
+/// Markdown, and never breaks a table row.
 pub fn markdown(a: &Analysis, command: &str) -> String {
+    use escape::{md_code as code, md_text as text};
     let files: Vec<PathBuf> = a.capture.files.iter().map(|f| f.path.clone()).collect();
     let start = a.capture.first_ts;
     let mut o = String::new();
@@ -571,7 +747,7 @@ pub fn markdown(a: &Analysis, command: &str) -> String {
     o.push_str(&match worst {
         None if a.nothing_to_judge.is_some() => format!(
             "**Nothing to judge**: {}.\n\n",
-            a.nothing_to_judge.as_deref().unwrap_or_default()
+            text(a.nothing_to_judge.as_deref().unwrap_or_default())
         ),
         None => {
             "**No outage signature matched**: every connection behaved normally.\n\n".to_string()
@@ -581,22 +757,22 @@ pub fn markdown(a: &Analysis, command: &str) -> String {
             a.verdicts.len(),
             if a.verdicts.len() == 1 { "" } else { "s" },
             s.name(),
-            a.verdicts[0].summary
+            text(&a.verdicts[0].summary)
         ),
     });
     for l in path_lines(a) {
-        o.push_str(&format!("Path: `{}`\n\n", l));
+        o.push_str(&format!("Path: {}\n\n", code(&l, false)));
     }
     for c in &a.chains {
         o.push_str(&format!(
             "**Cause:** {}\n\n| frame | step |\n|---|---|\n",
-            c.summary
+            text(&c.summary)
         ));
         for e in &c.example {
             o.push_str(&format!(
                 "| {} | {} |\n",
-                frame_label(&files, &e.frame),
-                e.description.replace('|', "\\|")
+                text(&frame_label(&files, &e.frame)),
+                text(&e.description)
             ));
         }
         o.push('\n');
@@ -605,57 +781,59 @@ pub fn markdown(a: &Analysis, command: &str) -> String {
         o.push_str("| # | severity | signature | hop | server | connections | window | summary |\n|---|---|---|---|---|---|---|---|\n");
         for (i, v) in a.verdicts.iter().enumerate() {
             o.push_str(&format!(
-                "| {} | {} | `{}` | {} | `{}` | {}/{} | {} … {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {}/{} | {} | {} |\n",
                 i + 1,
                 v.severity.name(),
-                v.signature.name(),
-                v.hop.name(),
-                v.server,
+                code(v.signature.name(), true),
+                text(v.hop.name()),
+                code(&v.server.to_string(), true),
                 v.flow_count,
                 v.total_flows,
-                rel(v.first_ts, start),
-                rel(v.last_ts, start),
-                v.summary.replace('|', "\\|")
+                window(v, start),
+                text(&v.summary)
             ));
         }
         for (i, v) in a.verdicts.iter().enumerate() {
             o.push_str(&format!(
-                "\n### {}. `{}` ({}) — {}\n\n",
+                "\n### {}. {} ({}) — {}\n\n",
                 i + 1,
-                v.signature.name(),
+                code(v.signature.name(), false),
                 v.severity.name(),
-                v.server
+                code(&v.server.to_string(), false)
             ));
-            o.push_str(&format!("{}\n\n", v.summary));
+            o.push_str(&format!("{}\n\n", text(&v.summary)));
             for n in v.note_lines().iter().take(5) {
-                o.push_str(&format!("- {}\n", n));
+                o.push_str(&format!("- {}\n", text(n)));
             }
             o.push_str("\n| frame | time | what |\n|---|---|---|\n");
             for e in &v.evidence {
                 o.push_str(&format!(
                     "| {} | {} | {} |\n",
-                    evidence_label(a, &files, &e.frame),
+                    text(&evidence_label(a, &files, &e.frame)),
                     rel(e.frame.ts, start),
-                    e.description.replace('|', "\\|")
+                    text(&e.description)
                 ));
             }
-            o.push_str(&format!("\nWireshark filter: `{}`\n\n", v.wireshark_filter));
+            o.push_str(&format!(
+                "\nWireshark filter: {}\n\n",
+                code(&v.wireshark_filter, false)
+            ));
             o.push_str("Likely causes:\n");
             for c in &v.likely_causes {
-                o.push_str(&format!("- {}\n", c));
+                o.push_str(&format!("- {}\n", text(c)));
             }
             o.push_str("\nNext checks:\n");
             for c in &v.next_checks {
-                o.push_str(&format!("- {}\n", c));
+                o.push_str(&format!("- {}\n", text(c)));
             }
         }
     }
     o.push_str("\n### Capture\n\n");
-    o.push_str(&format!("- command: `{}`\n", command));
+    o.push_str(&format!("- command: {}\n", code(command, false)));
     for f in &a.capture.files {
         o.push_str(&format!(
-            "- file: `{}` ({}, {} packets, snaplen {})\n",
-            f.path.display(),
+            "- file: {} ({}, {} packets, snaplen {})\n",
+            code(&f.path.display().to_string(), false),
             f.link.map(|l| l.name()).unwrap_or("unknown"),
             f.frames,
             f.snaplen
@@ -672,13 +850,22 @@ pub fn markdown(a: &Analysis, command: &str) -> String {
         o.push_str("\n### Endpoints\n\n| server | names | connections | ok/refused/unanswered/reset | requests → responses | status codes | TLS ok/alert/stall |\n|---|---|---|---|---|---|---|\n");
         for e in a.endpoints.iter().take(ENDPOINT_ROWS) {
             let c = endpoint_cells(e);
-            o.push_str(&format!("| `{}` | {} |\n", c[0], c[1..].join(" | ")));
+            let cells: Vec<String> = c[1..].iter().map(|s| text(s)).collect();
+            o.push_str(&format!(
+                "| {} | {} |\n",
+                code(&c[0], true),
+                cells.join(" | ")
+            ));
         }
     }
     if !a.warnings.is_empty() {
         o.push_str("\nCapture warnings (not outages):\n");
         for w in &a.warnings {
-            o.push_str(&format!("- `{}`: {}\n", w.kind, w.message));
+            o.push_str(&format!(
+                "- {}: {}\n",
+                code(w.kind, false),
+                text(&w.message)
+            ));
         }
     }
     o

@@ -408,6 +408,7 @@ pub const TABLE_PAGE: usize = 1_000;
 pub struct TableStream<W: Write> {
     out: W,
     color: bool,
+    width: usize,
     order: Reorder,
     page: Vec<FlowRow>,
     paged: bool,
@@ -416,10 +417,11 @@ pub struct TableStream<W: Write> {
 }
 
 impl<W: Write> TableStream<W> {
-    pub fn new(out: W, color: bool) -> TableStream<W> {
+    pub fn new(out: W, color: bool, width: usize) -> TableStream<W> {
         TableStream {
             out,
             color,
+            width,
             order: Reorder::default(),
             page: Vec::new(),
             paged: false,
@@ -455,7 +457,7 @@ impl<W: Write> TableStream<W> {
     }
 
     fn flush_page(&mut self) -> io::Result<()> {
-        let t = table(&mut self.page, self.color);
+        let t = table(&mut self.page, self.color, self.width);
         self.page.clear();
         self.out.write_all(t.as_bytes())?;
         self.out.write_all(b"\n")
@@ -483,20 +485,12 @@ impl<W: Write> TableStream<W> {
     }
 }
 
-/// The terminal table: one row per connection, in first-frame order.
-pub fn table(rows: &mut [FlowRow], color: bool) -> String {
-    use comfy_table::{
-        presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Color, ContentArrangement, Table,
-    };
+/// The terminal table: one row per connection, in first-frame order, `width` columns wide
+/// (cells wrap when the terminal is narrower than the rows).
+pub fn table(rows: &mut [FlowRow], color: bool, width: usize) -> String {
+    use comfy_table::{Cell, CellAlignment, Color};
     rows.sort_by_key(|r| r.id);
-    let mut t = Table::new();
-    t.load_style(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Disabled);
-    if !color {
-        t.force_no_tty();
-    } else {
-        t.enforce_styling();
-    }
+    let mut t = super::analyze::new_table(color, width);
     t.set_header(vec![
         "orig",
         "resp",
@@ -540,7 +534,7 @@ pub fn table(rows: &mut [FlowRow], color: bool) -> String {
             Cell::new(retx).set_alignment(CellAlignment::Right),
             Cell::new(human_duration(r.duration.0)).set_alignment(CellAlignment::Right),
             Cell::new(match &r.file {
-                Some(f) => format!("{}#{}", f, r.first_frame),
+                Some(f) => format!("{}#{}", super::escape::terminal(f), r.first_frame),
                 None => r.first_frame.to_string(),
             })
             .set_alignment(CellAlignment::Right),

@@ -1,9 +1,13 @@
-//! Output: terminal tables (comfy-table), JSON (serde), Markdown. Owns its own output types,
+//! Output: terminal tables (comfy-table), JSON (serde), Markdown, HTML. Every string that may come
+//! from the capture goes through `escape` on its way out. Owns its own output types,
 //! separate from the domain types, so the JSON wire format changes only on purpose. Must not
 //! compute anything new: it formats what the pipeline produced.
 
 pub mod analyze;
+pub mod escape;
 pub mod flows;
+pub mod html;
+pub mod sha256;
 
 use std::io::{self, Write};
 
