@@ -147,7 +147,7 @@ impl Analyzer {
             }
             tls_stall::Outcome::None => {}
         }
-        match upstream_timeout::check(f, app, end, self.th.response_timeout_ns) {
+        match upstream_timeout::check(f, app, end, self.th.response_timeout.nanos()) {
             upstream_timeout::Outcome::Finding(fd) => self.add(fd, Some(f)),
             upstream_timeout::Outcome::Pending { waited_ns } => {
                 self.artefacts.request_pending.add(f.first, || {
@@ -224,7 +224,7 @@ impl Observer for Analyzer {
             // Expired or closed: it was quiet at least until now.
             let end = self
                 .now
-                .max(f.end.add_nanos(self.th.syn_timeout_ns.max(0) + 1));
+                .max(f.end.add_nanos(self.th.syn_timeout.nanos().max(0) + 1));
             self.judge_at_end(&f, &app, end);
         }
         for fd in [
@@ -264,7 +264,7 @@ impl Analyzer {
     pub fn new(th: Thresholds, max_evidence: usize) -> Analyzer {
         Analyzer {
             th,
-            agg: Aggregator::new(max_evidence),
+            agg: Aggregator::new(max_evidence, th),
             tw: TimeWaitTracker::new(th),
             pending_end: Vec::new(),
             latest_start: Default::default(),
@@ -294,7 +294,7 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
                 .is_some_and(|t| *t > s.ts)
         });
         let judge_at = if retried && syn_unanswered::is_unanswered_attempt(&f) {
-            end.max(f.end.add_nanos(th.syn_timeout_ns + 1))
+            end.max(f.end.add_nanos(th.syn_timeout.nanos() + 1))
         } else {
             end
         };

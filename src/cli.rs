@@ -9,7 +9,7 @@ use crate::flow::{FlowSummary, TrackerConfig};
 use crate::pipeline::{self, Observer};
 use crate::report::{self, flows::FlowRow};
 use crate::signature::{Severity, Thresholds};
-use crate::time::NANOS_PER_SEC;
+use crate::time::{Duration, NANOS_PER_SEC};
 use crate::topology::{GivenRoles, RoleAddr};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
@@ -65,13 +65,13 @@ pub struct LiveArgs {
     pub filter_words: Vec<String>,
     /// Stop after this long: 90s, 1m30s, 2h; a bare number is seconds [default: until Ctrl-C / SIGTERM].
     #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
-    pub duration: Option<i64>,
+    pub duration: Option<Duration>,
     /// Stop after this many packets, as tcpdump -c.
     #[arg(short = 'c', long = "count", value_name = "N")]
     pub count: Option<u64>,
     /// Time between periodic summaries (10s, 1m; a bare number is seconds).
-    #[arg(long, value_name = "DURATION", default_value = "10", value_parser = duration_arg)]
-    pub report_every: i64,
+    #[arg(long, value_name = "DURATION", default_value_t = crate::live::DEFAULT_REPORT_EVERY, value_parser = duration_arg)]
+    pub report_every: Duration,
     /// Output format [default: table on a terminal, ndjson otherwise]
     #[arg(long, value_enum)]
     pub format: Option<LiveFormat>,
@@ -84,15 +84,8 @@ pub struct LiveArgs {
     /// Exit with code 1 when a verdict at or above this severity exists at the end.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<SeverityArg>,
-    /// An unanswered SYN is reported after this long without an answer (3s, 500ms; a bare number is seconds).
-    #[arg(long, value_name = "DURATION", default_value = "3", value_parser = duration_arg)]
-    pub syn_timeout: i64,
-    /// Retransmissions of one segment that make a retransmission storm.
-    #[arg(long, value_name = "N", default_value_t = 3)]
-    pub retrans_threshold: u32,
-    /// Evidence frames listed per verdict.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    pub max_evidence: usize,
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
     /// A proxy's address: ADDR or ADDR:PORT (repeatable).
     #[arg(long = "proxy", value_name = "ADDR[:PORT]")]
     pub proxies: Vec<String>,
@@ -176,18 +169,8 @@ pub struct AnalyzeArgs {
     /// Exit with code 1 when a verdict at or above this severity exists.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<SeverityArg>,
-    /// An unanswered SYN less than this long before the end of the capture is inconclusive (3s, 500ms; a bare number is seconds).
-    #[arg(long, value_name = "DURATION", default_value = "3", value_parser = duration_arg)]
-    pub syn_timeout: i64,
-    /// Retransmissions of one segment that make a retransmission storm.
-    #[arg(long, value_name = "N", default_value_t = 3)]
-    pub retrans_threshold: u32,
-    /// Connections concurrently in TIME_WAIT on one host (towards one endpoint) that make a pileup.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
-    pub time_wait_threshold: u32,
-    /// Evidence frames listed per verdict.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    pub max_evidence: usize,
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
     /// Also write the frames of the connections behind the verdicts to this file (pcapng, as
     /// tcpdump -w): each packet's comment names its original file, frame and the verdicts it
     /// supports; the report gives each evidence frame's number in it.
@@ -203,9 +186,50 @@ pub struct AnalyzeArgs {
     /// A backend's address (ADDR or ADDR:PORT). Repeatable.
     #[arg(long = "backend", value_name = "ADDR[:PORT]")]
     pub backends: Vec<String>,
-    /// A request still unanswered when the capture ends is pending, not a timeout, unless it waited longer (10s, 1m; a bare number is seconds).
-    #[arg(long, value_name = "DURATION", default_value = "10", value_parser = duration_arg)]
-    pub response_timeout: i64,
+}
+
+/// The rules' thresholds, shared by `analyze` and `live`: defaults come from
+/// `Thresholds::default()` (the one source), and both commands validate them the same way (by
+/// these parsers; nothing is clamped).
+#[derive(Args, Debug, Clone)]
+pub struct ThresholdArgs {
+    /// An unanswered SYN less than this long before the end of the capture (or, live, than this
+    /// long ago) is inconclusive (3s, 500ms; a bare number is seconds).
+    #[arg(long, value_name = "DURATION", default_value_t = Thresholds::default().syn_timeout, value_parser = duration_arg)]
+    pub syn_timeout: Duration,
+    /// Retransmissions of one segment that make a retransmission storm.
+    #[arg(long, value_name = "N", default_value_t = Thresholds::default().retrans_threshold, value_parser = clap::value_parser!(u32).range(1..))]
+    pub retrans_threshold: u32,
+    /// Connections concurrently in TIME_WAIT on one host (towards one endpoint) that make a pileup.
+    #[arg(long, value_name = "N", default_value_t = Thresholds::default().time_wait_threshold, value_parser = clap::value_parser!(u32).range(1..))]
+    pub time_wait_threshold: u32,
+    /// A request still unanswered when the capture ends is pending, not a timeout, unless it
+    /// waited longer (10s, 1m; a bare number is seconds).
+    #[arg(long, value_name = "DURATION", default_value_t = Thresholds::default().response_timeout, value_parser = duration_arg)]
+    pub response_timeout: Duration,
+    /// Evidence frames listed per verdict.
+    #[arg(long, value_name = "N", default_value_t = crate::config::DEFAULT_MAX_EVIDENCE, value_parser = at_least_one)]
+    pub max_evidence: usize,
+}
+
+impl ThresholdArgs {
+    fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            syn_timeout: self.syn_timeout,
+            retrans_threshold: self.retrans_threshold,
+            time_wait_threshold: self.time_wait_threshold,
+            response_timeout: self.response_timeout,
+            ..Thresholds::default()
+        }
+    }
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{}' is not a whole number", s)),
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -233,8 +257,8 @@ pub struct InputArgs {
     #[arg(short = 'c', long = "count", value_name = "N")]
     pub count: Option<u64>,
     /// Time without a packet after which an open connection is considered finished (300, 5m, 90s; a bare number is seconds).
-    #[arg(long, value_name = "DURATION", default_value = "300", value_parser = duration_arg)]
-    pub idle_timeout: i64,
+    #[arg(long, value_name = "DURATION", default_value_t = Duration::from_nanos(TrackerConfig::default().idle_timeout_ns), value_parser = duration_arg)]
+    pub idle_timeout: Duration,
     /// 1: read and analyse on one thread; 2: a reader thread (libpcap + decoding) feeds the
     /// analysis [default: 2 when there are two or more CPUs]. Results are identical.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=2))]
@@ -255,10 +279,11 @@ pub struct FlowsArgs {
 }
 
 /// Every duration flag's parser (`time::parse_duration`; a bare number is seconds), in ns.
-fn duration_arg(s: &str) -> Result<i64, String> {
-    match crate::time::parse_duration(s, NANOS_PER_SEC)? {
-        0 => Err("must be more than zero".into()),
-        ns => Ok(ns),
+/// A duration flag: units as `time::parse_duration` (a bare number is seconds), more than zero.
+fn duration_arg(s: &str) -> Result<Duration, String> {
+    match s.parse::<Duration>()? {
+        d if d.nanos() == 0 => Err("must be more than zero".into()),
+        d => Ok(d),
     }
 }
 
@@ -418,7 +443,7 @@ impl InputArgs {
             ));
         }
         let tracker = TrackerConfig {
-            idle_timeout_ns: self.idle_timeout,
+            idle_timeout_ns: self.idle_timeout.nanos(),
             max_connections: self.max_connections.max(1),
             ..TrackerConfig::default()
         };
@@ -470,7 +495,24 @@ fn table_width() -> usize {
 }
 
 /// Runs the parsed command; returns the process exit code.
-pub fn run(cli: Cli) -> i32 {
+/// How a run ends, as the process exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exit {
+    /// The work was done (and no verdict reached `--fail-on`).
+    Done = 0,
+    /// A verdict at or above `--fail-on` exists.
+    FailOn = 1,
+    /// An error: bad input, bad usage, I/O (one line on stderr).
+    Error = 2,
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+pub fn run(cli: Cli) -> Exit {
     let result = match cli.command {
         Command::Analyze(a) => {
             let each = a.each;
@@ -509,22 +551,22 @@ pub fn run(cli: Cli) -> i32 {
         Err(e) => {
             // Paths and libpcap's words may hold anything: shown, never sent to the terminal.
             eprintln!("proxyscope: {}", report::escape::terminal(&e.to_string()));
-            2
+            Exit::Error
         }
     }
 }
 
 /// Writes `bytes` to standard output; a closed pipe is not an error.
-fn write_stdout(bytes: &[u8]) -> Result<i32, Error> {
+fn write_stdout(bytes: &[u8]) -> Result<Exit, Error> {
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|_| out.flush()) {
-        Ok(()) => Ok(0),
+        Ok(()) => Ok(Exit::Done),
         Err(e) => output_error(e),
     }
 }
 
 /// `proxyscope man [SUBCOMMAND]`: the roff page, generated from the same definitions as --help.
-fn man(sub: Option<&str>) -> Result<i32, Error> {
+fn man(sub: Option<&str>) -> Result<Exit, Error> {
     let cmd = Cli::command();
     let page = match sub {
         None => cmd,
@@ -569,8 +611,8 @@ impl HasInput for FlowsConfig {
 /// Runs `f` with a progress line on stderr when stderr is a terminal (never otherwise).
 fn with_progress<C: HasInput>(
     mut cfg: C,
-    f: impl FnOnce(C) -> Result<i32, Error>,
-) -> Result<i32, Error> {
+    f: impl FnOnce(C) -> Result<Exit, Error>,
+) -> Result<Exit, Error> {
     if !std::io::stderr().is_terminal() {
         return f(cfg);
     }
@@ -683,7 +725,7 @@ impl ProgressLine {
 
 /// `analyze --each`: one report per file, one after another (to the same output). A file that
 /// fails is reported on stderr and the others still run; the exit code is the worst one.
-fn analyze_each(cfg: AnalyzeConfig) -> Result<i32, Error> {
+fn analyze_each(cfg: AnalyzeConfig) -> Result<Exit, Error> {
     if cfg.evidence_pcap.is_some() {
         return Err(Error::Usage(
             "--each and --evidence-pcap do not go together (one evidence file per run)".into(),
@@ -696,7 +738,7 @@ fn analyze_each(cfg: AnalyzeConfig) -> Result<i32, Error> {
             reason: e.to_string(),
         })?;
     }
-    let mut worst = 0;
+    let mut worst = Exit::Done;
     for f in cfg.input.files.clone() {
         let mut one = cfg.clone();
         one.input.files = vec![f.clone()];
@@ -704,8 +746,8 @@ fn analyze_each(cfg: AnalyzeConfig) -> Result<i32, Error> {
         match with_progress(one, analyze) {
             Ok(code) => worst = worst.max(code),
             Err(e) => {
-                eprintln!("proxyscope: {}", e);
-                worst = 2;
+                eprintln!("proxyscope: {}", report::escape::terminal(&e.to_string()));
+                worst = Exit::Error;
             }
         }
     }
@@ -723,14 +765,6 @@ impl AnalyzeArgs {
                 )));
             }
         }
-        if self.retrans_threshold < 1 {
-            return Err(Error::Usage(
-                "--retrans-threshold must be at least 1".into(),
-            ));
-        }
-        if self.max_evidence < 1 {
-            return Err(Error::Usage("--max-evidence must be at least 1".into()));
-        }
         let parse_roles = |v: &[String], flag: &str| -> Result<Vec<RoleAddr>, Error> {
             v.iter()
                 .map(|s| {
@@ -747,13 +781,7 @@ impl AnalyzeArgs {
             proxies: parse_roles(&self.proxies, "proxy")?,
             backends: parse_roles(&self.backends, "backend")?,
         };
-        let thresholds = Thresholds {
-            response_timeout_ns: self.response_timeout,
-            syn_timeout_ns: self.syn_timeout,
-            retrans_threshold: self.retrans_threshold,
-            time_wait_threshold: self.time_wait_threshold,
-            ..Thresholds::default()
-        };
+        let thresholds = self.thresholds.thresholds();
         let to_terminal = self.output.is_none() && std::io::stdout().is_terminal();
         // --format, else the -o file's extension, else the table (piped or not: scripts ask
         // for --format json).
@@ -786,7 +814,7 @@ impl AnalyzeArgs {
             output: self.output,
             append_output: false,
             thresholds,
-            max_evidence: self.max_evidence,
+            max_evidence: self.thresholds.max_evidence,
             fail_on: self.fail_on.map(|s| match s {
                 SeverityArg::Info => Severity::Info,
                 SeverityArg::Warning => Severity::Warning,
@@ -799,7 +827,7 @@ impl AnalyzeArgs {
     }
 }
 
-fn analyze(cfg: AnalyzeConfig) -> Result<i32, Error> {
+fn analyze(cfg: AnalyzeConfig) -> Result<Exit, Error> {
     let mut a = crate::analyze::run_with_roles(
         &cfg.input,
         cfg.thresholds,
@@ -875,10 +903,10 @@ fn analyze(cfg: AnalyzeConfig) -> Result<i32, Error> {
     let failed = cfg
         .fail_on
         .is_some_and(|t| a.verdicts.iter().any(|v| v.severity >= t));
-    Ok(if failed { 1 } else { 0 })
+    Ok(if failed { Exit::FailOn } else { Exit::Done })
 }
 
-fn live(a: LiveArgs) -> Result<i32, Error> {
+fn live(a: LiveArgs) -> Result<Exit, Error> {
     use crate::live::{LiveEvent, LiveRun};
     let proxies = a
         .proxies
@@ -896,15 +924,9 @@ fn live(a: LiveArgs) -> Result<i32, Error> {
     } else {
         Some(a.filter_words.join(" "))
     };
-    let thresholds = Thresholds {
-        syn_timeout_ns: a.syn_timeout,
-        retrans_threshold: a.retrans_threshold.max(1),
-        ..Thresholds::default()
-    };
-    let duration = a
-        .duration
-        .map(|d| std::time::Duration::from_nanos(d as u64));
-    let report_every = std::time::Duration::from_nanos(a.report_every as u64);
+    let thresholds = a.thresholds.thresholds();
+    let duration = a.duration.map(Duration::to_std);
+    let report_every = a.report_every.to_std();
     let tty = std::io::stdout().is_terminal();
     let format = a.format.unwrap_or(if tty {
         LiveFormat::Table
@@ -921,7 +943,7 @@ fn live(a: LiveArgs) -> Result<i32, Error> {
         },
         tracker: TrackerConfig::default(),
         thresholds,
-        max_evidence: a.max_evidence.max(1),
+        max_evidence: a.thresholds.max_evidence,
         roles: GivenRoles {
             proxies,
             backends: vec![],
@@ -1055,7 +1077,7 @@ fn live(a: LiveArgs) -> Result<i32, Error> {
             SeverityArg::Critical => Severity::Critical,
         })
         .is_some_and(|t| res.analysis.verdicts.iter().any(|v| v.severity >= t));
-    Ok(if failed { 1 } else { 0 })
+    Ok(if failed { Exit::FailOn } else { Exit::Done })
 }
 
 fn print_warnings(sum: &pipeline::CaptureSummary) {
@@ -1067,9 +1089,9 @@ fn print_warnings(sum: &pipeline::CaptureSummary) {
     }
 }
 
-fn output_error(e: std::io::Error) -> Result<i32, Error> {
+fn output_error(e: std::io::Error) -> Result<Exit, Error> {
     if report::is_broken_pipe(&e) {
-        Ok(0)
+        Ok(Exit::Done)
     } else {
         Err(Error::Output {
             what: "standard output".into(),
@@ -1123,7 +1145,7 @@ impl<W: Write> Observer for FlowsObserver<'_, W> {
     }
 }
 
-fn flows(mut cfg: FlowsConfig, format: FlowsFormat) -> Result<i32, Error> {
+fn flows(mut cfg: FlowsConfig, format: FlowsFormat) -> Result<Exit, Error> {
     let files = cfg.input.files.clone();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     cfg.input.stop = Some(stop.clone());
@@ -1168,7 +1190,7 @@ fn flows(mut cfg: FlowsConfig, format: FlowsFormat) -> Result<i32, Error> {
         return output_error(e);
     }
     print_warnings(&sum);
-    Ok(0)
+    Ok(Exit::Done)
 }
 
 #[cfg(test)]
@@ -1272,7 +1294,7 @@ mod tests {
 
     #[test]
     fn duration_and_time_flags() {
-        assert_eq!(duration_arg("1m30s"), Ok(90 * NANOS_PER_SEC));
+        assert_eq!(duration_arg("1m30s"), Ok(Duration::from_secs(90)));
         assert!(duration_arg("0").is_err());
         assert_eq!(
             time_bound_arg("+2s"),

@@ -5,6 +5,9 @@ use crate::flow::TrackerConfig;
 use crate::signature::{Severity, Thresholds};
 use std::path::PathBuf;
 
+/// Evidence frames listed per verdict by default (`--max-evidence`).
+pub const DEFAULT_MAX_EVIDENCE: usize = 10;
+
 /// Output format of a report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {

@@ -30,6 +30,9 @@ use std::time::Duration;
 /// Quiet time after which a closed/reset connection is judged in live mode.
 pub const LIVE_CLOSED_TIMEOUT_NS: i64 = NANOS_PER_SEC;
 
+/// How often a `Summary` event is emitted by default (`--report-every`).
+pub const DEFAULT_REPORT_EVERY: crate::time::Duration = crate::time::Duration::from_secs(10);
+
 /// Longest time between two ticks (verdict checks), whatever `--report-every` says.
 pub const MAX_TICK: Duration = Duration::from_secs(1);
 

@@ -7,10 +7,14 @@ fn main() {
         Ok(c) => c,
         Err(e) => {
             // --help and --version are not errors; usage mistakes exit 2 with clap's message.
-            let code = if e.use_stderr() { 2 } else { 0 };
+            let exit = if e.use_stderr() {
+                proxyscope::cli::Exit::Error
+            } else {
+                proxyscope::cli::Exit::Done
+            };
             let _ = e.print();
-            std::process::exit(code);
+            std::process::exit(exit.code());
         }
     };
-    std::process::exit(proxyscope::cli::run(cli));
+    std::process::exit(proxyscope::cli::run(cli).code());
 }

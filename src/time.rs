@@ -79,6 +79,69 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// A length of capture time, in nanoseconds (never negative when built from a flag). Displayed
+/// exactly and parseably (`3s`, `1m30s`, `500ms`), so that command-line defaults shown by
+/// `--help` come from the configuration's `Default` and read back as the same value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Duration(i64);
+
+impl Duration {
+    pub const fn from_nanos(n: i64) -> Duration {
+        Duration(n)
+    }
+
+    pub const fn from_millis(ms: i64) -> Duration {
+        Duration(ms * NANOS_PER_MILLI)
+    }
+
+    pub const fn from_secs(s: i64) -> Duration {
+        Duration(s * NANOS_PER_SEC)
+    }
+
+    pub const fn nanos(self) -> i64 {
+        self.0
+    }
+
+    /// As the standard library's duration (negative values as zero), for wall-clock waits.
+    pub fn to_std(self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.0.max(0) as u64)
+    }
+}
+
+impl fmt::Display for Duration {
+    /// Exact: the largest units first, each non-zero part once (`1h30m`, `2s500ms`, `0s`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 <= 0 {
+            return f.write_str("0s");
+        }
+        let mut n = self.0;
+        for (unit, ns) in [
+            ("d", 86_400 * NANOS_PER_SEC),
+            ("h", 3600 * NANOS_PER_SEC),
+            ("m", 60 * NANOS_PER_SEC),
+            ("s", NANOS_PER_SEC),
+            ("ms", NANOS_PER_MILLI),
+            ("us", 1_000),
+            ("ns", 1),
+        ] {
+            if n >= ns {
+                write!(f, "{}{}", n / ns, unit)?;
+                n %= ns;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for Duration {
+    type Err = String;
+
+    /// As typed on the command line (`parse_duration`; a bare number is seconds).
+    fn from_str(s: &str) -> Result<Duration, String> {
+        parse_duration(s, NANOS_PER_SEC).map(Duration)
+    }
+}
+
 /// Formats a duration in nanoseconds for humans: `850µs`, `12.3ms`, `4.20s`, `3m05s`, `2h05m`,
 /// `35d13h` (each unit truncated, never rounded up into the next).
 pub fn human_duration(nanos: i64) -> String {
@@ -237,6 +300,34 @@ pub fn parse_rfc3339(s: &str) -> Result<Timestamp, String> {
     let days = days_from_civil(y, mo as u32, d as u32);
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_secs;
     Ok(Timestamp::from_parts(secs, nanos))
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_exactly_and_read_back() {
+        for (d, text) in [
+            (Duration::from_secs(3), "3s"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_millis(500), "500ms"),
+            (Duration::from_millis(2500), "2s500ms"),
+            (Duration::from_secs(600), "10m"),
+            (Duration::from_secs(86_400 + 3600), "1d1h"),
+            (Duration::from_nanos(1_500), "1us500ns"),
+            (Duration::from_nanos(0), "0s"),
+        ] {
+            assert_eq!(d.to_string(), text);
+            assert_eq!(text.parse::<Duration>().unwrap(), d, "{}", text);
+        }
+        assert_eq!("7".parse::<Duration>().unwrap(), Duration::from_secs(7));
+        assert!("7 parsecs".parse::<Duration>().is_err());
+        assert_eq!(
+            Duration::from_secs(2).to_std(),
+            std::time::Duration::from_secs(2)
+        );
+    }
 }
 
 #[cfg(test)]

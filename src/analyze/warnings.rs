@@ -81,7 +81,7 @@ impl ConnectionArtefacts {
                 "{} connection attempt{} still waiting for an answer when the capture ended (inconclusive, not reported as syn-unanswered; --syn-timeout {}), e.g. {}",
                 n,
                 s(n, " was", "s were"),
-                human_duration(th.syn_timeout_ns),
+                human_duration(th.syn_timeout.nanos()),
                 d
             )
         });
@@ -93,7 +93,7 @@ impl ConnectionArtefacts {
                 "{} HTTP request{} still waiting for a response when the capture ended, for less than --response-timeout {} (pending, not reported as upstream-timeout), e.g. {}",
                 n,
                 s(n, " was", "s were"),
-                human_duration(th.response_timeout_ns),
+                human_duration(th.response_timeout.nanos()),
                 d
             )
         });

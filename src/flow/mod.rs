@@ -96,6 +96,10 @@ pub struct TrackerConfig {
     pub max_connections: usize,
 }
 
+/// How long the side that closed first holds TIME_WAIT on Linux (`TCP_TIMEWAIT_LEN`, 60 s): the
+/// one definition, used by the tracker (4-tuple reuse) and by `time-wait-pileup`.
+pub const TIME_WAIT: crate::time::Duration = crate::time::Duration::from_secs(60);
+
 /// Default `TrackerConfig::max_connections`: far above what real proxies hold open at once in
 /// one capture, small enough that the table stays at a few hundred MB in the worst case.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 200_000;
@@ -106,7 +110,7 @@ impl Default for TrackerConfig {
             idle_timeout_ns: 300 * NANOS_PER_SEC,
             attempt_timeout_ns: 60 * NANOS_PER_SEC,
             closed_timeout_ns: 2 * NANOS_PER_SEC,
-            time_wait_ns: 60 * NANOS_PER_SEC,
+            time_wait_ns: TIME_WAIT.nanos(),
             duplicate_window_ns: 20 * NANOS_PER_MILLI,
             max_connections: DEFAULT_MAX_CONNECTIONS,
         }

@@ -6,11 +6,10 @@
 //! capture is known) lowers a verdict whose refusals were each absorbed: to info when every
 //! refused client connected to the same port on another address within `FALLBACK_WINDOW_NS`
 //! (curl trying ::1 then 127.0.0.1), to warning when every refusal was followed within
-//! `RETRY_WINDOW_NS` by a success of the same client to the same endpoint.
+//! `Thresholds::refused_retry_window` by a success of the same client to the same endpoint.
 
 use super::{arrow, Evidence, EvidenceKind, Finding, Severity, SignatureId};
 use crate::flow::{ConnState, Direction, FlowSummary};
-use crate::time::NANOS_PER_SEC;
 
 pub fn check(f: &FlowSummary) -> Option<Finding> {
     if f.conn_state != ConnState::REJ {
@@ -44,30 +43,23 @@ pub fn check(f: &FlowSummary) -> Option<Finding> {
     ))
 }
 
-/// A refusal followed this soon by a successful connection from the same client to the same port
-/// on another address of the server (happy eyeballs: ::1 then 127.0.0.1) is only info.
-pub const FALLBACK_WINDOW_NS: i64 = 2 * NANOS_PER_SEC;
-/// A refused attempt followed this soon by a successful connection from the same client to the
-/// same endpoint was absorbed by a retry (warning); one that was not stood (critical).
-pub const RETRY_WINDOW_NS: i64 = NANOS_PER_SEC;
-
 /// Severity once the whole capture is known. Refusals that each fell back to another address of
 /// the server (address-family fallback) are info; refusals that were each followed within
-/// `RETRY_WINDOW_NS` by a success of the same client to the same endpoint were absorbed by a
+/// `Thresholds::refused_retry_window` by a success of the same client to the same endpoint were absorbed by a
 /// retry (warning); otherwise the refusals stood (a restart window, a backend down) and the
 /// rule's own severity (critical) holds, however many other connections succeeded.
 pub fn settle(
     a: &super::Aggregate,
     attempts: &[(std::net::IpAddr, crate::time::Timestamp)],
     s: &dyn super::Successes,
+    th: &super::Thresholds,
 ) -> Option<super::Settled> {
     if attempts.is_empty() {
         return None;
     }
-    if attempts
-        .iter()
-        .all(|(c, t)| s.to_other_address_after(*c, a.server, *t, FALLBACK_WINDOW_NS))
-    {
+    if attempts.iter().all(|(c, t)| {
+        s.to_other_address_after(*c, a.server, *t, th.refused_fallback_window.nanos())
+    }) {
         return Some(super::Settled {
             severity: Severity::Info,
             note: Some("each refused client connected to the same port on another address right after (address-family fallback, e.g. ::1 then 127.0.0.1)"),
@@ -75,11 +67,11 @@ pub fn settle(
     }
     if attempts
         .iter()
-        .all(|(c, t)| s.to_endpoint_after(*c, a.server, *t, RETRY_WINDOW_NS))
+        .all(|(c, t)| s.to_endpoint_after(*c, a.server, *t, th.refused_retry_window.nanos()))
     {
         return Some(super::Settled {
             severity: Severity::Warning,
-            note: Some("each refused attempt was followed within 1 s by a successful connection of the same client (absorbed by a retry)"),
+            note: Some("each refused attempt was followed within the retry window by a successful connection of the same client (absorbed by a retry)"),
         });
     }
     None

@@ -540,7 +540,9 @@ mod tests {
         #[test]
         fn single_syn_past_the_timeout_is_a_finding() {
             let (f, _) = attempt(1, 1);
-            let end = fr(1).ts.add_nanos(Thresholds::default().syn_timeout_ns);
+            let end = fr(1)
+                .ts
+                .add_nanos(Thresholds::default().syn_timeout.nanos());
             assert!(matches!(
                 check(&f, end, &Thresholds::default()),
                 Outcome::Finding(_)

@@ -22,7 +22,7 @@ pub mod upstream_timeout;
 pub mod direct_ok_proxied_fails;
 
 use crate::flow::{FlowSummary, FrameRef};
-use crate::time::{Timestamp, NANOS_PER_SEC};
+use crate::time::{Duration, Timestamp};
 use crate::topology::Hop;
 use serde::Serialize;
 use std::fmt;
@@ -108,42 +108,52 @@ impl Severity {
     }
 }
 
-/// Thresholds of the rules (user-facing flags in `Config`; defaults documented there and in
-/// `docs/signatures.md`).
-#[derive(Clone, Copy, Debug)]
+/// Thresholds of the rules: the one source of their defaults (the command line shows them from
+/// `Thresholds::default()`; `docs/signatures.md` documents them). Every value that changes a
+/// verdict and that a user may need to tune is here; fixed facts of TCP (Linux's TIME_WAIT) come
+/// from `flow/`.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Thresholds {
     /// An unanswered SYN this close to the end of the capture is inconclusive.
-    pub syn_timeout_ns: i64,
+    pub syn_timeout: Duration,
     /// Retransmissions of one segment that make a storm.
     pub retrans_threshold: u32,
     /// Connections concurrently in TIME_WAIT on one host, towards one peer endpoint.
     pub time_wait_threshold: u32,
-    /// How long TIME_WAIT lasts (Linux: 60 s).
-    pub time_wait_ns: i64,
+    /// How long TIME_WAIT lasts (Linux: 60 s, `flow::TIME_WAIT`).
+    pub time_wait: Duration,
     /// A request unanswered when the capture ended is only pending unless it waited longer.
-    pub response_timeout_ns: i64,
+    pub response_timeout: Duration,
     /// `port-scan`: distinct ports on one host, or hosts on one port, that make a scan.
     pub scan_min_targets: u32,
     /// `port-scan`: the scan's refused/unanswered attempts all fall within this span.
-    pub scan_window_ns: i64,
+    pub scan_window: Duration,
     /// `listen-queue-overflow`: connections to one endpoint that needed 2–3 SYNs, at least…
     pub listen_queue_min_conns: u32,
     /// …and at least this percentage of the endpoint's connection attempts.
     pub listen_queue_min_pct: u32,
+    /// `connection-refused`: a refusal followed this soon by a success of the same client to the
+    /// same port on another address of the server (happy eyeballs) is only info.
+    pub refused_fallback_window: Duration,
+    /// `connection-refused`: a refusal followed this soon by a success of the same client to the
+    /// same endpoint was absorbed by a retry (warning).
+    pub refused_retry_window: Duration,
 }
 
 impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
-            syn_timeout_ns: 3 * NANOS_PER_SEC,
+            syn_timeout: Duration::from_secs(3),
             retrans_threshold: 3,
             time_wait_threshold: 1000,
-            time_wait_ns: 60 * NANOS_PER_SEC,
-            response_timeout_ns: 10 * NANOS_PER_SEC,
+            time_wait: crate::flow::TIME_WAIT,
+            response_timeout: Duration::from_secs(10),
             scan_min_targets: 20,
-            scan_window_ns: 600 * NANOS_PER_SEC,
+            scan_window: Duration::from_secs(600),
             listen_queue_min_conns: 3,
             listen_queue_min_pct: 5,
+            refused_fallback_window: Duration::from_secs(2),
+            refused_retry_window: Duration::from_secs(1),
         }
     }
 }
@@ -424,9 +434,10 @@ pub fn settle(
     a: &Aggregate,
     attempts: &[(IpAddr, Timestamp)],
     successes: &dyn Successes,
+    th: &Thresholds,
 ) -> Option<Settled> {
     match a.signature {
-        SignatureId::ConnectionRefused => connection_refused::settle(a, attempts, successes),
+        SignatureId::ConnectionRefused => connection_refused::settle(a, attempts, successes, th),
         SignatureId::SynUnanswered => syn_unanswered::settle(a),
         _ => None,
     }

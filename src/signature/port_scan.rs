@@ -115,7 +115,7 @@ impl ScanTracker {
             };
             let total = s.failed + s.answered;
             if s.failed * 1000 < total * SCAN_FAILED_PERMILLE
-                || last.ts.nanos_since(first.ts) > th.scan_window_ns
+                || last.ts.nanos_since(first.ts) > th.scan_window.nanos()
             {
                 continue;
             }

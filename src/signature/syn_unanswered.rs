@@ -48,7 +48,7 @@ pub fn check(f: &FlowSummary, capture_end: Timestamp, th: &Thresholds) -> Outcom
     // A SYN sent again proves the first one went unanswered for a whole retransmission timeout
     // (≥ 1 s on Linux): such an attempt is unanswered however close to the end it stopped.
     let resent = f.syn_count > 1;
-    if !gave_up && !resent && f.icmp.is_none() && waited < th.syn_timeout_ns {
+    if !gave_up && !resent && f.icmp.is_none() && waited < th.syn_timeout.nanos() {
         return Outcome::Inconclusive { waited_ns: waited };
     }
     let span = last.ts.nanos_since(first.ts);

@@ -182,7 +182,7 @@ impl TimeWaitTracker {
         let holder_is_client = first == Direction::Orig;
         let key = Self::key(f, holder_is_client);
         let holder = key.holder;
-        let tw = self.th.time_wait_ns;
+        let tw = self.th.time_wait.nanos();
         let t = closed.0;
         self.latest_close = self.latest_close.max(t);
         let settled = self.latest_close.saturating_sub(tw);

@@ -128,7 +128,7 @@ pub fn check(
         }
         None => {
             let waited = capture_end.nanos_since(ch.frame.ts);
-            if waited < th.syn_timeout_ns {
+            if waited < th.syn_timeout.nanos() {
                 return Outcome::Inconclusive { waited_ns: waited };
             }
             format!("ClientHello ({}) unanswered; the server stayed silent for {} until the capture ended", hello_desc(t), human_duration(waited))

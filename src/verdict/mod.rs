@@ -4,7 +4,7 @@
 //! frames. Must not: format output.
 
 use crate::flow::{FlowSummary, FrameRef};
-use crate::signature::{Evidence, Fact, Finding, Severity, SignatureId};
+use crate::signature::{Evidence, Fact, Finding, Severity, SignatureId, Thresholds};
 use crate::time::Timestamp;
 use rustc_hash::FxHashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -76,6 +76,8 @@ const MAX_CLIENTS: usize = 256;
 #[derive(Clone)]
 pub struct Aggregator {
     max_evidence: usize,
+    /// For the signatures' whole-capture severity rules (`signature::settle`).
+    th: Thresholds,
     /// One builder per (signature, server endpoint, client address): the hop of a client is
     /// known only once the whole capture has been seen (`finish` merges them per hop).
     builders: FxHashMap<(SignatureId, SocketAddr, IpAddr), Builder>,
@@ -125,9 +127,10 @@ impl Verdict {
 }
 
 impl Aggregator {
-    pub fn new(max_evidence: usize) -> Aggregator {
+    pub fn new(max_evidence: usize, th: Thresholds) -> Aggregator {
         Aggregator {
             max_evidence,
+            th,
             builders: FxHashMap::default(),
             endpoint_flows: FxHashMap::default(),
             endpoint_established: FxHashMap::default(),
@@ -284,7 +287,8 @@ impl Aggregator {
                 .copied()
                 .unwrap_or(0);
             // Severity rules that need the whole capture (each signature's own `settle`).
-            let settled = crate::signature::settle(&v.aggregate(established), &b.attempts, &succ);
+            let settled =
+                crate::signature::settle(&v.aggregate(established), &b.attempts, &succ, &self.th);
             if let Some(st) = settled {
                 v.severity = st.severity;
                 // Every affected connection is now counted at the settled severity.
