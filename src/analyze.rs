@@ -15,7 +15,7 @@ use crate::signature::{
 };
 use crate::time::{human_duration, Timestamp};
 use crate::topology::{GivenRoles, Topology};
-use crate::verdict::{Aggregator, Verdict};
+use crate::verdict::{Aggregator, FlowRef, Verdict};
 
 mod endpoints;
 mod legs;
@@ -62,9 +62,13 @@ pub struct Analyzer {
     /// Connections still open at the end of the capture whose judgement needs the capture's end
     /// (unanswered SYN, unanswered ClientHello, unanswered request).
     pending_end: Vec<(FlowSummary, AppSummary)>,
-    /// Latest connection start per (client host, server endpoint): a later attempt shows an
-    /// earlier unanswered one was abandoned.
+    /// Latest SYN per (client host, server endpoint), updated as SYNs are seen: a later attempt
+    /// shows an earlier unanswered one was abandoned. At most `MAX_LATEST_STARTS` pairs (a SYN
+    /// flood from spoofed sources must not grow it without bound); beyond, new pairs are not
+    /// remembered and their attempts are judged as if not retried.
     latest_start: rustc_hash::FxHashMap<(std::net::IpAddr, std::net::SocketAddr), Timestamp>,
+    /// The capture's last frame time, once every frame has been read (`capture_ending`).
+    capture_end: Option<Timestamp>,
     endpoints: Endpoints,
     /// Capture time of the latest segment seen (when a connection expires, it had been quiet
     /// until at least this time).
@@ -80,28 +84,65 @@ pub struct Analyzer {
     /// Findings about probes (attempts without payload), held until `conclude` knows whether
     /// their source scanned (then the one `port-scan` verdict replaces them). At most
     /// `MAX_DEFERRED_FINDINGS`; beyond it findings go straight to the aggregator.
-    deferred: Vec<(Finding, Option<FlowSummary>)>,
+    deferred: Vec<(Finding, Option<FlowRef>)>,
 }
 
 /// Probe findings held back for scan recognition at most (see `Analyzer::deferred`).
 const MAX_DEFERRED_FINDINGS: usize = 200_000;
+/// (client host, server endpoint) pairs whose latest SYN is remembered at most.
+const MAX_LATEST_STARTS: usize = 100_000;
 
 impl Analyzer {
     /// Adds a finding, remembering it on its connection's record for pairing.
     fn add(&mut self, fd: Finding, f: Option<&FlowSummary>) {
-        if let Some(flow) = f.filter(|f| signature::port_scan::is_probe(f)) {
-            if self.deferred.len() < MAX_DEFERRED_FINDINGS {
-                self.deferred.push((fd, Some(flow.clone())));
-                return;
-            }
+        let flow = f.map(FlowRef::of);
+        if f.is_some_and(signature::port_scan::is_probe)
+            && self.deferred.len() < MAX_DEFERRED_FINDINGS
+        {
+            self.deferred.push((fd, flow));
+            return;
         }
-        self.add_now(fd, f);
+        self.add_now(fd, flow);
     }
 
     /// Adds a finding to the aggregator now.
-    fn add_now(&mut self, fd: Finding, f: Option<&FlowSummary>) {
+    fn add_now(&mut self, fd: Finding, flow: Option<FlowRef>) {
         self.legs.finding(&fd);
-        self.agg.add(fd, f);
+        self.agg.add_ref(fd, flow);
+    }
+
+    /// Remembers the latest connection attempt of `client` to `server` (bounded).
+    fn attempt_started(
+        &mut self,
+        client: std::net::IpAddr,
+        server: std::net::SocketAddr,
+        t: Timestamp,
+    ) {
+        let n = self.latest_start.len();
+        match self.latest_start.get_mut(&(client, server)) {
+            Some(latest) => *latest = (*latest).max(t),
+            None if n < MAX_LATEST_STARTS => {
+                self.latest_start.insert((client, server), t);
+            }
+            None => {}
+        }
+    }
+
+    /// A connection still open when the capture ended, judged at the capture's end `end`.
+    fn judge_open_at_end(&mut self, f: &FlowSummary, app: &AppSummary, end: Timestamp) {
+        // The same client tried the same endpoint again after this attempt's last SYN: this one
+        // was abandoned, so it is conclusive even near the end of the capture.
+        let retried = f.last_syn.is_some_and(|s| {
+            self.latest_start
+                .get(&(f.orig.ip(), f.resp))
+                .is_some_and(|t| *t > s.ts)
+        });
+        let judge_at = if retried && syn_unanswered::is_unanswered_attempt(f) {
+            end.max(f.end.add_nanos(self.th.syn_timeout.nanos() + 1))
+        } else {
+            end
+        };
+        self.judge_at_end(f, app, judge_at);
     }
 
     fn judge_attempt(&mut self, f: &FlowSummary, capture_end: Timestamp) {
@@ -184,7 +225,15 @@ impl Observer for Analyzer {
                 Some(false) => self.legs.local_address(seg.dst),
                 None => {}
             }
+            if !seg.has(crate::decode::flags::ACK) {
+                let server = std::net::SocketAddr::new(seg.dst, seg.dport);
+                self.attempt_started(seg.src, server, frame.ts);
+            }
         }
+    }
+
+    fn capture_ending(&mut self, last_ts: Option<Timestamp>) {
+        self.capture_end = Some(last_ts.unwrap_or(self.now));
     }
 
     fn flow_end(&mut self, f: FlowSummary, app: Option<AppSummary>) {
@@ -193,11 +242,7 @@ impl Observer for Analyzer {
         self.agg.observe_flow(&f);
         self.endpoints.count(&f, &app);
         self.legs.observe(&f, &app);
-        let latest = self
-            .latest_start
-            .entry((f.orig.ip(), f.resp))
-            .or_insert(f.start);
-        *latest = (*latest).max(f.start);
+        self.attempt_started(f.orig.ip(), f.resp, f.start);
         self.tw.observe(&f);
         self.scans.observe(&f);
         self.listen_queue.observe(&f);
@@ -219,7 +264,12 @@ impl Observer for Analyzer {
             }
         }
         if f.end_reason == crate::flow::EndReason::CaptureEnd {
-            self.pending_end.push((f.clone(), app.clone()));
+            match self.capture_end {
+                // Every frame was read: judge it now rather than keep it (a flood leaves
+                // hundreds of thousands of attempts open at the end).
+                Some(end) => self.judge_open_at_end(&f, &app, end),
+                None => self.pending_end.push((f.clone(), app.clone())),
+            }
         } else {
             // Expired or closed: it was quiet at least until now.
             let end = self
@@ -268,6 +318,7 @@ impl Analyzer {
             tw: TimeWaitTracker::new(th),
             pending_end: Vec::new(),
             latest_start: Default::default(),
+            capture_end: None,
             endpoints: Default::default(),
             now: Timestamp::default(),
             artefacts: ConnectionArtefacts::default(),
@@ -286,25 +337,13 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
     let th = a.th;
     let end = capture.last_ts.unwrap_or_default();
     for (f, app) in std::mem::take(&mut a.pending_end) {
-        // The same client tried the same endpoint again after this attempt's last SYN: this one
-        // was abandoned, so it is conclusive even near the end of the capture.
-        let retried = f.last_syn.is_some_and(|s| {
-            a.latest_start
-                .get(&(f.orig.ip(), f.resp))
-                .is_some_and(|t| *t > s.ts)
-        });
-        let judge_at = if retried && syn_unanswered::is_unanswered_attempt(&f) {
-            end.max(f.end.add_nanos(th.syn_timeout.nanos() + 1))
-        } else {
-            end
-        };
-        a.judge_at_end(&f, &app, judge_at);
+        a.judge_open_at_end(&f, &app, end);
     }
     // Scans: one info verdict per scanning source replaces its probes' findings.
     let scans = a.scans.scans(&th);
     for (fd, f) in std::mem::take(&mut a.deferred) {
         if !scans.iter().any(|(s, _)| s.source == fd.client) {
-            a.add_now(fd, f.as_ref());
+            a.add_now(fd, f);
         }
     }
     for (_, fd) in scans {
@@ -471,6 +510,55 @@ mod tests {
             ..Default::default()
         };
         conclude(a, capture, GivenRoles::default())
+    }
+
+    /// Attempts still open at the capture's end, ended after `capture_ending` (as the pipeline
+    /// does) or without it: judged the same, and with the hook nothing is held until the end.
+    #[test]
+    fn open_attempts_are_judged_as_they_end_at_the_capture_end() {
+        let attempt = |id: u64, client: &str, first: u64| {
+            let mut f = crate::flow::testkit::established(id, client, "10.0.0.2:80", first, first);
+            f.conn_state = crate::flow::ConnState::S0;
+            f.history = "S".into();
+            f.synack = None;
+            f.orig_stats.pkts = 1;
+            f.end_reason = crate::flow::EndReason::CaptureEnd;
+            f
+        };
+        // One attempt 10 s before the end (conclusive), one 1 s before (inconclusive).
+        let flows = || {
+            vec![
+                attempt(1, "10.0.0.1:4000", 1000),
+                attempt(2, "10.0.0.3:4000", 10_000),
+            ]
+        };
+        let end = crate::flow::testkit::fr(11_000).ts;
+        let capture = CaptureSummary {
+            last_ts: Some(end),
+            ..Default::default()
+        };
+        let run = |hook: bool| {
+            let mut a = Analyzer::new(Thresholds::default(), 5);
+            if hook {
+                a.capture_ending(Some(end));
+            }
+            for f in flows() {
+                a.flow_end(f, None);
+            }
+            assert_eq!(a.pending_end.is_empty(), hook);
+            let r = conclude(a, capture.clone(), GivenRoles::default());
+            let early: Vec<u64> = r
+                .warnings
+                .iter()
+                .filter(|w| w.kind == "capture-ended-early")
+                .map(|w| w.count)
+                .collect();
+            (sigs(&r), early)
+        };
+        let with = run(true);
+        assert_eq!(with, run(false));
+        assert_eq!(with.0, [("syn-unanswered", Severity::Critical, 1)]);
+        assert_eq!(with.1, [1]);
     }
 
     fn sigs(a: &Analysis) -> Vec<(&'static str, Severity, u64)> {

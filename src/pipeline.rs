@@ -40,6 +40,10 @@ pub trait Observer {
     fn segment(&mut self, _frame: &Frame<'_>, _seg: &TcpSegment<'_>, _outcome: &SegmentOutcome) {}
     /// One application-layer event (TLS hello/alert, HTTP request/response), as it happens.
     fn app_event(&mut self, _flow: u64, _ev: &AppEvent) {}
+    /// Every frame has been read: the connections still open are about to end (their
+    /// `flow_end` follows, with `EndReason::CaptureEnd`). `last_ts` is the capture's last frame
+    /// time, so that they can be judged as they end instead of being kept until the report.
+    fn capture_ending(&mut self, _last_ts: Option<Timestamp>) {}
 }
 
 impl<T: Observer + ?Sized> Observer for &mut T {
@@ -57,6 +61,9 @@ impl<T: Observer + ?Sized> Observer for &mut T {
     }
     fn app_event(&mut self, flow: u64, ev: &AppEvent) {
         (**self).app_event(flow, ev)
+    }
+    fn capture_ending(&mut self, last_ts: Option<Timestamp>) {
+        (**self).capture_ending(last_ts)
     }
 }
 
@@ -514,6 +521,7 @@ impl<O: Observer> Pipeline<O> {
 
     /// Ends every open connection; returns the observer and the summary.
     pub fn finish(mut self) -> (O, CaptureSummary) {
+        self.sink.obs.capture_ending(self.sum.last_ts);
         self.table.finish_all(&mut self.sink);
         let mut s = self.sum;
         s.frames = s.frames_matched;

@@ -783,18 +783,22 @@ pub fn relays(recs: &[ConnRecord]) -> Vec<(SocketAddr, IpAddr, SocketAddr, &'sta
             by_bytes.entry(fb).or_default().push(r);
         }
     }
-    let mut out = Vec::new();
-    for group in by_bytes.values() {
-        for a in group {
-            for b in group {
+    // Within a group, only connections that start within MATCH_WINDOW of each other can be a
+    // relay: sorted by start, each connection is compared with the few that follow it (a group of
+    // identical requests from a load generator holds tens of thousands of connections).
+    let mut seen: rustc_hash::FxHashSet<(SocketAddr, IpAddr, SocketAddr, &'static str)> =
+        Default::default();
+    for group in by_bytes.values_mut() {
+        group.sort_by_key(|r| r.start);
+        for a in group.iter() {
+            let lo = group.partition_point(|b| b.start < a.start);
+            for b in &group[lo..] {
                 let d = b.start.nanos_since(a.start);
-                if a.orig.ip() != b.orig.ip()
-                    && a.resp != b.resp
-                    && (0..=crate::topology::MATCH_WINDOW).contains(&d)
-                    && b.orig.ip() != a.orig.ip()
-                    && b.resp.ip() != a.orig.ip()
-                {
-                    out.push((
+                if d > crate::topology::MATCH_WINDOW {
+                    break;
+                }
+                if a.orig.ip() != b.orig.ip() && a.resp != b.resp && b.resp.ip() != a.orig.ip() {
+                    seen.insert((
                         a.resp,
                         b.orig.ip(),
                         b.resp,
@@ -808,6 +812,7 @@ pub fn relays(recs: &[ConnRecord]) -> Vec<(SocketAddr, IpAddr, SocketAddr, &'sta
             }
         }
     }
+    let mut out: Vec<_> = seen.into_iter().collect();
     out.sort();
     out.dedup();
     out

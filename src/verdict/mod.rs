@@ -11,6 +11,9 @@ use std::net::{IpAddr, SocketAddr};
 
 pub use crate::topology::Hop;
 
+#[cfg(test)]
+mod caps_tests;
+
 /// A connection behind a verdict (for `--evidence-pcap`).
 #[derive(Clone, Copy, Debug)]
 pub struct FlowRef {
@@ -19,6 +22,20 @@ pub struct FlowRef {
     pub first: FrameRef,
     pub last: FrameRef,
 }
+
+impl FlowRef {
+    pub fn of(f: &FlowSummary) -> FlowRef {
+        FlowRef {
+            orig: f.orig,
+            resp: f.resp,
+            first: f.first,
+            last: f.last,
+        }
+    }
+}
+
+/// Builders (one per signature, server endpoint and client) kept at most; see `Aggregator::add_ref`.
+pub const MAX_CLIENT_BUILDERS: usize = 20_000;
 
 /// Connections remembered per verdict for `--evidence-pcap`.
 pub const MAX_FLOW_REFS: usize = 1000;
@@ -81,6 +98,11 @@ pub struct Aggregator {
     /// One builder per (signature, server endpoint, client address): the hop of a client is
     /// known only once the whole capture has been seen (`finish` merges them per hop).
     builders: FxHashMap<(SignatureId, SocketAddr, IpAddr), Builder>,
+    /// (signature, server) → the client whose builder takes the findings of clients beyond
+    /// `MAX_CLIENT_BUILDERS`.
+    overflow: FxHashMap<(SignatureId, SocketAddr), IpAddr>,
+    /// Findings that went to an overflow builder.
+    overflowed: u64,
     endpoint_flows: FxHashMap<SocketAddr, u64>,
     endpoint_established: FxHashMap<SocketAddr, u64>,
     /// (client ip, server port) -> (server ip, first successful connection start), capped.
@@ -132,6 +154,8 @@ impl Aggregator {
             max_evidence,
             th,
             builders: FxHashMap::default(),
+            overflow: FxHashMap::default(),
+            overflowed: 0,
             endpoint_flows: FxHashMap::default(),
             endpoint_established: FxHashMap::default(),
             successes: FxHashMap::default(),
@@ -163,8 +187,25 @@ impl Aggregator {
     }
 
     pub fn add(&mut self, fd: Finding, flow: Option<&FlowSummary>) {
+        self.add_ref(fd, flow.map(FlowRef::of))
+    }
+
+    /// `add`, with only what the verdict keeps of the connection.
+    pub fn add_ref(&mut self, fd: Finding, flow: Option<FlowRef>) {
         let hop = Hop::ClientToServer;
-        let key = (fd.signature, fd.server, fd.client);
+        // One builder per client (the hop is known per client only at the end), at most
+        // `MAX_CLIENT_BUILDERS`: beyond, a new client's findings join the builder of the first
+        // client that overflowed for that signature and server (a flood of spoofed sources must
+        // not hold a builder each). Counts stay exact; such clients take that client's hop.
+        let mut key = (fd.signature, fd.server, fd.client);
+        if self.builders.len() >= MAX_CLIENT_BUILDERS && !self.builders.contains_key(&key) {
+            let rep = *self
+                .overflow
+                .entry((fd.signature, fd.server))
+                .or_insert(fd.client);
+            key = (fd.signature, fd.server, rep);
+            self.overflowed += 1;
+        }
         let b = self.builders.entry(key).or_insert_with(|| Builder {
             v: Verdict {
                 signature: fd.signature,
@@ -228,12 +269,7 @@ impl Aggregator {
         }
         if let Some(f) = flow {
             if v.flows.len() < MAX_FLOW_REFS {
-                v.flows.push(FlowRef {
-                    orig: f.orig,
-                    resp: f.resp,
-                    first: f.first,
-                    last: f.last,
-                });
+                v.flows.push(f);
             }
         }
         // Keep the evidence of the most severe, earliest findings only (bounded).
@@ -264,6 +300,19 @@ impl Aggregator {
             let mut b = builders.remove(&k).expect("key listed");
             let hop = hop_of(k.2, k.1);
             b.v.hop = hop;
+            if self.overflow.get(&(k.0, k.1)) == Some(&k.2) {
+                let at = b.v.last_ts;
+                add_note(
+                    &mut b.v.notes,
+                    &mut b.note_ts,
+                    format!(
+                        "more than {} clients had findings: later clients' findings are counted with {}'s and take its hop",
+                        MAX_CLIENT_BUILDERS, k.2
+                    ),
+                    0,
+                    at,
+                );
+            }
             match merged.get_mut(&(k.0, hop, k.1)) {
                 Some(m) => m.merge(b, max_ev),
                 None => {

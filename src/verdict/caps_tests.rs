@@ -1,0 +1,57 @@
+//! The aggregator's bounds: a flood of distinct clients must not hold a builder each, and the
+//! counts must stay exact when it overflows.
+
+use super::*;
+use crate::flow::testkit::fr;
+use crate::topology::Topology;
+
+fn finding(client: IpAddr, n: u64) -> Finding {
+    Finding {
+        signature: SignatureId::SynUnanswered,
+        severity: Severity::Critical,
+        client,
+        server: "10.0.0.2:80".parse().unwrap(),
+        flow: Some(n),
+        weight: 1,
+        first_ts: fr(n).ts,
+        last_ts: fr(n).ts,
+        note: "1 SYN, no answer".into(),
+        evidence: vec![],
+        facts: vec![],
+    }
+}
+
+fn client(i: usize) -> IpAddr {
+    IpAddr::from([10, 1 + (i >> 16) as u8, (i >> 8) as u8, i as u8])
+}
+
+#[test]
+fn clients_beyond_the_builder_cap_are_counted_exactly_with_a_note() {
+    let mut a = Aggregator::new(10, Thresholds::default());
+    let n = MAX_CLIENT_BUILDERS + 500;
+    for i in 0..n {
+        a.add(finding(client(i), i as u64), None);
+    }
+    // The capped builders, plus one that takes every later client.
+    assert_eq!(a.builders.len(), MAX_CLIENT_BUILDERS + 1);
+    assert_eq!(a.overflowed, 500);
+    let v = a.finish(&Topology::default());
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].flow_count, n as u64);
+    assert!(v[0]
+        .notes
+        .iter()
+        .any(|(t, _)| t.contains(&format!("more than {} clients", MAX_CLIENT_BUILDERS))));
+}
+
+#[test]
+fn below_the_cap_nothing_is_merged_or_noted() {
+    let mut a = Aggregator::new(10, Thresholds::default());
+    for i in 0..100 {
+        a.add(finding(client(i), i as u64), None);
+    }
+    assert_eq!(a.overflowed, 0);
+    let v = a.finish(&Topology::default());
+    assert_eq!(v[0].flow_count, 100);
+    assert!(!v[0].notes.iter().any(|(t, _)| t.contains("more than")));
+}
