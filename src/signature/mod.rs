@@ -457,3 +457,25 @@ pub fn words(a: &Aggregate) -> Words {
         SignatureId::ListenQueueOverflow => listen_queue_overflow::words(a),
     }
 }
+
+/// Test helper: the aggregate of `n` connections out of `m` from the client 10.0.0.1 to
+/// `server`, one client, all critical, no notes or facts (tests set what they need with `..`).
+#[cfg(test)]
+pub fn test_aggregate(sig: SignatureId, server: &str, n: u64, m: u64) -> Aggregate<'static> {
+    Aggregate {
+        signature: sig,
+        severity: Severity::Critical,
+        hop: Hop::ClientToServer,
+        client: "10.0.0.1".parse().unwrap(),
+        clients: 1,
+        server: server.parse().unwrap(),
+        flow_count: n,
+        total_flows: m,
+        by_severity: [0, 0, n],
+        first_ts: Timestamp(crate::flow::testkit::T0),
+        established: 0,
+        backend_leg_captured: false,
+        notes: &[],
+        facts: &[],
+    }
+}
