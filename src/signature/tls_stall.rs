@@ -358,7 +358,12 @@ mod tests {
     fn each_way_of_ending_is_named_with_its_frame() {
         let th = Thresholds::default();
         let app = hello(Some("a.example"), &[]);
-        type Case = (&'static str, fn(&mut FlowSummary), EvidenceKind, &'static str);
+        type Case = (
+            &'static str,
+            fn(&mut FlowSummary),
+            EvidenceKind,
+            &'static str,
+        );
         let cases: [Case; 4] = [
             (
                 "server FIN",

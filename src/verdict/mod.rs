@@ -1102,19 +1102,140 @@ mod tests {
 
     #[test]
     fn flows_behind_a_verdict_are_remembered_up_to_the_cap() {
+        // One client beyond the cap on its own, a second one merged in.
         let mut agg = Aggregator::new(10);
         let f = failed("10.0.0.1:40001", SERVER, 1);
         for i in 0..MAX_FLOW_REFS as u64 + 1 {
-            agg.add(
-                refused(if i % 2 == 0 { "10.0.0.1" } else { "10.0.0.5" }, 1 + i),
-                Some(&f),
-            );
+            agg.add(refused("10.0.0.1", 1 + i), Some(&f));
+        }
+        for i in 0..5 {
+            agg.add(refused("10.0.0.5", 2 + i), Some(&f));
         }
         let v = one(agg);
         assert_eq!(v.flows.len(), MAX_FLOW_REFS);
         assert_eq!((v.flows[0].orig, v.flows[0].resp), (f.orig, f.resp));
         assert_eq!((v.flows[0].first, v.flows[0].last), (f.first, f.last));
-        assert_eq!(v.flow_count, MAX_FLOW_REFS as u64 + 1);
+        assert_eq!(v.flow_count, MAX_FLOW_REFS as u64 + 6);
+        // Two clients each below the cap, together above it.
+        let mut agg = Aggregator::new(10);
+        for i in 0..MAX_FLOW_REFS as u64 / 2 + 1 {
+            agg.add(refused("10.0.0.1", 1 + i), Some(&f));
+            agg.add(refused("10.0.0.5", 1 + i), Some(&f));
+        }
+        assert_eq!(one(agg).flows.len(), MAX_FLOW_REFS);
+    }
+
+    #[test]
+    fn distinct_clients_are_counted_up_to_the_cap() {
+        let mut agg = Aggregator::new(1);
+        for i in 0..MAX_CLIENTS as u32 + 1 {
+            let c = std::net::Ipv4Addr::from(0x0a01_0000 + i).to_string();
+            agg.add(refused(&c, 1 + i as u64), None);
+        }
+        let v = one(agg);
+        assert_eq!(v.clients, MAX_CLIENTS as u32);
+        assert_eq!(v.flow_count, MAX_CLIENTS as u64 + 1);
+        assert_eq!(v.client, "10.1.0.0".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn clients_seen_at_the_same_instant_name_the_first_address() {
+        let sig = SignatureId::ConnectionReset;
+        let mut agg = Aggregator::new(10);
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.7", SERVER, 5, "a"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.3", SERVER, 5, "a"),
+            None,
+        );
+        assert_eq!(one(agg).client, "10.0.0.3".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn at_most_four_other_addresses_per_client_and_port_are_remembered() {
+        // The client connected to four other addresses of the port long before: a fifth one
+        // right after the refusal is past the cap, so the refusal is not read as a fallback.
+        let mut agg = Aggregator::new(10);
+        for i in 0..4 {
+            agg.observe_flow(&success(
+                "10.0.0.1:40000",
+                &format!("10.0.1.{}:8080", i),
+                1 + i,
+            ));
+        }
+        agg.observe_flow(&success("10.0.0.1:40001", "10.0.1.9:8080", 10_010));
+        agg.add(refused("10.0.0.1", 10_000), None);
+        assert_eq!(one(agg).severity, Severity::Critical);
+    }
+
+    #[test]
+    fn success_records_are_capped_per_pair_and_in_pairs() {
+        // A pair's starts beyond MAX_SUCCESS_TIMES are not kept: a retry after them is unseen.
+        let mut agg = Aggregator::new(10);
+        for i in 0..MAX_SUCCESS_TIMES as u64 {
+            agg.observe_flow(&success("10.0.0.1:40000", SERVER, 1 + i));
+        }
+        agg.observe_flow(&success("10.0.0.1:40001", SERVER, 100_500));
+        agg.add(refused("10.0.0.1", 100_000), None);
+        assert_eq!(one(agg).severity, Severity::Critical);
+        // Beyond MAX_SUCCESS_KEYS (client, endpoint) pairs, a new pair is not kept.
+        let mut agg = Aggregator::new(10);
+        for i in 0..MAX_SUCCESS_KEYS as u32 {
+            let c = std::net::Ipv4Addr::from(0x0b00_0000 + i);
+            agg.observe_flow(&success(&format!("{}:40000", c), SERVER, 1));
+        }
+        agg.observe_flow(&success("10.0.0.1:40001", SERVER, 100_500));
+        agg.add(refused("10.0.0.1", 100_000), None);
+        assert_eq!(one(agg).severity, Severity::Critical);
+        // A pair already kept still records new starts.
+        let mut agg = Aggregator::new(10);
+        agg.observe_flow(&success("10.0.0.1:40000", SERVER, 1));
+        for i in 1..MAX_SUCCESS_KEYS as u32 {
+            let c = std::net::Ipv4Addr::from(0x0b00_0000 + i);
+            agg.observe_flow(&success(&format!("{}:40000", c), SERVER, 1));
+        }
+        agg.observe_flow(&success("10.0.0.1:40001", SERVER, 100_500));
+        agg.add(refused("10.0.0.1", 100_000), None);
+        assert_eq!(one(agg).severity, Severity::Warning);
+    }
+
+    #[test]
+    fn among_equally_severe_findings_the_earliest_frames_are_evidence() {
+        let sig = SignatureId::ConnectionReset;
+        let mut agg = Aggregator::new(1);
+        agg.add(
+            finding(sig, Severity::Critical, "10.0.0.1", SERVER, 9, "c"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Critical, "10.0.0.5", SERVER, 7, "c"),
+            None,
+        );
+        let frames: Vec<u64> = one(agg).evidence.iter().map(|e| e.frame.number).collect();
+        assert_eq!(frames, vec![7]);
+    }
+
+    #[test]
+    fn a_note_as_late_as_the_latest_kept_is_dropped_at_the_cap() {
+        let sig = SignatureId::ConnectionReset;
+        let mut agg = Aggregator::new(10);
+        for i in 0..MAX_NOTES as u64 {
+            let n = format!("n{}", i);
+            agg.add(
+                finding(sig, Severity::Warning, "10.0.0.1", SERVER, 100 + i, &n),
+                None,
+            );
+        }
+        let latest = 100 + MAX_NOTES as u64 - 1;
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.1", SERVER, latest, "tied"),
+            None,
+        );
+        let v = one(agg);
+        assert!(!v.notes.iter().any(|n| n.0 == "tied"));
+        assert_eq!(v.notes.last().unwrap().0, format!("n{}", MAX_NOTES - 1));
     }
 
     fn chain(back: Option<SignatureId>, backend: &str, explained: u64) -> Chain {
