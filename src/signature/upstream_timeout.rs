@@ -549,6 +549,26 @@ mod tests {
     }
 
     #[test]
+    fn a_close_notify_in_the_requests_own_frame_is_not_the_give_up() {
+        // The alert record rides in the same segment as the request: the later FIN is the
+        // give-up.
+        let mut f = tls_flow();
+        f.orig_stats.first_fin = Some(fr(2020));
+        let mut app = tls(Some(fr(15)));
+        app.tls.as_mut().unwrap().alerts = vec![Alert {
+            frame: fr(20),
+            from: Direction::Orig,
+            level: 0,
+            description: 0,
+            encrypted: true,
+        }];
+        let fd = finding(check(&f, &app, end(2020, 1), TIMEOUT));
+        assert!(fd
+            .note
+            .ends_with("waited 2.00s and the client gave up (FIN): no response record"));
+    }
+
+    #[test]
     fn an_encrypted_request_waits_for_the_response_timeout_at_the_end() {
         match check(&tls_flow(), &tls(None), end(20, 10_000), TIMEOUT) {
             Outcome::Pending { waited_ns } => assert_eq!(waited_ns, TIMEOUT),
