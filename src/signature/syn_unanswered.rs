@@ -322,6 +322,20 @@ mod tests {
     }
 
     #[test]
+    fn two_syns_one_second_before_the_end_are_conclusive_one_is_not() {
+        // (Moved from `connection_reset`'s tests.) The first SYN waited a whole retransmission
+        // timeout when the second was sent: conclusive although the end is only 1 s away.
+        let th = Thresholds::default();
+        match check(&attempt(1, 1), end(1, 1_000), &th) {
+            Outcome::Inconclusive { waited_ns } => assert_eq!(waited_ns, 1_000 * NANOS_PER_MILLI),
+            o => panic!("{:?}", o),
+        }
+        let fd = finding(check(&attempt(2, 1001), end(1001, 1_000), &th));
+        let frames: Vec<u64> = fd.evidence.iter().map(|e| e.frame.number).collect();
+        assert_eq!(frames, vec![1, 1001]);
+    }
+
+    #[test]
     fn icmp_codes_are_named() {
         let cases = [
             ((false, 3, 0), "net unreachable"),
