@@ -241,7 +241,7 @@ mod tests {
     use crate::app::http::{HttpSummary, Request, Truncation};
     use crate::flow::testkit::fr;
     use crate::flow::{ConnState, DirStats, EndReason, RstInfo};
-    use crate::time::{Timestamp, NANOS_PER_MILLI};
+    use crate::time::NANOS_PER_MILLI;
 
     fn stats(bytes: u64, data: Option<(u64, u64)>) -> DirStats {
         DirStats {
@@ -483,70 +483,271 @@ mod tests {
         assert!(fd.note.contains("likely injected"), "{}", fd.note);
     }
 
-    /// `syn-unanswered`'s boundary (kept here: that rule's file has no test module of its own).
-    mod syn_unanswered_rule {
-        use super::*;
-        use crate::signature::syn_unanswered::{check, Outcome};
-        use crate::signature::Thresholds;
-        use crate::time::NANOS_PER_SEC;
-
-        /// An attempt of `syns` SYNs, the last at frame `last`; the capture ends 1 s after it.
-        fn attempt(syns: u32, last: u64) -> (FlowSummary, Timestamp) {
-            let mut f = flow(rst(Direction::Orig, 0, 0, Direction::Orig));
-            f.conn_state = ConnState::S0;
-            f.history = "S".into();
-            f.orig_stats = DirStats {
-                pkts: syns as u64,
-                ..Default::default()
-            };
-            f.resp_stats = DirStats::default();
-            f.synack = None;
-            f.rtt_ns = None;
-            f.rst = None;
-            f.rst_count = 0;
-            f.syn_count = syns;
-            f.first_syn = Some(fr(1));
-            f.last_syn = Some(fr(last));
-            f.first = fr(1);
-            f.last = fr(last);
-            f.end = fr(last).ts;
-            let end = fr(last).ts.add_nanos(NANOS_PER_SEC);
-            (f, end)
+    #[test]
+    fn ttl_at_either_end_of_the_senders_range_is_not_injected() {
+        for ttl in [60, 64] {
+            let mut r = rst(Direction::Resp, 0, 120, Direction::Resp);
+            r.ttl = ttl;
+            let mut f = flow(r);
+            f.resp_stats.ttl_min = 60;
+            let fd = check(&f, &AppSummary::default()).unwrap();
+            assert!(!fd.note.contains("injected"), "{}: {}", ttl, fd.note);
         }
-
-        #[test]
-        fn single_syn_one_second_before_the_end_is_inconclusive() {
-            let (f, end) = attempt(1, 1);
-            match check(&f, end, &Thresholds::default()) {
-                Outcome::Inconclusive { waited_ns } => assert_eq!(waited_ns, NANOS_PER_SEC),
-                o => panic!("expected Inconclusive, got {o:?}"),
-            }
+        for ttl in [59, 65] {
+            let mut r = rst(Direction::Resp, 0, 120, Direction::Resp);
+            r.ttl = ttl;
+            let mut f = flow(r);
+            f.resp_stats.ttl_min = 60;
+            let fd = check(&f, &AppSummary::default()).unwrap();
+            assert!(
+                fd.note.ends_with(&format!(
+                    "; its TTL {} differs from that sender's other packets (60-64): likely injected by a middlebox",
+                    ttl
+                )),
+                "{}",
+                fd.note
+            );
         }
+        // No TTL known for the sender (no other packet from it): nothing to compare.
+        let mut r = rst(Direction::Resp, 0, 120, Direction::Resp);
+        r.ttl = 250;
+        let mut f = flow(r);
+        f.resp_stats.ttl_min = 0;
+        f.resp_stats.ttl_max = 0;
+        assert!(!check(&f, &AppSummary::default())
+            .unwrap()
+            .note
+            .contains("injected"));
+    }
 
-        #[test]
-        fn resent_syn_one_second_before_the_end_is_a_critical_finding() {
-            let (f, end) = attempt(2, 1001);
-            match check(&f, end, &Thresholds::default()) {
-                Outcome::Finding(fd) => {
-                    assert_eq!(fd.signature, SignatureId::SynUnanswered);
-                    assert_eq!(fd.severity, Severity::Critical);
-                    let frames: Vec<u64> = fd.evidence.iter().map(|e| e.frame.number).collect();
-                    assert_eq!(frames, vec![1, 1001]);
-                }
-                o => panic!("expected a Finding, got {o:?}"),
-            }
-        }
+    #[test]
+    fn a_reset_before_any_handshake_or_data_is_not_judged() {
+        let mut f = flow(rst(Direction::Resp, 0, 0, Direction::Resp));
+        f.synack = None;
+        f.orig_stats.bytes = 0;
+        f.resp_stats.bytes = 0;
+        assert!(check(&f, &AppSummary::default()).is_none());
+        // Data seen without the handshake (a capture started mid-connection) is established.
+        f.resp_stats.bytes = 1;
+        assert!(check(&f, &AppSummary::default()).is_some());
+        let mut f = flow(rst(Direction::Orig, 0, 0, Direction::Orig));
+        f.conn_state = ConnState::RSTOS0;
+        assert!(check(&f, &AppSummary::default()).is_none());
+    }
 
-        #[test]
-        fn single_syn_past_the_timeout_is_a_finding() {
-            let (f, _) = attempt(1, 1);
-            let end = fr(1)
-                .ts
-                .add_nanos(Thresholds::default().syn_timeout.nanos());
-            assert!(matches!(
-                check(&f, end, &Thresholds::default()),
-                Outcome::Finding(_)
-            ));
-        }
+    #[test]
+    fn nothing_in_flight_is_an_abortive_close_idle_or_after_the_exchange() {
+        let mut f = flow(rst(Direction::Resp, 0, 0, Direction::Resp));
+        let fd = check(&f, &AppSummary::default()).unwrap();
+        assert_eq!(
+            (fd.signature, fd.severity),
+            (SignatureId::AbortiveClose, Severity::Info)
+        );
+        assert!(fd
+            .note
+            .ends_with("after the exchange completed (nothing unacknowledged)"));
+        f.orig_stats.bytes = 0;
+        f.resp_stats.bytes = 0;
+        let fd = check(&f, &AppSummary::default()).unwrap();
+        assert!(
+            fd.note
+                .ends_with("on an idle connection that carried no data"),
+            "{}",
+            fd.note
+        );
+        // Only one side idle is not an idle connection.
+        f.resp_stats.bytes = 1;
+        let fd = check(&f, &AppSummary::default()).unwrap();
+        assert!(fd
+            .note
+            .ends_with("after the exchange completed (nothing unacknowledged)"));
+    }
+
+    #[test]
+    fn a_reset_while_closing_with_nothing_in_flight_is_an_abortive_close() {
+        let mut r = rst(Direction::Resp, 0, 0, Direction::Orig);
+        r.after_fin = true;
+        let fd = check(&flow(r), &AppSummary::default()).unwrap();
+        assert_eq!(fd.signature, SignatureId::AbortiveClose);
+        assert!(fd
+            .note
+            .ends_with("after the connection was already closing (FIN seen)"));
+        // Something in flight: judged as a reset.
+        let mut r = rst(Direction::Orig, 10, 0, Direction::Orig);
+        r.after_fin = true;
+        let fd = check(&flow(r), &AppSummary::default()).unwrap();
+        assert_eq!(
+            (fd.signature, fd.severity),
+            (SignatureId::ConnectionReset, Severity::Warning)
+        );
+        assert!(fd.note.ends_with(
+            "with data in flight (10 bytes unacknowledged by 10.0.0.2:8080, 0 from it)"
+        ));
+    }
+
+    #[test]
+    fn counts_in_notes_are_singular_or_plural() {
+        let fd = check(
+            &flow(rst(Direction::Orig, 0, 0, Direction::Resp)),
+            &http(1, 0),
+        )
+        .unwrap();
+        assert!(
+            fd.note
+                .contains("after 1 complete HTTP exchange (an abortive close"),
+            "{}",
+            fd.note
+        );
+        let fd = check(
+            &flow(rst(Direction::Resp, 0, 0, Direction::Orig)),
+            &http(3, 2),
+        )
+        .unwrap();
+        assert!(
+            fd.note
+                .contains("with 2 requests from the client outstanding"),
+            "{}",
+            fd.note
+        );
+        let fd = check(
+            &flow(rst(Direction::Resp, 0, 0, Direction::Orig)),
+            &http(3, 1),
+        )
+        .unwrap();
+        assert!(
+            fd.note
+                .contains("with 1 request from the client outstanding"),
+            "{}",
+            fd.note
+        );
+    }
+
+    #[test]
+    fn a_server_reset_after_the_client_spoke_last_is_critical() {
+        let fd = check(
+            &flow(rst(Direction::Resp, 0, 0, Direction::Orig)),
+            &AppSummary::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            (fd.signature, fd.severity),
+            (SignatureId::ConnectionReset, Severity::Critical)
+        );
+        assert!(fd.note.starts_with(
+            "RST from 10.0.0.2:8080 (server) while the client's request was outstanding"
+        ));
+        // The client's own reset after it spoke last: it gave up.
+        let fd = check(
+            &flow(rst(Direction::Orig, 0, 0, Direction::Orig)),
+            &AppSummary::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            (fd.signature, fd.severity),
+            (SignatureId::ConnectionReset, Severity::Info)
+        );
+        assert!(fd
+            .note
+            .starts_with("RST from 10.0.0.1:51000 (client) as the client gave up"));
+        // The server's reset with its own data unacknowledged.
+        let fd = check(
+            &flow(rst(Direction::Resp, 30, 0, Direction::Resp)),
+            &AppSummary::default(),
+        )
+        .unwrap();
+        assert_eq!(fd.severity, Severity::Warning);
+    }
+
+    #[test]
+    fn evidence_is_both_last_data_frames_and_the_rst_in_frame_order() {
+        let fd = check(
+            &flow(rst(Direction::Resp, 0, 120, Direction::Orig)),
+            &AppSummary::default(),
+        )
+        .unwrap();
+        let got: Vec<(u64, EvidenceKind)> = fd
+            .evidence
+            .iter()
+            .map(|e| (e.frame.number, e.kind))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (6, EvidenceKind::Data),
+                (7, EvidenceKind::Data),
+                (20, EvidenceKind::Rst)
+            ]
+        );
+        assert_eq!(
+            fd.evidence[0].description,
+            "last data from the client 10.0.0.1:51000"
+        );
+        assert_eq!(
+            fd.evidence[1].description,
+            "last data from the server 10.0.0.2:8080"
+        );
+        assert!(fd.evidence[2]
+            .description
+            .starts_with("RST 10.0.0.2:8080 → 10.0.0.1:51000 while"));
+    }
+
+    #[test]
+    fn words_split_the_resets_by_severity() {
+        use crate::signature::{test_aggregate, Aggregate};
+        let w = words(&Aggregate {
+            severity: Severity::Critical,
+            by_severity: [1, 2, 3],
+            ..test_aggregate(SignatureId::ConnectionReset, "10.0.0.2:8080", 6, 9)
+        });
+        assert_eq!(
+            w.summary,
+            "6 connections of 9 to 10.0.0.2:8080 were reset: 3 with a request outstanding, 2 with data in flight, 1 after a completed exchange or while closing"
+        );
+        assert_eq!(w.likely_causes.len(), 3);
+        assert!(w.next_checks[0].contains(" on 10.0.0.2 around "));
+        assert_eq!(
+            w.wireshark_filter,
+            "ip.addr==10.0.0.2 && tcp.port==8080 && tcp.flags.reset==1"
+        );
+        let w = words(&Aggregate {
+            severity: Severity::Info,
+            by_severity: [1, 0, 0],
+            ..test_aggregate(SignatureId::ConnectionReset, "[fd00::2]:80", 1, 1)
+        });
+        assert_eq!(
+            w.summary,
+            "1 connection of 1 to [fd00::2]:80 was reset: 1 after a completed exchange or while closing"
+        );
+        assert_eq!(w.likely_causes.len(), 1);
+        assert!(w
+            .wireshark_filter
+            .starts_with("ipv6.addr==fd00::2 && tcp.port==80 "));
+    }
+
+    #[test]
+    fn abortive_close_words_say_it_is_not_a_failure() {
+        use crate::signature::test_aggregate;
+        let w = abortive_close_words(&test_aggregate(
+            SignatureId::AbortiveClose,
+            "10.0.0.2:8080",
+            4,
+            10,
+        ));
+        assert!(w.summary.starts_with(
+            "4 of 10 connections to 10.0.0.2:8080 ended with an abortive close (RST)"
+        ));
+        assert_eq!(
+            w.wireshark_filter,
+            "ip.addr==10.0.0.2 && tcp.port==8080 && tcp.flags.reset==1"
+        );
+        let w = abortive_close_words(&test_aggregate(
+            SignatureId::AbortiveClose,
+            "[fd00::2]:80",
+            1,
+            1,
+        ));
+        assert!(w
+            .wireshark_filter
+            .starts_with("ipv6.addr==fd00::2 && tcp.port==80 "));
     }
 }

@@ -156,3 +156,226 @@ pub fn words(a: &super::Aggregate) -> super::Words {
     w.wireshark_filter = format!("{af}.src=={ip} && tcp.srcport=={port} && http.response.code >= 502 && http.response.code <= 504");
     w
 }
+
+#[cfg(test)]
+mod tests {
+    //! The rule on hand-built exchanges: the client 10.0.0.1:51000 asks the proxy
+    //! 10.0.0.2:80; request frame 4 (complete at frame 6), response frame 18; frame n is at n ms
+    //! after T0.
+
+    use super::*;
+    use crate::app::http::{Exchange, HttpSummary, Request, Response};
+    use crate::flow::testkit::{established, fr};
+    use crate::signature::{test_aggregate, Aggregate, Fact};
+
+    fn flow() -> FlowSummary {
+        established(6, "10.0.0.1:51000", "10.0.0.2:80", 1, 20)
+    }
+
+    fn request(host: Option<&str>, complete: Option<u64>) -> Request {
+        Request {
+            frame: fr(4),
+            method: "GET".into(),
+            target: "/api".into(),
+            host: host.map(str::to_string),
+            complete_at: complete.map(fr),
+            forwarded_for: None,
+        }
+    }
+
+    fn response(status: u16, server: Option<&str>, body: &str) -> Response {
+        Response {
+            frame: fr(18),
+            status,
+            reason: "Bad Gateway".into(),
+            server: server.map(str::to_string),
+            via: None,
+            body_snippet: body.into(),
+            body_raw: Vec::new(),
+        }
+    }
+
+    fn app(errors: Vec<Exchange>) -> AppSummary {
+        AppSummary {
+            http: Some(HttpSummary {
+                errors,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn fact(fd: &Finding, k: &str) -> Option<Fact> {
+        fd.facts.iter().find(|f| f.0 == k).map(|f| f.1.clone())
+    }
+
+    #[test]
+    fn only_502_503_and_504_are_gateway_errors() {
+        let f = flow();
+        assert!(check(&f, &AppSummary::default()).is_empty());
+        let statuses = [500, 501, 502, 503, 504, 505];
+        let errors = statuses
+            .iter()
+            .map(|s| Exchange {
+                request: None,
+                response: response(*s, None, ""),
+            })
+            .collect();
+        let out = check(&f, &app(errors));
+        let got: Vec<Option<Fact>> = out.iter().map(|fd| fact(fd, "status")).collect();
+        assert_eq!(
+            got,
+            vec![
+                Some(Fact::Count(502)),
+                Some(Fact::Count(503)),
+                Some(Fact::Count(504))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_502_with_its_request_is_critical_and_timed_from_the_complete_request() {
+        let x = Exchange {
+            request: Some(request(Some("a.example"), Some(6))),
+            response: response(
+                502,
+                Some("nginx/1.24"),
+                "<html>\n  <h1>502   Bad Gateway</h1>",
+            ),
+        };
+        let out = check(&flow(), &app(vec![x]));
+        assert_eq!(out.len(), 1);
+        let fd = &out[0];
+        assert_eq!(fd.signature, SignatureId::GatewayError);
+        assert_eq!(fd.severity, Severity::Critical);
+        assert_eq!(
+            fd.note,
+            "502 Bad Gateway for GET a.example/api after 12.0ms"
+        );
+        assert_eq!(fd.first_ts, fr(4).ts);
+        assert_eq!(fd.last_ts, fr(18).ts);
+        assert_eq!(fd.evidence.len(), 2);
+        assert_eq!(fd.evidence[0].frame, fr(4));
+        assert_eq!(
+            fd.evidence[0].description,
+            "GET /api (Host a.example) from 10.0.0.1:51000"
+        );
+        assert_eq!(fd.evidence[1].frame, fr(18));
+        assert_eq!(
+            fd.evidence[1].description,
+            "502 Bad Gateway from 10.0.0.2:80 (Server: nginx/1.24)"
+        );
+        assert_eq!(fact(fd, "server_header"), Some(Fact::from("nginx/1.24")));
+        // The body's whitespace is collapsed.
+        assert_eq!(
+            fact(fd, "body"),
+            Some(Fact::from("<html> <h1>502 Bad Gateway</h1>"))
+        );
+    }
+
+    #[test]
+    fn without_request_end_host_server_or_body() {
+        // The wait counts from the request's first frame when its end is unknown.
+        let x = Exchange {
+            request: Some(request(None, None)),
+            response: response(504, None, "  \n "),
+        };
+        let fd = &check(&flow(), &app(vec![x]))[0];
+        assert_eq!(fd.note, "504 Bad Gateway for GET /api after 14.0ms");
+        assert_eq!(
+            fd.evidence[0].description,
+            "GET /api (Host -) from 10.0.0.1:51000"
+        );
+        assert_eq!(
+            fd.evidence[1].description,
+            "504 Bad Gateway from 10.0.0.2:80"
+        );
+        assert_eq!(fact(fd, "server_header"), None);
+        assert_eq!(fact(fd, "body"), None);
+        // No request captured: the response alone, timed at the response.
+        let x = Exchange {
+            request: None,
+            response: response(503, None, "x"),
+        };
+        let fd = &check(&flow(), &app(vec![x]))[0];
+        assert_eq!(fd.note, "503 Bad Gateway");
+        assert_eq!(fd.first_ts, fr(18).ts);
+        assert_eq!(fd.evidence.len(), 1);
+    }
+
+    #[test]
+    fn the_body_fact_is_capped_at_120_characters() {
+        let x = Exchange {
+            request: None,
+            response: response(502, None, &"é".repeat(200)),
+        };
+        let fd = &check(&flow(), &app(vec![x]))[0];
+        assert_eq!(fact(fd, "body"), Some(Fact::Text("é".repeat(120))));
+    }
+
+    fn words_with(server: Option<&str>, captured: bool) -> crate::signature::Words {
+        let mut facts = vec![("status", Fact::from("502×2, 504"))];
+        if let Some(s) = server {
+            facts.push(("server_header", Fact::from(s)));
+        }
+        facts.push(("body", Fact::Text("b".repeat(100))));
+        words(&Aggregate {
+            facts: &facts,
+            backend_leg_captured: captured,
+            ..test_aggregate(SignatureId::GatewayError, "10.0.0.2:80", 3, 9)
+        })
+    }
+
+    #[test]
+    fn words_tally_statuses_and_cut_the_body() {
+        let w = words_with(Some("nginx/1.24"), false);
+        assert_eq!(
+            w.summary,
+            format!(
+                "10.0.0.2:80 answered 3 requests with a gateway error: 502×2, 504 (Server: nginx/1.24); body: \"{}\"",
+                "b".repeat(80)
+            )
+        );
+        assert_eq!(w.next_checks.len(), 3);
+        assert!(w.next_checks[2].starts_with("capture the proxy→backend leg"));
+        assert!(w.next_checks[0].starts_with("on the proxy at 10.0.0.2 around "));
+        assert_eq!(w.wireshark_filter, "ip.src==10.0.0.2 && tcp.srcport==80 && http.response.code >= 502 && http.response.code <= 504");
+        // The backend leg is in the capture: never ask for it.
+        assert_eq!(words_with(None, true).next_checks.len(), 2);
+        let w = words(&test_aggregate(
+            SignatureId::GatewayError,
+            "[fd00::2]:80",
+            1,
+            1,
+        ));
+        assert_eq!(
+            w.summary,
+            "[fd00::2]:80 answered 1 request with a gateway error: "
+        );
+        assert!(w
+            .wireshark_filter
+            .starts_with("ipv6.src==fd00::2 && tcp.srcport==80 "));
+    }
+
+    #[test]
+    fn words_point_at_each_products_log() {
+        for (server, log) in [
+            ("nginx/1.24", "nginx: error.log"),
+            ("HAProxy", "haproxy: the log line"),
+            ("squid/6.1", "squid: cache.log"),
+            ("Apache/2.4", "Apache: error_log"),
+            ("Varnish", "Varnish: `varnishlog"),
+            ("Caddy", "Caddy: its log"),
+            ("envoy", "the proxy's error log"),
+        ] {
+            let w = words_with(Some(server), false);
+            assert!(
+                w.next_checks[0].contains(log),
+                "{}: {}",
+                server,
+                w.next_checks[0]
+            );
+        }
+        assert!(words_with(None, false).next_checks[0].ends_with(": the proxy's error log"));
+    }
+}

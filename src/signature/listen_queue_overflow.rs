@@ -157,3 +157,173 @@ pub fn words(a: &super::Aggregate) -> super::Words {
     );
     w
 }
+
+#[cfg(test)]
+mod tests {
+    //! The tracker on hand-built connections to the server 10.0.0.9:80 (the thresholds' own
+    //! boundaries are tested through `analyze`); frame n is at n ms after T0.
+
+    use super::*;
+    use crate::flow::testkit::{established, fr};
+    use crate::signature::{test_aggregate, Aggregate, Fact};
+
+    /// A connection from port `port` at frame `at` answered after `syns` SYNs sent 1 s apart.
+    fn conn(port: u16, server: &str, at: u64, syns: u32) -> FlowSummary {
+        let last = at + 1000 * (syns as u64 - 1);
+        let mut f = established(
+            port as u64,
+            &format!("10.0.0.1:{}", port),
+            server,
+            at,
+            last + 5,
+        );
+        f.syn_count = syns;
+        f.last_syn = Some(fr(last));
+        f.synack = Some(fr(last + 1));
+        f
+    }
+
+    #[test]
+    fn a_retried_handshake_has_two_or_three_syns_all_before_the_syn_ack() {
+        assert!(!retried_handshake(&conn(1, "10.0.0.9:80", 1, 1)));
+        assert!(retried_handshake(&conn(1, "10.0.0.9:80", 1, 2)));
+        assert!(retried_handshake(&conn(1, "10.0.0.9:80", 1, 3)));
+        assert!(!retried_handshake(&conn(1, "10.0.0.9:80", 1, 4)));
+        let mut f = conn(1, "10.0.0.9:80", 1, 2);
+        f.partial = true;
+        assert!(!retried_handshake(&f));
+        let mut f = conn(1, "10.0.0.9:80", 1, 2);
+        f.synack = None;
+        assert!(!retried_handshake(&f));
+        // The SYN-ACK in the same instant as the last SYN, a later frame: still before it.
+        let mut f = conn(1, "10.0.0.9:80", 1, 2);
+        f.synack = Some(FrameRef {
+            number: 1002,
+            ..fr(1001)
+        });
+        assert!(retried_handshake(&f));
+        f.synack = Some(FrameRef {
+            number: 1000,
+            ..fr(1001)
+        });
+        assert!(!retried_handshake(&f));
+    }
+
+    #[test]
+    fn a_finding_names_counts_the_longest_wait_and_three_examples() {
+        let mut t = ListenQueueTracker::default();
+        for i in 0..4u16 {
+            t.observe(&conn(
+                30_000 + i,
+                "10.0.0.9:80",
+                10_000 * (i as u64 + 1),
+                2 + (i == 1) as u32,
+            ));
+        }
+        for i in 0..6u16 {
+            t.observe(&conn(31_000 + i, "10.0.0.9:80", 100_000 + i as u64, 1));
+        }
+        let out = t.findings(&Thresholds::default());
+        assert_eq!(out.len(), 1);
+        let fd = &out[0];
+        assert_eq!(
+            (fd.signature, fd.severity),
+            (SignatureId::ListenQueueOverflow, Severity::Warning)
+        );
+        assert_eq!(fd.weight, 4);
+        assert_eq!(fd.client, "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            fd.note,
+            "4 of 10 connections needed 2–3 SYNs before the SYN-ACK (up to 2.00s lost)"
+        );
+        assert_eq!(
+            fd.facts,
+            vec![
+                ("retried", Fact::Count(4)),
+                ("attempts", Fact::Count(10)),
+                ("max_wait", Fact::from("2.00s")),
+            ]
+        );
+        let frames: Vec<u64> = fd.evidence.iter().map(|e| e.frame.number).collect();
+        assert_eq!(frames, vec![10_000, 11_001, 20_000, 22_001, 30_000, 31_001]);
+        assert_eq!(
+            fd.evidence[0].description,
+            "first SYN to 10.0.0.9:80 (dropped; 2 SYNs in all)"
+        );
+        assert_eq!(
+            fd.evidence[3].description,
+            "SYN-ACK from 10.0.0.9:80 only 2.00s after the first SYN"
+        );
+        assert_eq!((fd.first_ts, fd.last_ts), (fr(10_000).ts, fr(31_001).ts));
+    }
+
+    #[test]
+    fn partial_connections_and_connections_without_syn_are_not_attempts() {
+        // 3 retried of 60 attempts is exactly 5 %; partial ones or ones without a SYN seen
+        // would push it under.
+        let mut t = ListenQueueTracker::default();
+        for i in 0..60u16 {
+            t.observe(&conn(
+                30_000 + i,
+                "10.0.0.9:80",
+                1 + 10 * i as u64,
+                if i < 3 { 2 } else { 1 },
+            ));
+        }
+        for i in 0..5u16 {
+            let mut f = conn(40_000 + i, "10.0.0.9:80", 5_000, 1);
+            f.partial = true;
+            t.observe(&f);
+            let mut f = conn(41_000 + i, "10.0.0.9:80", 5_000, 1);
+            f.syn_count = 0;
+            t.observe(&f);
+        }
+        assert_eq!(t.findings(&Thresholds::default()).len(), 1);
+    }
+
+    #[test]
+    fn endpoints_beyond_the_cap_are_not_tracked() {
+        let mut t = ListenQueueTracker::default();
+        t.observe(&conn(1, "10.0.0.9:80", 1, 1));
+        for i in 1..MAX_LQ_ENDPOINTS as u32 {
+            let server = format!("{}:80", std::net::Ipv4Addr::from(0x0c00_0000 + i));
+            t.observe(&conn(2, &server, 1, 1));
+        }
+        for i in 0..3u16 {
+            t.observe(&conn(100 + i, "10.0.0.9:80", 10, 2));
+            t.observe(&conn(100 + i, "10.0.0.8:80", 10, 2));
+        }
+        let out = t.findings(&Thresholds::default());
+        let servers: Vec<String> = out.iter().map(|f| f.server.to_string()).collect();
+        assert_eq!(servers, vec!["10.0.0.9:80"]);
+    }
+
+    #[test]
+    fn words_give_the_counts_and_the_endpoint() {
+        let facts = [
+            ("retried", Fact::Count(4)),
+            ("attempts", Fact::Count(10)),
+            ("max_wait", Fact::from("2.00s")),
+        ];
+        let w = words(&Aggregate {
+            facts: &facts,
+            ..test_aggregate(SignatureId::ListenQueueOverflow, "10.0.0.9:80", 4, 10)
+        });
+        assert!(w.summary.starts_with("4 of 10 connections to 10.0.0.9:80 were answered only after their SYN was sent 2–3 times (up to 2.00s lost each)"));
+        assert!(w.likely_causes[0].contains("listener on 10.0.0.9:80"));
+        assert!(
+            w.next_checks[0].starts_with("on 10.0.0.9: ")
+                && w.next_checks[0].contains("sport = :80")
+        );
+        assert_eq!(w.wireshark_filter, "ip.dst==10.0.0.9 && tcp.dstport==80 && tcp.flags.syn==1 && tcp.flags.ack==0 && tcp.analysis.retransmission");
+        let w = words(&test_aggregate(
+            SignatureId::ListenQueueOverflow,
+            "[fd00::9]:80",
+            1,
+            1,
+        ));
+        assert!(w
+            .wireshark_filter
+            .starts_with("ipv6.dst==fd00::9 && tcp.dstport==80 "));
+    }
+}

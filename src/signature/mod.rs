@@ -468,3 +468,80 @@ pub fn words(a: &Aggregate) -> Words {
         SignatureId::ListenQueueOverflow => listen_queue_overflow::words(a),
     }
 }
+
+/// Test helper: the aggregate of `n` connections out of `m` from the client 10.0.0.1 to
+/// `server`, one client, all critical, no notes or facts (tests set what they need with `..`).
+#[cfg(test)]
+pub fn test_aggregate(sig: SignatureId, server: &str, n: u64, m: u64) -> Aggregate<'static> {
+    Aggregate {
+        signature: sig,
+        severity: Severity::Critical,
+        hop: Hop::ClientToServer,
+        client: "10.0.0.1".parse().unwrap(),
+        clients: 1,
+        server: server.parse().unwrap(),
+        flow_count: n,
+        total_flows: m,
+        by_severity: [0, 0, n],
+        first_ts: Timestamp(crate::flow::testkit::T0),
+        established: 0,
+        backend_leg_captured: false,
+        notes: &[],
+        facts: &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_json_names() {
+        for sig in SignatureId::ALL {
+            assert_eq!(
+                serde_json::to_string(&sig).unwrap(),
+                format!("\"{}\"", sig.name())
+            );
+        }
+        for sev in [Severity::Info, Severity::Warning, Severity::Critical] {
+            assert_eq!(
+                serde_json::to_string(&sev).unwrap(),
+                format!("\"{}\"", sev.name())
+            );
+        }
+    }
+
+    #[test]
+    fn facts_read_back_as_counts_text_and_first_note() {
+        assert_eq!(Fact::from(7u64).count(), Some(7));
+        assert_eq!(Fact::from("7").count(), None);
+        assert_eq!(Fact::from(0.5).count(), None);
+        let facts = [("n", Fact::from(3u32)), ("t", Fact::from("x"))];
+        let notes = [("first".to_string(), 2), ("second".to_string(), 1)];
+        let a = Aggregate {
+            facts: &facts,
+            notes: &notes,
+            ..test_aggregate(SignatureId::PortScan, "10.0.0.2:80", 1, 1)
+        };
+        assert_eq!(a.count("n"), Some(3));
+        assert_eq!(a.count("t"), None);
+        assert_eq!(a.count("missing"), None);
+        assert_eq!(a.text("t").as_deref(), Some("x"));
+        assert_eq!(a.text("n").as_deref(), Some("3"));
+        assert_eq!(a.first_note(), "first");
+        let none = test_aggregate(SignatureId::PortScan, "10.0.0.2:80", 1, 1);
+        assert_eq!(none.first_note(), "");
+    }
+
+    #[test]
+    fn only_connection_refused_keeps_attempts() {
+        for sig in SignatureId::ALL {
+            assert_eq!(
+                settles_on_attempts(sig),
+                sig == SignatureId::ConnectionRefused,
+                "{}",
+                sig.name()
+            );
+        }
+    }
+}

@@ -255,3 +255,277 @@ pub fn words(a: &super::Aggregate) -> super::Words {
     );
     w
 }
+
+#[cfg(test)]
+mod tests {
+    //! The tracker on hand-built attempts from the scanner 10.0.0.66 (the thresholds as seen
+    //! through the whole analysis are tested in `analyze`); frame n is at n ms after T0.
+
+    use super::*;
+    use crate::flow::testkit::{established, fr};
+    use crate::signature::{test_aggregate, Aggregate, Fact};
+
+    const SCANNER: &str = "10.0.0.66";
+
+    /// An attempt from the scanner to `target` with its SYN at frame `at`.
+    fn attempt(target: &str, at: u64) -> FlowSummary {
+        established(at, &format!("{}:40000", SCANNER), target, at, at + 1)
+    }
+
+    fn refused(target: &str, at: u64) -> FlowSummary {
+        let mut f = attempt(target, at);
+        f.conn_state = ConnState::REJ;
+        f.synack = None;
+        f.resp_stats.pkts = 1;
+        f
+    }
+
+    fn unanswered(target: &str, at: u64) -> FlowSummary {
+        let mut f = attempt(target, at);
+        f.conn_state = ConnState::S0;
+        f.history = "S".into();
+        f.synack = None;
+        f
+    }
+
+    /// An attempt answered by a SYN-ACK and dropped without payload (an open port found).
+    fn open(target: &str, at: u64) -> FlowSummary {
+        let mut f = attempt(target, at);
+        f.resp_stats.pkts = 1;
+        f
+    }
+
+    fn scans(t: &ScanTracker) -> Vec<(Scan, Finding)> {
+        t.scans(&Thresholds::default())
+    }
+
+    fn fact(fd: &Finding, k: &str) -> Option<Fact> {
+        fd.facts.iter().find(|f| f.0 == k).map(|f| f.1.clone())
+    }
+
+    #[test]
+    fn a_probe_carries_no_payload_and_has_a_syn() {
+        assert!(is_probe(&open("10.0.0.2:80", 1)));
+        let mut f = open("10.0.0.2:80", 1);
+        f.orig_stats.bytes = 1;
+        assert!(!is_probe(&f));
+        let mut f = open("10.0.0.2:80", 1);
+        f.resp_stats.bytes = 1;
+        assert!(!is_probe(&f));
+        let mut f = open("10.0.0.2:80", 1);
+        f.partial = true;
+        assert!(!is_probe(&f));
+        let mut f = open("10.0.0.2:80", 1);
+        f.syn_count = 0;
+        assert!(!is_probe(&f));
+    }
+
+    #[test]
+    fn a_vertical_scan_is_one_info_finding_with_its_counts() {
+        let mut t = ScanTracker::default();
+        for p in 1..=12u64 {
+            t.observe(&refused(&format!("10.0.0.2:{}", p), 100 + p));
+        }
+        for p in 13..=20u64 {
+            t.observe(&unanswered(&format!("10.0.0.2:{}", p), 100 + p));
+        }
+        t.observe(&open("10.0.0.2:22", 50));
+        t.observe(&open("10.0.0.2:22", 300));
+        let out = scans(&t);
+        assert_eq!(out.len(), 1);
+        let (scan, fd) = &out[0];
+        assert_eq!(scan.source, SCANNER.parse::<IpAddr>().unwrap());
+        assert_eq!((scan.start, scan.end), (fr(101).ts, fr(120).ts));
+        assert_eq!(
+            (fd.signature, fd.severity),
+            (SignatureId::PortScan, Severity::Info)
+        );
+        assert_eq!(fd.server, "10.0.0.2:0".parse().unwrap());
+        assert_eq!(fd.weight, 22);
+        assert_eq!(
+            fd.note,
+            "10.0.0.66 probed 21 ports of 10.0.0.2 in 19.0ms: 12 refused, 8 unanswered, 2 answered (10.0.0.2:22)"
+        );
+        assert_eq!(fact(fd, "targets"), Some(Fact::Count(21)));
+        assert_eq!(fact(fd, "refused"), Some(Fact::Count(12)));
+        assert_eq!(fact(fd, "unanswered"), Some(Fact::Count(8)));
+        assert_eq!(fact(fd, "answered"), Some(Fact::Count(2)));
+        assert_eq!(fact(fd, "open"), Some(Fact::from("10.0.0.2:22")));
+        let frames: Vec<u64> = fd.evidence.iter().map(|e| e.frame.number).collect();
+        assert_eq!(frames, vec![101, 120]);
+    }
+
+    #[test]
+    fn a_horizontal_scan_names_the_port_on_the_unspecified_address() {
+        let mut t = ScanTracker::default();
+        for h in 1..=20u64 {
+            t.observe(&unanswered(&format!("10.0.1.{}:445", h), 10 + h));
+        }
+        let out = scans(&t);
+        let fd = &out[0].1;
+        assert_eq!(fd.server, "0.0.0.0:445".parse().unwrap());
+        assert_eq!(fact(fd, "scope"), Some(Fact::from("port 445 on 20 hosts")));
+        assert_eq!(fact(fd, "open"), None);
+        assert!(fd.note.ends_with(": 0 refused, 20 unanswered, 0 answered"));
+    }
+
+    #[test]
+    fn as_many_ports_as_hosts_is_called_vertical_and_ties_pick_the_lowest() {
+        // 20 ports on 10.0.0.3, 20 ports on 10.0.0.2, and port 1..20 on both: vertical wins the
+        // tie of fan-outs, the lower address the tie of hosts.
+        let mut t = ScanTracker::default();
+        for p in 1..=20u64 {
+            t.observe(&refused(&format!("10.0.0.3:{}", p), p));
+            t.observe(&refused(&format!("10.0.0.2:{}", p), 100 + p));
+        }
+        let fd = &scans(&t)[0].1;
+        assert_eq!(fd.server, "10.0.0.2:0".parse().unwrap());
+        // One port of 20 hosts and 20 ports of one host... plus a lower port with as many hosts.
+        let mut t = ScanTracker::default();
+        for h in 1..=21u64 {
+            t.observe(&refused(&format!("10.0.1.{}:446", h), h));
+            t.observe(&refused(&format!("10.0.1.{}:445", h), 100 + h));
+        }
+        let fd = &scans(&t)[0].1;
+        assert_eq!(fd.server, "0.0.0.0:445".parse().unwrap());
+    }
+
+    #[test]
+    fn a_single_attempt_scan_window_shows_one_frame_and_order_does_not_matter() {
+        let mut t = ScanTracker::default();
+        // Observed out of time order (connections finish in any order); equal times too.
+        for (p, at) in [(5u64, 30u64), (6, 10), (7, 10), (8, 50), (9, 50)] {
+            t.observe(&refused(&format!("10.0.0.2:{}", p), at));
+        }
+        for p in 10..25u64 {
+            t.observe(&refused(&format!("10.0.0.2:{}", p), 20));
+        }
+        let (scan, fd) = &scans(&t)[0];
+        assert_eq!((scan.start, scan.end), (fr(10).ts, fr(50).ts));
+        // The first of the earliest, the last of the latest.
+        let ids: Vec<u64> = fd.evidence.iter().map(|e| e.frame.number).collect();
+        assert_eq!(ids, vec![10, 50]);
+        // All at one instant: one evidence frame.
+        let mut t = ScanTracker::default();
+        for p in 1..=20u64 {
+            t.observe(&refused(&format!("10.0.0.2:{}", p), 7));
+        }
+        assert_eq!(scans(&t)[0].1.evidence.len(), 1);
+    }
+
+    #[test]
+    fn the_window_and_failure_share_are_inclusive_boundaries() {
+        let th = Thresholds::default();
+        let window_ms = th.scan_window.nanos() / 1_000_000;
+        // 20 refusals spanning exactly the window: a scan; 1 ms more: not.
+        for (span, scan) in [(window_ms as u64, true), (window_ms as u64 + 1, false)] {
+            let mut t = ScanTracker::default();
+            for p in 1..=19u64 {
+                t.observe(&refused(&format!("10.0.0.2:{}", p), p));
+            }
+            t.observe(&refused("10.0.0.2:20", 1 + span));
+            assert_eq!(!scans(&t).is_empty(), scan, "span {} ms", span);
+        }
+        // 90 % failed: a scan; below: not.
+        for (answered, scan) in [(2u64, true), (3, false)] {
+            let mut t = ScanTracker::default();
+            for p in 1..=18u64 {
+                t.observe(&refused(&format!("10.0.0.2:{}", p), p));
+            }
+            for p in 0..answered {
+                t.observe(&open(&format!("10.0.0.2:{}", 100 + p), 50));
+            }
+            // With 2 answered: 18 failed of 20 = 900 ‰; with 3: 18 of 21.
+            let out = scans(&t);
+            assert_eq!(!out.is_empty(), scan, "{} answered", answered);
+        }
+    }
+
+    #[test]
+    fn successes_of_sources_that_never_failed_are_not_tracked() {
+        let mut t = ScanTracker::default();
+        for p in 1..=25u64 {
+            t.observe(&open(&format!("10.0.0.2:{}", p), p));
+        }
+        assert!(scans(&t).is_empty());
+        // Attempts without SYN or partial ones do not count.
+        let mut t = ScanTracker::default();
+        for p in 1..=20u64 {
+            let mut f = refused(&format!("10.0.0.2:{}", p), p);
+            if p % 2 == 0 {
+                f.syn_count = 0;
+            } else {
+                f.partial = true;
+            }
+            t.observe(&f);
+        }
+        assert!(scans(&t).is_empty());
+    }
+
+    #[test]
+    fn open_ports_are_listed_once_and_capped() {
+        let mut t = ScanTracker::default();
+        // 200 refused and 18 answered: 917 ‰ failed.
+        for p in 1..=200u64 {
+            t.observe(&refused(&format!("10.0.0.2:{}", 1000 + p), p));
+        }
+        for p in 1..=(MAX_OPEN_LISTED as u64 + 1) {
+            t.observe(&open(&format!("10.0.0.2:{}", p), 40));
+            t.observe(&open(&format!("10.0.0.2:{}", p), 41));
+        }
+        let fd = &scans(&t)[0].1;
+        let listed = fact(fd, "open").unwrap().to_string();
+        assert_eq!(listed.split(", ").count(), MAX_OPEN_LISTED);
+        assert!(listed.starts_with("10.0.0.2:1, 10.0.0.2:2,"));
+        // Open ports count as targets (200 refused + 9 open).
+        assert_eq!(fact(fd, "targets"), Some(Fact::Count(209)));
+    }
+
+    #[test]
+    fn sources_beyond_the_cap_are_not_tracked() {
+        let mut t = ScanTracker::default();
+        t.observe(&refused("10.0.0.2:1", 1));
+        for i in 1..MAX_SCAN_SOURCES as u32 {
+            let mut f = refused("10.0.0.2:1", 1);
+            f.orig = SocketAddr::new(std::net::Ipv4Addr::from(0x0d00_0000 + i).into(), 40000);
+            t.observe(&f);
+        }
+        for p in 2..=20u64 {
+            t.observe(&refused(&format!("10.0.0.2:{}", p), p));
+            let mut f = refused(&format!("10.0.0.2:{}", p), p);
+            f.orig = "10.0.0.67:40000".parse().unwrap();
+            t.observe(&f);
+        }
+        let sources: Vec<IpAddr> = scans(&t).iter().map(|s| s.0.source).collect();
+        assert_eq!(sources, vec![SCANNER.parse::<IpAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn words_name_the_scanner_and_its_scope() {
+        let facts = [
+            ("scope", Fact::from("21 ports of 10.0.0.2")),
+            ("refused", Fact::Count(12)),
+            ("unanswered", Fact::Count(8)),
+        ];
+        let w = words(&Aggregate {
+            client: SCANNER.parse().unwrap(),
+            facts: &facts,
+            ..test_aggregate(SignatureId::PortScan, "10.0.0.2:0", 22, 22)
+        });
+        assert!(w.summary.starts_with("10.0.0.66 scanned 21 ports of 10.0.0.2 (22 attempts, 12 refused, 8 unanswered): a port scan, not an outage"));
+        assert!(w.likely_causes[0].starts_with("10.0.0.66 ran a port scanner"));
+        assert!(w.next_checks[0].contains("whether 10.0.0.66 is expected"));
+        assert_eq!(
+            w.wireshark_filter,
+            "ip.src==10.0.0.66 && tcp.flags.syn==1 && tcp.flags.ack==0"
+        );
+        let w = words(&Aggregate {
+            client: "fd00::66".parse().unwrap(),
+            ..test_aggregate(SignatureId::PortScan, "[fd00::2]:0", 1, 1)
+        });
+        assert_eq!(
+            w.wireshark_filter,
+            "ipv6.src==fd00::66 && tcp.flags.syn==1 && tcp.flags.ack==0"
+        );
+    }
+}

@@ -160,3 +160,249 @@ pub fn words(a: &super::Aggregate) -> super::Words {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The rule on hand-built attempts: the client 10.0.0.1:51000 sends SYNs to 10.0.0.2:8080
+    //! from frame 1 on; frame n is at n ms after T0.
+
+    use super::*;
+    use crate::flow::testkit::{established, fr, T0};
+    use crate::flow::{DirStats, IcmpInfo};
+    use crate::signature::{test_aggregate, Aggregate};
+    use crate::time::NANOS_PER_MILLI;
+
+    /// An attempt of `syns` SYNs, the first at frame 1 and the last at frame `last`.
+    fn attempt(syns: u32, last: u64) -> FlowSummary {
+        let mut f = established(9, "10.0.0.1:51000", "10.0.0.2:8080", 1, last);
+        f.history = "S".into();
+        f.synack = None;
+        f.syn_count = syns;
+        f.last_syn = Some(fr(last));
+        f.orig_stats = DirStats {
+            pkts: syns as u64,
+            ..Default::default()
+        };
+        f
+    }
+
+    /// The capture's end `ms` after frame `n`.
+    fn end(n: u64, ms: i64) -> Timestamp {
+        Timestamp(T0 + n as i64 * NANOS_PER_MILLI + ms * NANOS_PER_MILLI)
+    }
+
+    #[track_caller]
+    fn finding(o: Outcome) -> Finding {
+        match o {
+            Outcome::Finding(f) => f,
+            o => panic!("no finding: {:?}", o),
+        }
+    }
+
+    #[test]
+    fn only_bare_attempts_qualify() {
+        assert!(is_unanswered_attempt(&attempt(1, 1)));
+        let mut f = attempt(1, 1);
+        f.syn_count = 0;
+        assert!(!is_unanswered_attempt(&f));
+        let mut f = attempt(1, 1);
+        f.synack = Some(fr(2));
+        assert!(!is_unanswered_attempt(&f));
+        let mut f = attempt(1, 1);
+        f.resp_stats.pkts = 1;
+        assert!(!is_unanswered_attempt(&f));
+        let mut f = attempt(1, 1);
+        f.partial = true;
+        assert!(!is_unanswered_attempt(&f));
+        assert!(matches!(
+            check(&f, end(1, 10_000), &Thresholds::default()),
+            Outcome::None
+        ));
+    }
+
+    #[test]
+    fn acks_or_data_after_the_syn_mean_a_missing_direction() {
+        for h in ["SA", "SD"] {
+            let mut f = attempt(1, 1);
+            f.history = h.into();
+            assert!(
+                matches!(
+                    check(&f, end(1, 10_000), &Thresholds::default()),
+                    Outcome::OneDirection
+                ),
+                "{}",
+                h
+            );
+        }
+    }
+
+    #[test]
+    fn without_syn_frames_there_is_nothing_to_show() {
+        let mut f = attempt(1, 1);
+        f.first_syn = None;
+        assert!(matches!(
+            check(&f, end(1, 10_000), &Thresholds::default()),
+            Outcome::None
+        ));
+        let mut f = attempt(1, 1);
+        f.last_syn = None;
+        assert!(matches!(
+            check(&f, end(1, 10_000), &Thresholds::default()),
+            Outcome::None
+        ));
+    }
+
+    #[test]
+    fn a_single_syn_is_judged_from_the_syn_timeout_on() {
+        let th = Thresholds::default();
+        let limit = th.syn_timeout.nanos() / NANOS_PER_MILLI;
+        match check(&attempt(1, 1), end(1, limit - 1), &th) {
+            Outcome::Inconclusive { waited_ns } => {
+                assert_eq!(waited_ns, th.syn_timeout.nanos() - NANOS_PER_MILLI)
+            }
+            o => panic!("{:?}", o),
+        }
+        let fd = finding(check(&attempt(1, 1), end(1, limit), &th));
+        assert_eq!(fd.signature, SignatureId::SynUnanswered);
+        assert_eq!(fd.severity, Severity::Critical);
+        assert_eq!(fd.note, "1 SYN over 0µs, no answer");
+        assert_eq!(fd.evidence.len(), 1);
+        assert_eq!(fd.evidence[0].frame, fr(1));
+        assert_eq!(fd.evidence[0].kind, EvidenceKind::Syn);
+        assert_eq!(
+            fd.evidence[0].description,
+            "SYN 10.0.0.1:51000 → 10.0.0.2:8080 (no SYN-ACK follows)"
+        );
+    }
+
+    #[test]
+    fn a_resent_syn_giving_up_or_an_icmp_error_is_conclusive_at_once() {
+        let th = Thresholds::default();
+        // Sent again: conclusive right at the end of the capture.
+        let fd = finding(check(&attempt(3, 3001), end(3001, 0), &th));
+        assert_eq!(fd.note, "3 SYNs over 3.00s, no answer");
+        assert_eq!(fd.evidence.len(), 2);
+        assert_eq!(fd.evidence[1].frame, fr(3001));
+        assert_eq!(
+            fd.evidence[1].description,
+            "SYN sent again, 3 of 3, 3.00s after the first"
+        );
+        // Gave up with RST or FIN.
+        for h in ["SR", "SF"] {
+            let mut f = attempt(1, 1);
+            f.history = h.into();
+            let fd = finding(check(&f, end(1, 5), &th));
+            assert_eq!(
+                fd.note, "1 SYN over 0µs, no answer; the client gave up",
+                "{}",
+                h
+            );
+        }
+        // An ICMP error quoting the SYN.
+        let mut f = attempt(1, 1);
+        f.icmp = Some(IcmpInfo {
+            frame: fr(2),
+            reporter: "10.0.0.254".parse().unwrap(),
+            v6: false,
+            icmp_type: 3,
+            code: 1,
+        });
+        let fd = finding(check(&f, end(1, 5), &th));
+        assert_eq!(
+            fd.note,
+            "1 SYN over 0µs, no answer; ICMP host unreachable from 10.0.0.254"
+        );
+        assert_eq!(fd.evidence.len(), 2);
+        assert_eq!(fd.evidence[1].kind, EvidenceKind::Icmp);
+        assert_eq!(fd.evidence[1].frame, fr(2));
+        assert_eq!(
+            fd.evidence[1].description,
+            "ICMP host unreachable from 10.0.0.254 quoting the SYN"
+        );
+    }
+
+    #[test]
+    fn two_syns_one_second_before_the_end_are_conclusive_one_is_not() {
+        // (Moved from `connection_reset`'s tests.) The first SYN waited a whole retransmission
+        // timeout when the second was sent: conclusive although the end is only 1 s away.
+        let th = Thresholds::default();
+        match check(&attempt(1, 1), end(1, 1_000), &th) {
+            Outcome::Inconclusive { waited_ns } => assert_eq!(waited_ns, 1_000 * NANOS_PER_MILLI),
+            o => panic!("{:?}", o),
+        }
+        let fd = finding(check(&attempt(2, 1001), end(1001, 1_000), &th));
+        let frames: Vec<u64> = fd.evidence.iter().map(|e| e.frame.number).collect();
+        assert_eq!(frames, vec![1, 1001]);
+    }
+
+    #[test]
+    fn icmp_codes_are_named() {
+        let cases = [
+            ((false, 3, 0), "net unreachable"),
+            ((false, 3, 1), "host unreachable"),
+            ((false, 3, 3), "port unreachable"),
+            ((false, 3, 9), "administratively prohibited"),
+            ((false, 3, 10), "administratively prohibited"),
+            ((false, 3, 13), "administratively prohibited"),
+            ((false, 3, 2), "destination unreachable"),
+            ((false, 11, 0), "time exceeded"),
+            ((true, 1, 0), "no route to destination"),
+            ((true, 1, 1), "administratively prohibited"),
+            ((true, 1, 3), "address unreachable"),
+            ((true, 1, 4), "port unreachable"),
+            ((true, 1, 5), "destination unreachable"),
+            ((true, 3, 0), "time exceeded"),
+            ((true, 4, 0), "error"),
+            ((false, 5, 0), "error"),
+        ];
+        for ((v6, t, c), name) in cases {
+            assert_eq!(icmp_name(v6, t, c), name, "{} {} {}", v6, t, c);
+        }
+    }
+
+    fn agg(established: u64, severity: Severity) -> Aggregate<'static> {
+        Aggregate {
+            established,
+            severity,
+            ..test_aggregate(SignatureId::SynUnanswered, "10.0.0.2:8080", 2, 6)
+        }
+    }
+
+    #[test]
+    fn unanswered_syns_to_an_endpoint_that_accepted_others_are_a_warning() {
+        assert_eq!(
+            settle(&agg(4, Severity::Critical)),
+            Some(crate::signature::Settled {
+                severity: Severity::Warning,
+                note: None
+            })
+        );
+        assert_eq!(settle(&agg(0, Severity::Critical)), None);
+        assert_eq!(settle(&agg(4, Severity::Warning)), None);
+    }
+
+    #[test]
+    fn words_say_how_many_other_connections_succeeded() {
+        let w = words(&agg(4, Severity::Warning));
+        assert_eq!(
+            w.summary,
+            "2 connection attempts of 6 from 10.0.0.1 to 10.0.0.2:8080 got no SYN-ACK (4 other connections to it succeeded)"
+        );
+        let w = words(&agg(0, Severity::Critical));
+        assert_eq!(
+            w.summary,
+            "2 connection attempts of 6 from 10.0.0.1 to 10.0.0.2:8080 got no SYN-ACK"
+        );
+        assert!(w.likely_causes[0].starts_with("10.0.0.2 is down"));
+        assert_eq!(
+            w.next_checks[0],
+            "from 10.0.0.1: `nc -vz -w 3 10.0.0.2 8080`"
+        );
+        assert!(w.next_checks[1].contains("sport = :8080"));
+        assert_eq!(w.next_checks[2], "on 10.0.0.1: `ip route get 10.0.0.2`");
+        assert_eq!(
+            w.wireshark_filter,
+            "ip.dst==10.0.0.2 && tcp.dstport==8080 && tcp.flags.syn==1 && tcp.flags.ack==0"
+        );
+    }
+}

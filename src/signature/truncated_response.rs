@@ -364,4 +364,36 @@ mod tests {
             "0 bytes of a chunked body (no terminating chunk)"
         );
     }
+    #[test]
+    fn words_tell_a_server_cut_from_a_client_cancel() {
+        use crate::signature::{test_aggregate, Aggregate, Fact};
+        let facts = [
+            ("received", Fact::Count(606_312)),
+            ("declared", Fact::Count(4_000_000)),
+        ];
+        let w = words(&Aggregate {
+            facts: &facts,
+            ..test_aggregate(SignatureId::TruncatedResponse, "10.0.0.2:8080", 2, 5)
+        });
+        assert_eq!(
+            w.summary,
+            "2 responses from 10.0.0.2:8080 ended before the body was complete (first: 606,312 of 4,000,000 body bytes): the client received a truncated response"
+        );
+        assert_eq!(w.likely_causes.len(), 3);
+        assert!(w.next_checks[2].contains("http://10.0.0.2:8080/"));
+        assert_eq!(w.wireshark_filter, "ip.addr==10.0.0.2 && tcp.port==8080 && (http.response || tcp.flags.reset==1 || tcp.flags.fin==1)");
+        let w = words(&Aggregate {
+            severity: Severity::Info,
+            facts: &facts[..1],
+            ..test_aggregate(SignatureId::TruncatedResponse, "[fd00::2]:80", 1, 1)
+        });
+        assert_eq!(
+            w.summary,
+            "1 response from [fd00::2]:80 abandoned by the client before the body was complete (first: 606,312 bytes of a chunked body (no terminating chunk))"
+        );
+        assert_eq!(w.likely_causes.len(), 1);
+        assert!(w
+            .wireshark_filter
+            .starts_with("ipv6.addr==fd00::2 && tcp.port==80 "));
+    }
 }

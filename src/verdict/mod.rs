@@ -561,3 +561,881 @@ impl crate::signature::Successes for Settle<'_> {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Aggregation on hand-built findings: clients 10.0.0.x connect to the server 10.0.0.2:8080
+    //! (and its other address 10.0.0.3:8080); frame n is at n ms after T0.
+
+    use super::*;
+    use crate::correlate::{Chain, PairConfidence, PairKind};
+    use crate::flow::testkit::{established, fr};
+    use crate::signature::EvidenceKind;
+    use crate::topology::{Confidence, Proxy, Topology};
+
+    const SERVER: &str = "10.0.0.2:8080";
+
+    /// A finding of `sig` from `client` to `server`, starting at frame `at` (its one evidence
+    /// frame) and ending 1 ms later.
+    fn finding(
+        sig: SignatureId,
+        sev: Severity,
+        client: &str,
+        server: &str,
+        at: u64,
+        note: &str,
+    ) -> Finding {
+        Finding {
+            signature: sig,
+            severity: sev,
+            client: client.parse().unwrap(),
+            server: server.parse().unwrap(),
+            flow: Some(at),
+            weight: 1,
+            first_ts: fr(at).ts,
+            last_ts: fr(at + 1).ts,
+            note: note.into(),
+            evidence: vec![Evidence {
+                frame: fr(at),
+                kind: EvidenceKind::Syn,
+                description: format!("frame {}", at),
+            }],
+            facts: Vec::new(),
+        }
+    }
+
+    fn refused(client: &str, at: u64) -> Finding {
+        finding(
+            SignatureId::ConnectionRefused,
+            Severity::Critical,
+            client,
+            SERVER,
+            at,
+            "SYN answered by RST",
+        )
+    }
+
+    /// A successful connection from `orig` to `resp` starting at frame `at`.
+    fn success(orig: &str, resp: &str, at: u64) -> FlowSummary {
+        established(at, orig, resp, at, at + 5)
+    }
+
+    /// A connection from `orig` to `resp` at frame `at` that never got an answer.
+    fn failed(orig: &str, resp: &str, at: u64) -> FlowSummary {
+        let mut f = established(at, orig, resp, at, at);
+        f.synack = None;
+        f
+    }
+
+    fn run(agg: Aggregator) -> Vec<Verdict> {
+        agg.finish(&Topology::default())
+    }
+
+    #[track_caller]
+    fn one(agg: Aggregator) -> Verdict {
+        let mut v = run(agg);
+        assert_eq!(v.len(), 1, "{:?}", v);
+        v.pop().unwrap()
+    }
+
+    #[test]
+    fn counts_are_n_of_all_connections_to_the_endpoint() {
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        for i in 0..3 {
+            agg.observe_flow(&success("10.0.0.1:40000", SERVER, 100 + i));
+        }
+        agg.observe_flow(&failed("10.0.0.1:40001", SERVER, 1));
+        agg.observe_flow(&failed("10.0.0.1:40002", SERVER, 5_000));
+        agg.observe_flow(&success("10.0.0.1:40003", "10.0.0.9:80", 7));
+        agg.add(refused("10.0.0.1", 1), None);
+        agg.add(refused("10.0.0.1", 5_000), None);
+        let v = one(agg);
+        assert_eq!((v.flow_count, v.total_flows), (2, 5));
+        assert_eq!(v.signature, SignatureId::ConnectionRefused);
+        assert_eq!(v.server, SERVER.parse().unwrap());
+        assert_eq!(v.hop, Hop::ClientToServer);
+        assert_eq!((v.first_ts, v.last_ts), (fr(1).ts, fr(5_001).ts));
+        assert!(v
+            .summary
+            .starts_with("2 connection attempts of 5 from 10.0.0.1 to 10.0.0.2:8080"));
+        assert!(!v.likely_causes.is_empty() && !v.next_checks.is_empty());
+        assert!(v
+            .wireshark_filter
+            .starts_with("ip.addr==10.0.0.2 && tcp.port==8080"));
+    }
+
+    #[test]
+    fn without_observed_connections_the_findings_are_the_total() {
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        agg.add(refused("10.0.0.1", 1), None);
+        agg.add(refused("10.0.0.1", 3_000), None);
+        let v = one(agg);
+        assert_eq!((v.flow_count, v.total_flows), (2, 2));
+        // Fewer observed connections than findings (an aggregate finding's weight): never "3 of 1".
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        agg.observe_flow(&failed("10.0.0.1:40001", SERVER, 1));
+        let mut fd = refused("10.0.0.1", 1);
+        fd.weight = 3;
+        agg.add(fd, None);
+        let v = one(agg);
+        assert_eq!((v.flow_count, v.total_flows), (3, 3));
+        assert_eq!(v.by_severity, [0, 0, 3]);
+    }
+
+    #[test]
+    fn severity_is_the_worst_and_counted_per_level() {
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        let sig = SignatureId::ConnectionReset;
+        agg.add(
+            finding(sig, Severity::Info, "10.0.0.1", SERVER, 1, "a"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Critical, "10.0.0.4", SERVER, 5, "b"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.5", SERVER, 9, "c"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.1", SERVER, 13, "c"),
+            None,
+        );
+        let v = one(agg);
+        assert_eq!(v.severity, Severity::Critical);
+        assert_eq!(v.by_severity, [1, 2, 1]);
+        assert_eq!(v.flow_count, 4);
+        assert_eq!(v.clients, 3);
+        assert_eq!(v.client, "10.0.0.1".parse::<IpAddr>().unwrap());
+        // The first client is the earliest one, whichever was added first.
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.5", SERVER, 9, "c"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.5", SERVER, 8, "c"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.4", SERVER, 5, "b"),
+            None,
+        );
+        let v = one(agg);
+        assert_eq!(v.client, "10.0.0.4".parse::<IpAddr>().unwrap());
+        assert_eq!((v.first_ts, v.last_ts), (fr(5).ts, fr(10).ts));
+        assert_eq!(v.clients, 2);
+    }
+
+    #[test]
+    fn a_refusal_falling_back_to_another_address_within_2_s_is_info() {
+        for (ok_at, severity) in [(3_000, Severity::Info), (3_001, Severity::Critical)] {
+            let mut agg = Aggregator::new(10, Thresholds::default());
+            agg.observe_flow(&failed("10.0.0.1:40001", SERVER, 1_000));
+            agg.observe_flow(&success("10.0.0.1:40002", "10.0.0.3:8080", ok_at));
+            agg.add(refused("10.0.0.1", 1_000), None);
+            let v = one(agg);
+            assert_eq!(v.severity, severity, "success at {}", ok_at);
+            assert_eq!(v.by_severity[severity as usize], 1);
+            assert_eq!(v.by_severity.iter().sum::<u64>(), 1);
+            assert_eq!(
+                v.notes.iter().any(|n| n.0.contains("another address")),
+                severity == Severity::Info
+            );
+        }
+    }
+
+    #[test]
+    fn a_success_before_the_refusal_or_of_another_client_does_not_absorb_it() {
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        agg.observe_flow(&success("10.0.0.1:40002", "10.0.0.3:8080", 999));
+        agg.observe_flow(&success("10.0.0.1:40003", SERVER, 999));
+        agg.observe_flow(&success("10.0.0.7:40004", "10.0.0.3:8080", 1_001));
+        agg.observe_flow(&success("10.0.0.7:40005", SERVER, 1_001));
+        agg.observe_flow(&success("10.0.0.1:40006", "10.0.0.3:9090", 1_001));
+        agg.observe_flow(&failed("10.0.0.1:40001", SERVER, 1_000));
+        agg.add(refused("10.0.0.1", 1_000), None);
+        assert_eq!(one(agg).severity, Severity::Critical);
+    }
+
+    #[test]
+    fn a_refusal_a_retry_absorbed_within_1_s_is_a_warning() {
+        for (ok_at, severity) in [(2_000, Severity::Warning), (2_001, Severity::Critical)] {
+            let mut agg = Aggregator::new(10, Thresholds::default());
+            agg.observe_flow(&failed("10.0.0.1:40001", SERVER, 1_000));
+            agg.observe_flow(&success("10.0.0.1:40002", SERVER, ok_at));
+            agg.add(refused("10.0.0.1", 1_000), None);
+            let v = one(agg);
+            assert_eq!(v.severity, severity, "retry at {}", ok_at);
+            assert_eq!(
+                v.notes.iter().any(|n| n.0.contains("absorbed by a retry")),
+                severity == Severity::Warning
+            );
+        }
+    }
+
+    #[test]
+    fn every_refusal_must_be_absorbed_even_across_clients() {
+        // Two clients' builders merge into one verdict; only the first client retried.
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        agg.observe_flow(&success("10.0.0.1:40002", SERVER, 1_500));
+        agg.add(refused("10.0.0.1", 1_000), None);
+        agg.add(refused("10.0.0.5", 1_200), None);
+        let v = one(agg);
+        assert_eq!(v.severity, Severity::Critical);
+        assert_eq!(v.clients, 2);
+        assert_eq!(v.by_severity, [0, 0, 2]);
+        // Both retried.
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        agg.observe_flow(&success("10.0.0.1:40002", SERVER, 1_500));
+        agg.observe_flow(&success("10.0.0.5:40002", SERVER, 1_600));
+        agg.add(refused("10.0.0.1", 1_000), None);
+        agg.add(refused("10.0.0.5", 1_200), None);
+        let v = one(agg);
+        assert_eq!(v.severity, Severity::Warning);
+        assert_eq!(v.by_severity, [0, 2, 0]);
+        assert_eq!(v.notes.last().unwrap().1, 2);
+    }
+
+    #[test]
+    fn a_server_seen_sending_bytes_counts_as_established() {
+        // No SYN-ACK captured (the capture started mid-connection), but the server sent data.
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        let mut f = failed("10.0.0.1:40002", SERVER, 1_500);
+        f.resp_stats.bytes = 1;
+        agg.observe_flow(&f);
+        agg.add(refused("10.0.0.1", 1_000), None);
+        assert_eq!(one(agg).severity, Severity::Warning);
+    }
+
+    #[test]
+    fn unanswered_syns_to_an_endpoint_that_accepted_others_are_a_warning() {
+        let syn = |c| {
+            finding(
+                SignatureId::SynUnanswered,
+                Severity::Critical,
+                "10.0.0.1",
+                SERVER,
+                c,
+                "1 SYN over 0µs, no answer",
+            )
+        };
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        agg.observe_flow(&failed("10.0.0.1:40001", SERVER, 1));
+        agg.add(syn(1), None);
+        assert_eq!(one(agg).severity, Severity::Critical);
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        agg.observe_flow(&failed("10.0.0.1:40001", SERVER, 1));
+        agg.observe_flow(&success("10.0.0.9:40002", SERVER, 50_000));
+        agg.add(syn(1), None);
+        let v = one(agg);
+        assert_eq!(v.severity, Severity::Warning);
+        assert_eq!(v.by_severity, [0, 1, 0]);
+        assert!(v.summary.ends_with("(1 other connections to it succeeded)"));
+    }
+
+    #[test]
+    fn notes_are_listed_in_time_order_and_counted() {
+        let sig = SignatureId::ConnectionReset;
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.1", SERVER, 30, "late"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.5", SERVER, 10, "early"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.1", SERVER, 20, "middle"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.1", SERVER, 5, "late"),
+            None,
+        );
+        let v = one(agg);
+        // "late" was first seen at frame 5 (its second connection): it comes first.
+        let notes: Vec<(&str, u64)> = v.notes.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+        assert_eq!(notes, vec![("late", 2), ("early", 1), ("middle", 1)]);
+        assert_eq!(v.note_lines(), vec!["late (×2)", "early", "middle"]);
+    }
+
+    #[test]
+    fn notes_are_capped_keeping_the_earliest() {
+        let sig = SignatureId::ConnectionReset;
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        for i in 0..MAX_NOTES as u64 {
+            let at = 100 + 10 * i;
+            agg.add(
+                finding(
+                    sig,
+                    Severity::Warning,
+                    "10.0.0.1",
+                    SERVER,
+                    at,
+                    &format!("n{}", at),
+                ),
+                None,
+            );
+        }
+        // Later than all kept: dropped. Earlier than the latest kept: replaces it.
+        agg.add(
+            finding(
+                sig,
+                Severity::Warning,
+                "10.0.0.1",
+                SERVER,
+                10_000,
+                "dropped",
+            ),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.1", SERVER, 1, "earliest"),
+            None,
+        );
+        let v = one(agg);
+        assert_eq!(v.notes.len(), MAX_NOTES);
+        assert_eq!(v.notes[0].0, "earliest");
+        assert_eq!(v.notes[1].0, "n100");
+        let last = format!("n{}", 100 + 10 * (MAX_NOTES as u64 - 2));
+        assert_eq!(v.notes.last().unwrap().0, last);
+        assert!(!v.notes.iter().any(|n| n.0 == "dropped"));
+        assert_eq!(v.flow_count, MAX_NOTES as u64 + 2);
+    }
+
+    #[test]
+    fn notes_of_merged_clients_keep_their_times() {
+        let sig = SignatureId::ConnectionReset;
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        // Builders are merged in (signature, server, client) order: 10.0.0.1 first.
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.1", SERVER, 50, "same"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.1", SERVER, 40, "one"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.5", SERVER, 10, "same"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.5", SERVER, 20, "five"),
+            None,
+        );
+        let v = one(agg);
+        let notes: Vec<(&str, u64)> = v.notes.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+        assert_eq!(notes, vec![("same", 2), ("five", 1), ("one", 1)]);
+    }
+
+    #[test]
+    fn evidence_is_the_most_severe_findings_first_capped() {
+        let sig = SignatureId::ConnectionReset;
+        let mut agg = Aggregator::new(2, Thresholds::default());
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.1", SERVER, 1, "w"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Critical, "10.0.0.1", SERVER, 9, "c"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Info, "10.0.0.1", SERVER, 2, "i"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Critical, "10.0.0.5", SERVER, 7, "c"),
+            None,
+        );
+        let v = one(agg);
+        let frames: Vec<u64> = v.evidence.iter().map(|e| e.frame.number).collect();
+        assert_eq!(frames, vec![7, 9]);
+        // With room for more: the warning's frame next, listed in frame order.
+        let mut agg = Aggregator::new(3, Thresholds::default());
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.1", SERVER, 1, "w"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Critical, "10.0.0.1", SERVER, 9, "c"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Info, "10.0.0.1", SERVER, 2, "i"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Critical, "10.0.0.5", SERVER, 7, "c"),
+            None,
+        );
+        let frames: Vec<u64> = one(agg).evidence.iter().map(|e| e.frame.number).collect();
+        assert_eq!(frames, vec![1, 7, 9]);
+    }
+
+    #[test]
+    fn evidence_keeps_a_findings_frames_together_without_duplicates() {
+        let sig = SignatureId::ConnectionReset;
+        let mut agg = Aggregator::new(3, Thresholds::default());
+        let mut a = finding(sig, Severity::Critical, "10.0.0.1", SERVER, 5, "a");
+        a.evidence.push(Evidence {
+            frame: fr(6),
+            kind: EvidenceKind::Rst,
+            description: "rst".into(),
+        });
+        let mut b = finding(sig, Severity::Critical, "10.0.0.1", SERVER, 5, "b");
+        b.evidence.push(Evidence {
+            frame: fr(8),
+            kind: EvidenceKind::Rst,
+            description: "rst".into(),
+        });
+        agg.add(a, None);
+        agg.add(b, None);
+        let frames: Vec<u64> = one(agg).evidence.iter().map(|e| e.frame.number).collect();
+        assert_eq!(frames, vec![5, 6, 8]);
+    }
+
+    #[test]
+    fn many_findings_keep_the_most_severe_earliest_evidence() {
+        // More than 4 × max_evidence findings: the builder trims as it goes.
+        let sig = SignatureId::ConnectionReset;
+        let mut agg = Aggregator::new(2, Thresholds::default());
+        for i in 0..20 {
+            agg.add(
+                finding(sig, Severity::Warning, "10.0.0.1", SERVER, 100 + i, "w"),
+                None,
+            );
+        }
+        agg.add(
+            finding(sig, Severity::Critical, "10.0.0.1", SERVER, 500, "c"),
+            None,
+        );
+        for i in 0..20 {
+            agg.add(
+                finding(sig, Severity::Warning, "10.0.0.5", SERVER, 50 + i, "w"),
+                None,
+            );
+        }
+        let frames: Vec<u64> = one(agg).evidence.iter().map(|e| e.frame.number).collect();
+        assert_eq!(frames, vec![50, 500]);
+    }
+
+    #[test]
+    fn statuses_are_tallied_across_findings_and_clients() {
+        let gw = |client: &str, at: u64, status: u16| {
+            let mut f = finding(
+                SignatureId::GatewayError,
+                Severity::Critical,
+                client,
+                SERVER,
+                at,
+                "502",
+            );
+            f.facts = vec![
+                ("status", status.into()),
+                ("server_header", "nginx".into()),
+                ("other", "first".into()),
+            ];
+            f
+        };
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        agg.add(gw("10.0.0.1", 1, 502), None);
+        agg.add(gw("10.0.0.1", 3, 504), None);
+        agg.add(gw("10.0.0.5", 5, 502), None);
+        let v = one(agg);
+        let fact = |k: &str| v.facts.iter().find(|f| f.0 == k).map(|f| f.1.to_string());
+        assert_eq!(fact("status").as_deref(), Some("502×2, 504"));
+        // Only statuses carry counts; other tallied facts list their values.
+        assert_eq!(fact("server_header").as_deref(), Some("nginx"));
+        assert_eq!(fact("other").as_deref(), Some("first"));
+        assert_eq!(v.facts.iter().filter(|f| f.0 == "status").count(), 1);
+        assert!(v
+            .summary
+            .contains("gateway error: 502×2, 504 (Server: nginx)"));
+        assert_eq!(v.next_checks.len(), 3);
+    }
+
+    #[test]
+    fn a_proxy_front_with_its_backends_captured_is_not_asked_for_them() {
+        let mut topo = Topology::default();
+        topo.proxies.push(Proxy {
+            front: vec![SERVER.parse().unwrap()],
+            back_addresses: vec!["10.0.0.2".parse().unwrap()],
+            backends: vec!["10.0.0.3:80".parse().unwrap()],
+            confidence: Confidence::High,
+            evidence: Vec::new(),
+        });
+        let mut f = finding(
+            SignatureId::GatewayError,
+            Severity::Critical,
+            "10.0.0.1",
+            SERVER,
+            1,
+            "502",
+        );
+        f.facts = vec![("status", 502u16.into())];
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        agg.add(f.clone(), None);
+        let v = agg.finish(&topo);
+        assert_eq!(v[0].hop, Hop::ClientToProxy);
+        assert_eq!(v[0].next_checks.len(), 2);
+        topo.proxies[0].backends.clear();
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        agg.add(f, None);
+        assert_eq!(agg.finish(&topo)[0].next_checks.len(), 3);
+    }
+
+    #[test]
+    fn one_verdict_per_hop_and_verdicts_most_severe_first() {
+        let mut topo = Topology::default();
+        topo.proxies.push(Proxy {
+            front: vec!["10.0.0.2:80".parse().unwrap()],
+            back_addresses: vec!["10.0.0.2".parse().unwrap()],
+            backends: vec![SERVER.parse().unwrap()],
+            confidence: Confidence::High,
+            evidence: Vec::new(),
+        });
+        let sig = SignatureId::ConnectionReset;
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.1", SERVER, 1, "direct"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.2", SERVER, 2, "proxied"),
+            None,
+        );
+        agg.add(
+            finding(
+                SignatureId::SynUnanswered,
+                Severity::Critical,
+                "10.0.0.1",
+                "10.0.0.9:1",
+                9,
+                "x",
+            ),
+            None,
+        );
+        agg.add(
+            finding(
+                SignatureId::TlsStall,
+                Severity::Warning,
+                "10.0.0.1",
+                "10.0.0.9:2",
+                1,
+                "y",
+            ),
+            None,
+        );
+        let v = agg.finish(&topo);
+        let got: Vec<(SignatureId, Hop, i64)> = v
+            .iter()
+            .map(|v| {
+                (
+                    v.signature,
+                    v.hop,
+                    v.first_ts.nanos_since(fr(0).ts) / 1_000_000,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (SignatureId::SynUnanswered, Hop::ClientToServer, 9),
+                (SignatureId::ConnectionReset, Hop::ClientToServer, 1),
+                (SignatureId::TlsStall, Hop::ClientToServer, 1),
+                (SignatureId::ConnectionReset, Hop::ProxyToBackend, 2),
+            ]
+        );
+    }
+
+    #[test]
+    fn flows_behind_a_verdict_are_remembered_up_to_the_cap() {
+        // One client beyond the cap on its own, a second one merged in.
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        let f = failed("10.0.0.1:40001", SERVER, 1);
+        for i in 0..MAX_FLOW_REFS as u64 + 1 {
+            agg.add(refused("10.0.0.1", 1 + i), Some(&f));
+        }
+        for i in 0..5 {
+            agg.add(refused("10.0.0.5", 2 + i), Some(&f));
+        }
+        let v = one(agg);
+        assert_eq!(v.flows.len(), MAX_FLOW_REFS);
+        assert_eq!((v.flows[0].orig, v.flows[0].resp), (f.orig, f.resp));
+        assert_eq!((v.flows[0].first, v.flows[0].last), (f.first, f.last));
+        assert_eq!(v.flow_count, MAX_FLOW_REFS as u64 + 6);
+        // Two clients each below the cap, together above it.
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        for i in 0..MAX_FLOW_REFS as u64 / 2 + 1 {
+            agg.add(refused("10.0.0.1", 1 + i), Some(&f));
+            agg.add(refused("10.0.0.5", 1 + i), Some(&f));
+        }
+        assert_eq!(one(agg).flows.len(), MAX_FLOW_REFS);
+    }
+
+    #[test]
+    fn distinct_clients_are_counted_up_to_the_cap() {
+        let mut agg = Aggregator::new(1, Thresholds::default());
+        for i in 0..MAX_CLIENTS as u32 + 1 {
+            let c = std::net::Ipv4Addr::from(0x0a01_0000 + i).to_string();
+            agg.add(refused(&c, 1 + i as u64), None);
+        }
+        let v = one(agg);
+        assert_eq!(v.clients, MAX_CLIENTS as u32);
+        assert_eq!(v.flow_count, MAX_CLIENTS as u64 + 1);
+        assert_eq!(v.client, "10.1.0.0".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn clients_seen_at_the_same_instant_name_the_first_address() {
+        let sig = SignatureId::ConnectionReset;
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.7", SERVER, 5, "a"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.3", SERVER, 5, "a"),
+            None,
+        );
+        assert_eq!(one(agg).client, "10.0.0.3".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn at_most_four_other_addresses_per_client_and_port_are_remembered() {
+        // The client connected to four other addresses of the port long before: a fifth one
+        // right after the refusal is past the cap, so the refusal is not read as a fallback.
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        for i in 0..4 {
+            agg.observe_flow(&success(
+                "10.0.0.1:40000",
+                &format!("10.0.1.{}:8080", i),
+                1 + i,
+            ));
+        }
+        agg.observe_flow(&success("10.0.0.1:40001", "10.0.1.9:8080", 10_010));
+        agg.add(refused("10.0.0.1", 10_000), None);
+        assert_eq!(one(agg).severity, Severity::Critical);
+    }
+
+    #[test]
+    fn success_records_are_capped_per_pair_and_in_pairs() {
+        // A pair's starts beyond MAX_SUCCESS_TIMES are not kept: a retry after them is unseen.
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        for i in 0..MAX_SUCCESS_TIMES as u64 {
+            agg.observe_flow(&success("10.0.0.1:40000", SERVER, 1 + i));
+        }
+        agg.observe_flow(&success("10.0.0.1:40001", SERVER, 100_500));
+        agg.add(refused("10.0.0.1", 100_000), None);
+        assert_eq!(one(agg).severity, Severity::Critical);
+        // Beyond MAX_SUCCESS_KEYS (client, endpoint) pairs, a new pair is not kept.
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        for i in 0..MAX_SUCCESS_KEYS as u32 {
+            let c = std::net::Ipv4Addr::from(0x0b00_0000 + i);
+            agg.observe_flow(&success(&format!("{}:40000", c), SERVER, 1));
+        }
+        agg.observe_flow(&success("10.0.0.1:40001", SERVER, 100_500));
+        agg.add(refused("10.0.0.1", 100_000), None);
+        assert_eq!(one(agg).severity, Severity::Critical);
+        // A pair already kept still records new starts.
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        agg.observe_flow(&success("10.0.0.1:40000", SERVER, 1));
+        for i in 1..MAX_SUCCESS_KEYS as u32 {
+            let c = std::net::Ipv4Addr::from(0x0b00_0000 + i);
+            agg.observe_flow(&success(&format!("{}:40000", c), SERVER, 1));
+        }
+        agg.observe_flow(&success("10.0.0.1:40001", SERVER, 100_500));
+        agg.add(refused("10.0.0.1", 100_000), None);
+        assert_eq!(one(agg).severity, Severity::Warning);
+    }
+
+    #[test]
+    fn among_equally_severe_findings_the_earliest_frames_are_evidence() {
+        let sig = SignatureId::ConnectionReset;
+        let mut agg = Aggregator::new(1, Thresholds::default());
+        agg.add(
+            finding(sig, Severity::Critical, "10.0.0.1", SERVER, 9, "c"),
+            None,
+        );
+        agg.add(
+            finding(sig, Severity::Critical, "10.0.0.5", SERVER, 7, "c"),
+            None,
+        );
+        let frames: Vec<u64> = one(agg).evidence.iter().map(|e| e.frame.number).collect();
+        assert_eq!(frames, vec![7]);
+    }
+
+    #[test]
+    fn a_note_as_late_as_the_latest_kept_is_dropped_at_the_cap() {
+        let sig = SignatureId::ConnectionReset;
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        for i in 0..MAX_NOTES as u64 {
+            let n = format!("n{}", i);
+            agg.add(
+                finding(sig, Severity::Warning, "10.0.0.1", SERVER, 100 + i, &n),
+                None,
+            );
+        }
+        let latest = 100 + MAX_NOTES as u64 - 1;
+        agg.add(
+            finding(sig, Severity::Warning, "10.0.0.1", SERVER, latest, "tied"),
+            None,
+        );
+        let v = one(agg);
+        assert!(!v.notes.iter().any(|n| n.0 == "tied"));
+        assert_eq!(v.notes.last().unwrap().0, format!("n{}", MAX_NOTES - 1));
+    }
+
+    fn chain(back: Option<SignatureId>, backend: &str, explained: u64) -> Chain {
+        Chain {
+            summary: String::new(),
+            proxy: "10.0.0.2:80".parse().unwrap(),
+            front_signature: SignatureId::GatewayError,
+            front_status: Some(502),
+            back_signature: back,
+            backend: Some(backend.parse().unwrap()),
+            explained,
+            front_failures: explained,
+            pairing: PairKind::Time,
+            confidence: PairConfidence::Medium,
+            attempts: Vec::new(),
+            example: Vec::new(),
+        }
+    }
+
+    fn verdict(sig: SignatureId, sev: Severity, hop: Hop, server: &str, at: u64) -> Verdict {
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        agg.add(finding(sig, sev, "10.0.0.1", server, at, "n"), None);
+        let mut v = one(agg);
+        v.severity = sev;
+        v.hop = hop;
+        v
+    }
+
+    #[test]
+    fn a_backend_cause_paired_with_client_failures_becomes_critical() {
+        let refused = SignatureId::ConnectionRefused;
+        let mut vs = vec![
+            verdict(
+                SignatureId::TlsStall,
+                Severity::Warning,
+                Hop::ClientToServer,
+                "10.0.0.9:443",
+                1,
+            ),
+            verdict(refused, Severity::Warning, Hop::ProxyToBackend, SERVER, 5),
+        ];
+        escalate_paired_causes(&mut vs, &[chain(Some(refused), SERVER, 2)]);
+        assert_eq!(
+            vs[0].signature, refused,
+            "re-sorted: the escalated verdict comes first"
+        );
+        assert_eq!(vs[0].severity, Severity::Critical);
+        assert_eq!(
+            vs[0].notes.last().unwrap(),
+            &(
+                "critical: 2 client exchanges at the proxy 10.0.0.2:80 failed because of it (time pairing)".to_string(),
+                2
+            )
+        );
+        let mut vs = vec![verdict(
+            refused,
+            Severity::Info,
+            Hop::ProxyToBackend,
+            SERVER,
+            5,
+        )];
+        escalate_paired_causes(&mut vs, &[chain(Some(refused), SERVER, 1)]);
+        assert!(vs[0]
+            .notes
+            .last()
+            .unwrap()
+            .0
+            .starts_with("critical: 1 client exchange at the proxy"));
+    }
+
+    #[test]
+    fn only_the_paired_backend_verdict_below_critical_is_escalated() {
+        let refused = SignatureId::ConnectionRefused;
+        let cases = [
+            (
+                "nothing explained",
+                chain(Some(refused), SERVER, 0),
+                Hop::ProxyToBackend,
+                refused,
+                SERVER,
+            ),
+            (
+                "no backend cause",
+                chain(None, SERVER, 2),
+                Hop::ProxyToBackend,
+                refused,
+                SERVER,
+            ),
+            (
+                "another signature",
+                chain(Some(refused), SERVER, 2),
+                Hop::ProxyToBackend,
+                SignatureId::SynUnanswered,
+                SERVER,
+            ),
+            (
+                "another backend",
+                chain(Some(refused), SERVER, 2),
+                Hop::ProxyToBackend,
+                refused,
+                "10.0.0.3:8080",
+            ),
+            (
+                "another hop",
+                chain(Some(refused), SERVER, 2),
+                Hop::ClientToServer,
+                refused,
+                SERVER,
+            ),
+        ];
+        for (name, c, hop, sig, server) in cases {
+            let mut vs = vec![
+                verdict(
+                    SignatureId::TlsStall,
+                    Severity::Warning,
+                    Hop::ClientToServer,
+                    "10.0.0.9:443",
+                    1,
+                ),
+                verdict(sig, Severity::Warning, hop, server, 5),
+            ];
+            escalate_paired_causes(&mut vs, &[c]);
+            assert_eq!(vs[1].severity, Severity::Warning, "{}", name);
+            assert_eq!(vs[1].notes.len(), 1, "{}", name);
+            assert_eq!(vs[0].signature, SignatureId::TlsStall, "{}", name);
+        }
+        // Already critical: no second note.
+        let mut vs = vec![verdict(
+            refused,
+            Severity::Critical,
+            Hop::ProxyToBackend,
+            SERVER,
+            5,
+        )];
+        escalate_paired_causes(&mut vs, &[chain(Some(refused), SERVER, 2)]);
+        assert_eq!(vs[0].notes.len(), 1);
+        // No backend named.
+        let mut c = chain(Some(refused), SERVER, 2);
+        c.backend = None;
+        let mut vs = vec![verdict(
+            refused,
+            Severity::Warning,
+            Hop::ProxyToBackend,
+            SERVER,
+            5,
+        )];
+        escalate_paired_causes(&mut vs, &[c]);
+        assert_eq!(vs[0].severity, Severity::Warning);
+    }
+}
