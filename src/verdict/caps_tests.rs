@@ -1,5 +1,5 @@
-//! The aggregator's bounds: a flood of distinct clients must not hold a builder each, and the
-//! counts must stay exact when it overflows.
+//! The aggregator's bounds (a flood of distinct clients must not hold a builder each, and the
+//! counts must stay exact when it overflows) and its notion of one client host.
 
 use super::*;
 use crate::flow::testkit::fr;
@@ -54,4 +54,50 @@ fn below_the_cap_nothing_is_merged_or_noted() {
     let v = a.finish(&Topology::default());
     assert_eq!(v[0].flow_count, 100);
     assert!(!v[0].notes.iter().any(|(t, _)| t.contains("more than")));
+}
+
+#[test]
+fn loopback_addresses_are_one_client_host() {
+    assert_eq!(
+        same_host("::1".parse().unwrap()),
+        same_host("127.0.0.1".parse().unwrap())
+    );
+    assert_eq!(
+        same_host("127.0.0.53".parse().unwrap()),
+        same_host("::1".parse().unwrap())
+    );
+    assert_eq!(
+        same_host("::ffff:10.0.0.1".parse().unwrap()),
+        "10.0.0.1".parse::<IpAddr>().unwrap()
+    );
+    // Global addresses of two families stay two hosts.
+    assert_ne!(
+        same_host("2001:db8::1".parse().unwrap()),
+        same_host("10.0.0.1".parse().unwrap())
+    );
+}
+
+#[test]
+fn a_refusal_on_loopback_ipv6_absorbed_by_ipv4_loopback_is_info() {
+    // curl: [::1]:80 refused at 1 ms, 127.0.0.1:80 connected at 2 ms.
+    let mut a = Aggregator::new(10, Thresholds::default());
+    let mut ok = crate::flow::testkit::established(2, "127.0.0.1:40000", "127.0.0.1:80", 2, 5);
+    ok.resp_stats.bytes = 100;
+    a.observe_flow(&ok);
+    let mut f = finding("::1".parse().unwrap(), 1);
+    f.signature = SignatureId::ConnectionRefused;
+    f.server = "[::1]:80".parse().unwrap();
+    a.add(f, None);
+    let v = a.finish(&Topology::default());
+    assert_eq!(v[0].severity, Severity::Info, "{:?}", v[0].notes);
+    // Without the success, the refusal stands.
+    let mut a = Aggregator::new(10, Thresholds::default());
+    let mut f = finding("::1".parse().unwrap(), 1);
+    f.signature = SignatureId::ConnectionRefused;
+    f.server = "[::1]:80".parse().unwrap();
+    a.add(f, None);
+    assert_eq!(
+        a.finish(&Topology::default())[0].severity,
+        Severity::Critical
+    );
 }

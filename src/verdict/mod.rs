@@ -105,7 +105,9 @@ pub struct Aggregator {
     overflowed: u64,
     endpoint_flows: FxHashMap<SocketAddr, u64>,
     endpoint_established: FxHashMap<SocketAddr, u64>,
-    /// (client ip, server port) -> (server ip, first successful connection start), capped.
+    /// (client host, server port) -> (server ip, successful connection start), capped at
+    /// `MAX_SUCCESS_KEYS` keys and `MAX_SUCCESS_TIMES` starts per key. The client host is
+    /// `same_host(ip)`: a client falling back from `[::1]` to `127.0.0.1` is one host.
     successes: FxHashMap<(IpAddr, u16), Vec<(IpAddr, Timestamp)>>,
     /// (client ip, server endpoint) -> starts of its successful connections (capped), to tell a
     /// refusal that a retry absorbed from one that stood.
@@ -168,12 +170,12 @@ impl Aggregator {
         *self.endpoint_flows.entry(f.resp).or_default() += 1;
         if f.synack.is_some() || f.resp_stats.bytes > 0 {
             *self.endpoint_established.entry(f.resp).or_default() += 1;
-            let v = self
-                .successes
-                .entry((f.orig.ip(), f.resp.port()))
-                .or_default();
-            if v.len() < 4 && !v.iter().any(|(ip, _)| *ip == f.resp.ip()) {
-                v.push((f.resp.ip(), f.start));
+            let key = (same_host(f.orig.ip()), f.resp.port());
+            if self.successes.len() < MAX_SUCCESS_KEYS || self.successes.contains_key(&key) {
+                let v = self.successes.entry(key).or_default();
+                if v.len() < MAX_SUCCESS_TIMES {
+                    v.push((f.resp.ip(), f.start));
+                }
             }
             if self.success_times.len() < MAX_SUCCESS_KEYS
                 || self.success_times.contains_key(&(f.orig.ip(), f.resp))
@@ -525,6 +527,19 @@ fn first_frame(e: &[Evidence]) -> (u16, u64) {
         .unwrap_or((u16::MAX, u64::MAX))
 }
 
+/// One key per client host where the capture shows it is one host: every loopback address
+/// (`127.0.0.0/8`, `::1`) is the local host, and an IPv4-mapped IPv6 address is its IPv4
+/// address. A dual-stack client's global IPv6 and IPv4 addresses cannot be tied from packets and
+/// stay two hosts.
+fn same_host(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) if v6.is_loopback() => IpAddr::from([127, 0, 0, 1]),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        IpAddr::V4(v4) if v4.is_loopback() => IpAddr::from([127, 0, 0, 1]),
+        IpAddr::V4(_) => ip,
+    }
+}
+
 /// The aggregator's success records, as the signatures' `settle` rules ask for them.
 struct Settle<'a> {
     successes: &'a FxHashMap<(IpAddr, u16), Vec<(IpAddr, Timestamp)>>,
@@ -553,7 +568,7 @@ impl crate::signature::Successes for Settle<'_> {
         window_ns: i64,
     ) -> bool {
         self.successes
-            .get(&(client, server.port()))
+            .get(&(same_host(client), server.port()))
             .is_some_and(|s| {
                 s.iter().any(|(ip, st)| {
                     *ip != server.ip() && (0..=window_ns).contains(&st.nanos_since(t))
