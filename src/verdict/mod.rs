@@ -1222,19 +1222,21 @@ mod tests {
     }
 
     #[test]
-    fn at_most_four_other_addresses_per_client_and_port_are_remembered() {
-        // The client connected to four other addresses of the port long before: a fifth one
-        // right after the refusal is past the cap, so the refusal is not read as a fallback.
+    fn a_fallback_to_an_address_used_before_still_counts_and_starts_are_capped() {
+        // The client used the other address long before: its later success right after the
+        // refusal is what absorbs the refusal (not only the first success per address).
         let mut agg = Aggregator::new(10, Thresholds::default());
-        for i in 0..4 {
-            agg.observe_flow(&success(
-                "10.0.0.1:40000",
-                &format!("10.0.1.{}:8080", i),
-                1 + i,
-            ));
-        }
+        agg.observe_flow(&success("10.0.0.1:40000", "10.0.1.9:8080", 1));
         agg.observe_flow(&success("10.0.0.1:40001", "10.0.1.9:8080", 10_010));
         agg.add(refused("10.0.0.1", 10_000), None);
+        assert_eq!(one(agg).severity, Severity::Info);
+        // Beyond MAX_SUCCESS_TIMES starts for a (client host, port), later ones are not kept.
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        for i in 0..MAX_SUCCESS_TIMES as u64 {
+            agg.observe_flow(&success("10.0.0.1:40000", "10.0.1.8:8080", 1 + i));
+        }
+        agg.observe_flow(&success("10.0.0.1:40001", "10.0.1.9:8080", 100_010));
+        agg.add(refused("10.0.0.1", 100_000), None);
         assert_eq!(one(agg).severity, Severity::Critical);
     }
 
