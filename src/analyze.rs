@@ -27,8 +27,10 @@ const MAX_WARNING_FRAMES: usize = 5;
 pub struct Warning {
     /// Stable kind: `partial-flow`, `capture-ended-early`, `request-pending`,
     /// `one-direction-only`, `snaplen`, `file-truncated`, `malformed`, `ip-fragments`,
-    /// `time-reversal`, `time-gap` (merged files far apart in time), and in live mode
-    /// `kernel-drops`.
+    /// `time-reversal`, `time-gap` (merged files far apart in time), `rst-outside-window` (RSTs
+    /// a receiver would drop, RFC 5961), `retransmission-inconsistency` (resent bytes that
+    /// differ from the original), `connection-cap` (the table's `--max-connections` was hit),
+    /// and in live mode `kernel-drops`.
     pub kind: &'static str,
     pub message: String,
     pub count: u64,
@@ -45,7 +47,12 @@ struct WarnAcc {
 
 impl WarnAcc {
     fn add(&mut self, fr: FrameRef, detail: impl FnOnce() -> String) {
-        self.count += 1;
+        self.add_n(1, fr, detail)
+    }
+
+    /// Counts `n` occurrences at once (e.g. the RSTs of one connection).
+    fn add_n(&mut self, n: u64, fr: FrameRef, detail: impl FnOnce() -> String) {
+        self.count += n;
         if self.frames.len() < MAX_WARNING_FRAMES {
             self.frames.push(fr);
         }
@@ -81,8 +88,6 @@ pub struct EndpointSummary {
 
 /// Endpoints listed in a report at most (the busiest first).
 pub const MAX_ENDPOINTS_REPORTED: usize = 50;
-/// Endpoints tracked at most (beyond it new endpoints are counted only in totals).
-const MAX_ENDPOINTS_TRACKED: usize = 10_000;
 /// Names kept per endpoint.
 const MAX_NAMES: usize = 4;
 
@@ -159,6 +164,10 @@ struct DirectOk {
     response: FrameRef,
 }
 
+/// (client host, server endpoint) pairs whose latest connection start is remembered (a SYN
+/// flood from a million sources must not grow it without bound).
+const MAX_LATEST_START: usize = 200_000;
+
 /// Failure / success records kept for chains (each list).
 const MAX_CHAIN_RECORDS: usize = 10_000;
 
@@ -184,6 +193,17 @@ pub struct Analyzer {
     ended_early: WarnAcc,
     tls_ended_early: WarnAcc,
     request_pending: WarnAcc,
+    rst_outside: WarnAcc,
+    inconsistent: WarnAcc,
+    /// HTTP connections whose parser stopped (unparsable, over a cap): what they said later is
+    /// not known.
+    http_unparsed: WarnAcc,
+    /// Requests beyond `TrackerConfig::max_pending_requests` (one example per connection).
+    request_cap: WarnAcc,
+    /// Connections counted under "(other endpoints)" (`Thresholds::max_endpoints`).
+    endpoint_overflow: u64,
+    /// Evidence frames per verdict (`--max-evidence`).
+    max_evidence: usize,
     connections: u64,
     roles: Collector,
     front_failures: Vec<FrontFailure>,
@@ -427,8 +447,11 @@ impl Analyzer {
     }
 
     fn endpoint(&mut self, f: &FlowSummary) -> &mut EndpointSummary {
-        if self.endpoints.len() >= MAX_ENDPOINTS_TRACKED && !self.endpoints.contains_key(&f.resp) {
-            // Over the cap: count into a shared overflow bucket.
+        if self.endpoints.len() >= self.th.max_endpoints.max(1)
+            && !self.endpoints.contains_key(&f.resp)
+        {
+            // Over the cap: count into a shared overflow bucket (reported: `endpoint-cap`).
+            self.endpoint_overflow += 1;
             return self
                 .endpoints
                 .entry(std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
@@ -528,17 +551,53 @@ impl Observer for Analyzer {
         self.count_endpoint(&f, &app);
         self.collect_roles(&f, &app);
         self.record(&f, &app);
-        let latest = self
-            .latest_start
-            .entry((f.orig.ip(), f.resp))
-            .or_insert(f.start);
-        *latest = (*latest).max(f.start);
+        // Bounded: beyond `MAX_LATEST_START` pairs only known pairs are updated (an attempt of
+        // an untracked pair is then judged at the capture's end, conservatively).
+        let key = (f.orig.ip(), f.resp);
+        if let Some(t) = self.latest_start.get_mut(&key) {
+            *t = (*t).max(f.start);
+        } else if self.latest_start.len() < MAX_LATEST_START {
+            self.latest_start.insert(key, f.start);
+        }
         self.tw.observe(&f);
         self.scans.observe(&f);
         self.listen_queue.observe(&f);
         if f.partial {
             self.partial
                 .add(f.first, || format!("{} ↔ {}", f.orig, f.resp));
+        }
+        for (st, from, to) in [
+            (&f.orig_stats, f.orig, f.resp),
+            (&f.resp_stats, f.resp, f.orig),
+        ] {
+            if let Some(fr) = st.first_rst_outside_window {
+                self.rst_outside
+                    .add_n(st.rst_outside_window as u64, fr, || {
+                        format!("frame {} ({} → {})", fr.number, from, to)
+                    });
+            }
+            if let Some(fr) = st.first_inconsistent_retransmission {
+                self.inconsistent
+                    .add_n(st.inconsistent_retransmissions as u64, fr, || {
+                        format!("frame {} ({} → {})", fr.number, from, to)
+                    });
+            }
+        }
+        if let Some(h) = &app.http {
+            if h.requests_over_cap > 0 {
+                self.request_cap
+                    .add_n(h.requests_over_cap as u64, f.first, || {
+                        format!("{} → {} ({} requests)", f.orig, f.resp, h.requests)
+                    });
+            }
+            // The parser stopped: later requests and responses of the connection are unknown.
+            // (A resynchronised gap and the request cap are reported on their own.)
+            if let Some(why) = h.anomaly.filter(|a| {
+                !a.starts_with("gap in the HTTP stream") && !a.starts_with("more pipelined")
+            }) {
+                self.http_unparsed
+                    .add(f.first, || format!("{} → {}: {}", f.orig, f.resp, why));
+            }
         }
         let one_sided = (f.orig_stats.pkts == 0) != (f.resp_stats.pkts == 0);
         if one_sided && !syn_unanswered::is_unanswered_attempt(&f) {
@@ -597,7 +656,7 @@ impl Analyzer {
     pub fn new(th: Thresholds, max_evidence: usize) -> Analyzer {
         Analyzer {
             th,
-            agg: Aggregator::new(max_evidence),
+            agg: Aggregator::new(max_evidence).with_max_notes(th.max_notes),
             tw: TimeWaitTracker::new(th),
             pending_end: Vec::new(),
             latest_start: Default::default(),
@@ -608,6 +667,12 @@ impl Analyzer {
             ended_early: WarnAcc::default(),
             tls_ended_early: WarnAcc::default(),
             request_pending: WarnAcc::default(),
+            rst_outside: WarnAcc::default(),
+            inconsistent: WarnAcc::default(),
+            http_unparsed: WarnAcc::default(),
+            request_cap: WarnAcc::default(),
+            endpoint_overflow: 0,
+            max_evidence,
             connections: 0,
             roles: Collector::default(),
             front_failures: Vec::new(),
@@ -625,6 +690,7 @@ impl Analyzer {
 /// chains and warnings. `capture.last_ts` is the end of the capture.
 pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> Analysis {
     let th = a.th;
+    let pending_cap = capture.max_pending_requests;
     let end = capture.last_ts.unwrap_or_default();
     for (f, app) in std::mem::take(&mut a.pending_end) {
         // The same client tried the same endpoint again after this attempt's last SYN: this one
@@ -702,6 +768,18 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
             d
         )
     });
+    push("rst-outside-window", a.rst_outside, &|n, d| {
+        format!("{} RST segment{} outside the receiver's window (RFC 5961: the receiver drops such a RST) and {} not counted as {}: possibly spoofed or injected by a middlebox, e.g. {}", n, s(n, " was", "s were"), s(n, "was", "were"), s(n, "a reset", "resets"), d)
+    });
+    push("retransmission-inconsistency", a.inconsistent, &|n, d| {
+        format!("{} retransmission{} carried bytes different from the original segment (same sequence number and length): the receiver kept one version and the capture cannot tell which, so the application data shown may not be what the receiver got (evasion, a faulty middlebox or NIC), e.g. {}", n, s(n, "", "s"), d)
+    });
+    push("http-unparsed", a.http_unparsed, &|n, d| {
+        format!("{} HTTP connection{} could not be followed to the end (the parser stopped), so {} later requests and responses are not judged, e.g. {}", n, s(n, "", "s"), s(n, "its", "their"), d)
+    });
+    push("request-cap", a.request_cap, &|n, d| {
+        format!("{} pipelined HTTP request{} arrived while {} requests were already waiting for a response on the same connection (the per-connection cap, max_pending_requests): counted but not paired with responses, e.g. {}", n, s(n, "", "s"), pending_cap, d)
+    });
     push("one-direction-only", a.one_direction, &|n, d| {
         format!("{} connection{} only one direction: the capture missed the other (asymmetric routing, `tcpdump -Q`, or a filter), e.g. {}", n, s(n, " shows", "s show"), d)
     });
@@ -715,6 +793,13 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
     }
     let mut verdicts = a.agg.finish(|c, s| topology.hop(c, s));
     escalate_paired_causes(&mut verdicts, &chains);
+    cap_warnings(
+        &mut warnings,
+        &verdicts,
+        &th,
+        a.endpoint_overflow,
+        a.max_evidence,
+    );
     // Never ask for a leg that is in the file: a proxy whose backend attempts were captured.
     for v in verdicts.iter_mut() {
         let leg_seen = topology
@@ -743,6 +828,73 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
         topology,
         chains,
         exchanges,
+    }
+}
+
+/// The report-level caps that were hit, one warning each with its counts: endpoints tracked
+/// (`Thresholds::max_endpoints`), notes per verdict (`Thresholds::max_notes`), evidence frames
+/// per verdict (`--max-evidence`). (The connection table's cap is a capture warning from the
+/// pipeline; the pending-request cap is counted per connection.)
+fn cap_warnings(
+    warnings: &mut Vec<Warning>,
+    verdicts: &[Verdict],
+    th: &Thresholds,
+    endpoint_overflow: u64,
+    max_evidence: usize,
+) {
+    let mut warn = |kind: &'static str, count: u64, message: String| {
+        warnings.push(Warning {
+            kind,
+            message,
+            count,
+            frames: Vec::new(),
+        })
+    };
+    if endpoint_overflow > 0 {
+        warn(
+            "endpoint-cap",
+            endpoint_overflow,
+            format!(
+                "more than {} server endpoints (max_endpoints): {} connection{} to further endpoints {} counted together as \"(other endpoints)\"",
+                th.max_endpoints,
+                endpoint_overflow,
+                if endpoint_overflow == 1 { "" } else { "s" },
+                if endpoint_overflow == 1 { "is" } else { "are" }
+            ),
+        );
+    }
+    let noted: Vec<&Verdict> = verdicts.iter().filter(|v| v.notes_omitted > 0).collect();
+    if !noted.is_empty() {
+        let conns: u64 = noted.iter().map(|v| v.notes_omitted).sum();
+        warn(
+            "note-cap",
+            conns,
+            format!(
+                "{} verdict{} had more than {} distinct per-connection notes (max_notes): the notes of {} connection{} are not listed (the earliest are), e.g. {} on {}",
+                noted.len(),
+                if noted.len() == 1 { "" } else { "s" },
+                th.max_notes,
+                conns,
+                if conns == 1 { "" } else { "s" },
+                noted[0].signature.name(),
+                noted[0].server
+            ),
+        );
+    }
+    let capped: Vec<&Verdict> = verdicts.iter().filter(|v| v.evidence_capped).collect();
+    if !capped.is_empty() {
+        warn(
+            "evidence-cap",
+            capped.len() as u64,
+            format!(
+                "{} verdict{} had more evidence frames than --max-evidence {}: the most severe and earliest are listed, e.g. {} on {}",
+                capped.len(),
+                if capped.len() == 1 { "" } else { "s" },
+                max_evidence,
+                capped[0].signature.name(),
+                capped[0].server
+            ),
+        );
     }
 }
 
@@ -868,6 +1020,10 @@ fn capture_warnings(c: &CaptureSummary) -> Vec<(&'static str, String)> {
             "ip-fragments"
         } else if line.contains("backwards") {
             "time-reversal"
+        } else if line.contains("--max-connections") {
+            "connection-cap"
+        } else if line.contains("caplen > len") {
+            "record-length"
         } else {
             "malformed"
         };

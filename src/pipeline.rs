@@ -65,6 +65,7 @@ struct SinkAdapter<O: Observer> {
     obs: O,
     apps: Vec<Option<AppFlow>>,
     want_app: bool,
+    max_pending_requests: usize,
 }
 
 impl<O: Observer> FlowSink for SinkAdapter<O> {
@@ -94,7 +95,10 @@ impl<O: Observer> FlowSink for SinkAdapter<O> {
         }
         let a = &mut self.apps[slot];
         if a.as_ref().is_none_or(|a| a.flow != ctx.flow) {
-            *a = Some(AppFlow::new(ctx.flow));
+            *a = Some(AppFlow::with_max_pending(
+                ctx.flow,
+                self.max_pending_requests,
+            ));
         }
         let app = a.as_mut().expect("just set");
         let obs = &mut self.obs;
@@ -135,6 +139,11 @@ pub struct CaptureSummary {
     pub time_reversals: u64,
     /// The tracker's cap on connections tracked at once.
     pub max_connections: usize,
+    /// HTTP requests kept waiting per connection (`TrackerConfig::max_pending_requests`).
+    pub max_pending_requests: usize,
+    /// Records whose captured length exceeds their length on the wire (a corrupt record header
+    /// or a faulty writer): analysed as captured, reported.
+    pub caplen_over_len: u64,
 }
 
 impl CaptureSummary {
@@ -216,6 +225,14 @@ impl CaptureSummary {
                 self.table.evicted
             ));
         }
+        if self.caplen_over_len > 0 {
+            w.push(format!(
+                "{} record{} claimed more captured bytes than were on the wire (caplen > len: a corrupt record header or a faulty capture writer); {} analysed as captured",
+                self.caplen_over_len,
+                if self.caplen_over_len == 1 { "" } else { "s" },
+                if self.caplen_over_len == 1 { "it was" } else { "they were" }
+            ));
+        }
         if self.time_reversals > 0 {
             w.push(format!(
                 "capture time went backwards {} times between consecutive frames",
@@ -264,9 +281,11 @@ impl<O: Observer> Pipeline<O> {
                 obs,
                 apps: Vec::new(),
                 want_app,
+                max_pending_requests: tracker.max_pending_requests,
             },
             sum: CaptureSummary {
                 max_connections: tracker.max_connections,
+                max_pending_requests: tracker.max_pending_requests,
                 ..CaptureSummary::default()
             },
             prev_ts: vec![None; files.max(1)],
@@ -285,6 +304,8 @@ impl<O: Observer> Pipeline<O> {
         if frame.caplen < frame.wire_len {
             sum.truncated_frames += 1;
             sum.cut_range = crate::capture::widen(sum.cut_range, frame.caplen);
+        } else if frame.caplen > frame.wire_len {
+            sum.caplen_over_len += 1;
         }
         if let Some(slot) = self.prev_ts.get_mut(frame.file as usize) {
             if slot.is_some_and(|p| frame.ts < p) {

@@ -438,17 +438,23 @@ impl TlsParser {
                     d.hs_hdr_len = 0;
                     self.message_done(dir, frame);
                 }
-                continue;
+            } else {
+                let take = (d.hs_left as usize).min(b.len());
+                if d.hs_keep {
+                    d.hs_buf.extend_from_slice(&b[..take]);
+                }
+                d.hs_left -= take as u32;
+                b = &b[take..];
+                if d.hs_left == 0 {
+                    d.hs_hdr_len = 0;
+                    self.message_done(dir, frame);
+                }
             }
-            let take = (d.hs_left as usize).min(b.len());
-            if d.hs_keep {
-                d.hs_buf.extend_from_slice(&b[..take]);
-            }
-            d.hs_left -= take as u32;
-            b = &b[take..];
-            if d.hs_left == 0 {
-                d.hs_hdr_len = 0;
-                self.message_done(dir, frame);
+            // A TLS 1.3 ServerHello encrypts what follows it: the rest of its record is not
+            // read as plaintext handshake, whether it came in the same chunk or a later one
+            // (the record layer checks `encrypted` per chunk).
+            if self.dirs[di].encrypted {
+                return;
             }
         }
     }

@@ -94,11 +94,18 @@ pub struct TrackerConfig {
     pub duplicate_window_ns: i64,
     /// Connections tracked at once at most (`--max-connections`); see `EndReason::Evicted`.
     pub max_connections: usize,
+    /// HTTP requests kept waiting for their response per connection (pipelining depth); more
+    /// are counted (`HttpSummary::requests_over_cap`) and reported, not kept. Used by the
+    /// pipeline's application observers, not by the tracker.
+    pub max_pending_requests: usize,
 }
 
 /// Default `TrackerConfig::max_connections`: far above what real proxies hold open at once in
 /// one capture, small enough that the table stays at a few hundred MB in the worst case.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 200_000;
+/// Default `TrackerConfig::max_pending_requests` (`app::http::MAX_PIPELINE`): far deeper than
+/// browsers or proxies pipeline.
+pub const DEFAULT_MAX_PENDING_REQUESTS: usize = 64;
 
 impl Default for TrackerConfig {
     fn default() -> Self {
@@ -109,6 +116,7 @@ impl Default for TrackerConfig {
             time_wait_ns: 60 * NANOS_PER_SEC,
             duplicate_window_ns: 20 * NANOS_PER_MILLI,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_pending_requests: DEFAULT_MAX_PENDING_REQUESTS,
         }
     }
 }
@@ -166,6 +174,14 @@ pub struct DirStats {
     pub first_fin: Option<FrameRef>,
     /// Frames truncated by the snaplen.
     pub truncated: u32,
+    /// RSTs from this sender whose sequence number was outside the receiver's window (RFC 5961
+    /// §3: the receiver drops them): possibly spoofed or injected, not counted as resets.
+    pub rst_outside_window: u32,
+    pub first_rst_outside_window: Option<FrameRef>,
+    /// Retransmissions whose bytes differ from the original segment's (same sequence number and
+    /// length; checked only while streams are reassembled): Zeek's `retransmission_inconsistency`.
+    pub inconsistent_retransmissions: u32,
+    pub first_inconsistent_retransmission: Option<FrameRef>,
 }
 
 /// The first RST of a connection and its context.
@@ -252,7 +268,18 @@ struct Conn {
     last_advance: [Option<(u32, FrameRef)>; 2],
     /// Stream reassembly per direction (used only when the sink wants streams).
     reasm: [reasm::Reassembler; 2],
+    /// The last acknowledgement number each direction sent with the ACK flag (RST window check).
+    acked: [Option<u32>; 2],
 }
+
+/// A RST may start this far below the receiver's next expected sequence number and still be
+/// taken as in its window (stacks that reset with the sequence number of their FIN, or of data
+/// the capture saw acknowledged late).
+pub const RST_WINDOW_SLACK: i64 = 65_535;
+/// Window scale assumed for the receiver when judging a RST (the largest, RFC 7323 §2.3): the
+/// handshake's window-scale option is not decoded, so only RSTs outside the largest window the
+/// receiver could have offered are called outside it.
+const RST_WINDOW_MAX_SHIFT: u32 = 14;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Fingerprint {
@@ -565,6 +592,7 @@ impl FlowTable {
             retx: [None, None],
             last_advance: [None, None],
             reasm: Default::default(),
+            acked: [None, None],
         }
     }
 
@@ -804,6 +832,27 @@ impl Conn {
                 && self.dir[1].state == EndpointState::Closed)
     }
 
+    /// Whether a RST sent in direction `di` with sequence number `seq` falls outside the
+    /// receiver's window: below what the receiver (by its ACKs) or the sender (by its highest
+    /// sequence number) says comes next, by more than `RST_WINDOW_SLACK`, or beyond it by more
+    /// than the receiver's last window at the largest scale. Unknown when neither side's
+    /// sequence space is known yet (a RST answering a SYN is judged by the tracker's other rules).
+    fn rst_outside_window(&self, di: usize, seq: u32) -> bool {
+        let o = 1 - di;
+        let nextseq = self.ws[di].nextseq;
+        let expect = [self.acked[o], (nextseq != 0).then_some(nextseq)];
+        let window = ((self.ws[o].window as i64) << RST_WINDOW_MAX_SHIFT).max(65_535);
+        let mut known = false;
+        for e in expect.into_iter().flatten() {
+            known = true;
+            let d = seq.wrapping_sub(e) as i32 as i64;
+            if (-RST_WINDOW_SLACK..=window).contains(&d) {
+                return false;
+            }
+        }
+        known
+    }
+
     fn is_attempt_only(&self) -> bool {
         self.dir[1].pkts == 0 && self.dir[0].bytes == 0
     }
@@ -872,6 +921,10 @@ impl Conn {
                 last_data_from: self.last_data_from,
             }
         });
+        // RFC 5961 §3.2: a receiver accepts a RST only within its receive window; one outside
+        // it is dropped (blind reset injection). Judged from the state before this segment.
+        let rst_outside = rst && self.rst_outside_window(di, seg.seq);
+        let rst = rst && !rst_outside;
         let (fwd, rev) = split_pair(&mut self.ws, di);
         let ws = fwd.analyze(rev, seg, fr, self.ws_first_rtt);
 
@@ -925,9 +978,14 @@ impl Conn {
             } else {
                 seg.seq
             };
-            r.segment(start, seg.payload_len, seg.payload, |ev| {
+            let inconsistent = r.segment(start, seg.payload_len, seg.payload, |ev| {
                 sink.stream(ctx, ev)
             });
+            if inconsistent {
+                let st = &mut self.dir[di];
+                st.inconsistent_retransmissions += 1;
+                st.first_inconsistent_retransmission.get_or_insert(fr);
+            }
             if fin || rst {
                 r.end(rst, |ev| sink.stream(ctx, ev));
             }
@@ -960,6 +1018,14 @@ impl Conn {
             self.handshake_ack = Some(fr);
         }
 
+        if rst_outside {
+            let st = &mut self.dir[di];
+            st.rst_outside_window += 1;
+            st.first_rst_outside_window.get_or_insert(fr);
+        }
+        if ack && !rst_outside {
+            self.acked[di] = Some(seg.ack);
+        }
         if rst {
             self.rst_count += 1;
             if self.rst.is_none() {
@@ -978,7 +1044,7 @@ impl Conn {
         if seg.truncated {
             st.truncated += 1;
         }
-        if !rst {
+        if !rst && !rst_outside {
             if st.ttl_max == 0 && st.ttl_min == 0 {
                 st.ttl_min = seg.ttl;
                 st.ttl_max = seg.ttl;

@@ -126,7 +126,18 @@ pub struct Thresholds {
     pub listen_queue_min_conns: u32,
     /// …and at least this percentage of the endpoint's connection attempts.
     pub listen_queue_min_pct: u32,
+    /// Server endpoints tracked for the report's endpoint list; connections to further ones are
+    /// counted together as "(other endpoints)" and reported (`endpoint-cap` warning).
+    pub max_endpoints: usize,
+    /// Distinct per-connection notes listed per verdict; the rest are counted and reported
+    /// (`note-cap` warning).
+    pub max_notes: usize,
 }
+
+/// Default `Thresholds::max_notes` (`verdict::MAX_NOTES`).
+pub const DEFAULT_MAX_NOTES: usize = 20;
+/// Default `Thresholds::max_endpoints`.
+pub const DEFAULT_MAX_ENDPOINTS: usize = 10_000;
 
 impl Default for Thresholds {
     fn default() -> Self {
@@ -140,6 +151,8 @@ impl Default for Thresholds {
             scan_window_ns: 600 * NANOS_PER_SEC,
             listen_queue_min_conns: 3,
             listen_queue_min_pct: 5,
+            max_endpoints: DEFAULT_MAX_ENDPOINTS,
+            max_notes: DEFAULT_MAX_NOTES,
         }
     }
 }

@@ -693,6 +693,8 @@ mod tests {
             evidence: fd.evidence.clone(),
             facts: fd.facts.clone(),
             flows: Vec::new(),
+            notes_omitted: 0,
+            evidence_capped: false,
         }
     }
 

@@ -42,8 +42,8 @@ pub struct FlowRef {
 
 /// Connections remembered per verdict for `--evidence-pcap`.
 pub const MAX_FLOW_REFS: usize = 1000;
-/// Per-connection notes kept per verdict.
-pub const MAX_NOTES: usize = 20;
+/// Per-connection notes kept per verdict: the default of `Thresholds::max_notes`.
+pub const MAX_NOTES: usize = crate::signature::DEFAULT_MAX_NOTES;
 /// A refusal followed this soon by a successful connection from the same client to the same port
 /// on another address of the server (happy eyeballs: ::1 then 127.0.0.1) is only info.
 pub const FALLBACK_WINDOW_NS: i64 = 2 * NANOS_PER_SEC;
@@ -80,6 +80,12 @@ pub struct Verdict {
     pub evidence: Vec<Evidence>,
     pub facts: Vec<(&'static str, String)>,
     pub flows: Vec<FlowRef>,
+    /// Connections whose per-connection note is not listed because the verdict already had
+    /// `max_notes` distinct notes (reported as a `note-cap` capture warning).
+    pub notes_omitted: u64,
+    /// More evidence frames existed than `max_evidence` (reported as an `evidence-cap` capture
+    /// warning).
+    pub evidence_capped: bool,
 }
 
 #[derive(Clone)]
@@ -99,9 +105,19 @@ struct Builder {
 /// Distinct clients remembered per verdict (beyond it, the count is a lower bound).
 const MAX_CLIENTS: usize = 256;
 
+/// Distinct clients with their own builder per (signature, server); the findings of further
+/// clients share one builder (their hop is that of its earliest client).
+pub const MAX_CLIENT_BUILDERS: usize = 1024;
+/// Key of the shared builder of the clients beyond `MAX_CLIENT_BUILDERS`.
+const OVERFLOW_CLIENT: IpAddr = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+
 #[derive(Clone)]
 pub struct Aggregator {
+    /// Client builders per (signature, server), up to `MAX_CLIENT_BUILDERS`.
+    client_builders: FxHashMap<(SignatureId, SocketAddr), u32>,
     max_evidence: usize,
+    /// Distinct per-connection notes kept per verdict (`Thresholds::max_notes`).
+    max_notes: usize,
     /// One builder per (signature, server endpoint, client address): the hop of a client is
     /// known only once the whole capture has been seen (`finish` merges them per hop).
     builders: FxHashMap<(SignatureId, SocketAddr, IpAddr), Builder>,
@@ -133,7 +149,9 @@ impl Verdict {
 impl Aggregator {
     pub fn new(max_evidence: usize) -> Aggregator {
         Aggregator {
+            client_builders: FxHashMap::default(),
             max_evidence,
+            max_notes: MAX_NOTES,
             builders: FxHashMap::default(),
             endpoint_flows: FxHashMap::default(),
             endpoint_established: FxHashMap::default(),
@@ -165,9 +183,26 @@ impl Aggregator {
         }
     }
 
-    pub fn add(&mut self, fd: Finding, flow: Option<&FlowSummary>) {
+    pub fn add(&mut self, mut fd: Finding, flow: Option<&FlowSummary>) {
+        // Capture time can run backwards (a clock step): a window is never inverted.
+        if fd.last_ts < fd.first_ts {
+            std::mem::swap(&mut fd.first_ts, &mut fd.last_ts);
+        }
         let hop = Hop::ClientToServer;
-        let key = (fd.signature, fd.server, fd.client);
+        let mut key = (fd.signature, fd.server, fd.client);
+        if !self.builders.contains_key(&key) {
+            // One builder per client only up to `MAX_CLIENT_BUILDERS` per (signature, server):
+            // a flood from a million spoofed sources shares one builder beyond that.
+            let n = self
+                .client_builders
+                .entry((fd.signature, fd.server))
+                .or_default();
+            if *n as usize >= MAX_CLIENT_BUILDERS {
+                key.2 = OVERFLOW_CLIENT;
+            } else {
+                *n += 1;
+            }
+        }
         let b = self.builders.entry(key).or_insert_with(|| Builder {
             v: Verdict {
                 signature: fd.signature,
@@ -189,6 +224,8 @@ impl Aggregator {
                 evidence: Vec::new(),
                 facts: Vec::new(),
                 flows: Vec::new(),
+                notes_omitted: 0,
+                evidence_capped: false,
             },
             client_set: Vec::new(),
             findings: Vec::new(),
@@ -208,12 +245,13 @@ impl Aggregator {
         if !b.client_set.contains(&fd.client) && b.client_set.len() < MAX_CLIENTS {
             b.client_set.push(fd.client);
         }
-        add_note(
+        v.notes_omitted += add_note(
             &mut v.notes,
             &mut b.note_ts,
             fd.note.clone(),
             fd.weight,
             fd.first_ts,
+            self.max_notes,
         );
         if v.facts.is_empty() {
             v.facts = fd.facts.clone();
@@ -246,8 +284,21 @@ impl Aggregator {
                 b.0.cmp(&a.0)
                     .then(first_frame(&a.1).cmp(&first_frame(&b.1)))
             });
+            if b.findings[self.max_evidence.max(1)..]
+                .iter()
+                .any(|(_, e)| !e.is_empty())
+            {
+                b.v.evidence_capped = true;
+            }
             b.findings.truncate(self.max_evidence.max(1));
         }
+    }
+
+    /// Keeps at most `max_notes` distinct per-connection notes per verdict (default
+    /// `MAX_NOTES`); the connections of the others are counted in `Verdict::notes_omitted`.
+    pub fn with_max_notes(mut self, max_notes: usize) -> Aggregator {
+        self.max_notes = max_notes.max(1);
+        self
     }
 
     /// The verdicts, most severe first, then by time: one per (signature, hop, server), the hop
@@ -260,10 +311,11 @@ impl Aggregator {
         let mut builders = self.builders;
         for k in keys {
             let mut b = builders.remove(&k).expect("key listed");
-            let hop = hop_of(k.2, k.1);
+            // The builder's earliest client (its key's client, except in the overflow builder).
+            let hop = hop_of(b.v.client, k.1);
             b.v.hop = hop;
             match merged.get_mut(&(k.0, hop, k.1)) {
-                Some(m) => m.merge(b, max_ev),
+                Some(m) => m.merge(b, max_ev, self.max_notes),
                 None => {
                     merged.insert((k.0, hop, k.1), b);
                 }
@@ -340,8 +392,12 @@ impl Aggregator {
             let mut ev: Vec<Evidence> = Vec::new();
             for (_, e) in b.findings {
                 for x in e {
-                    if ev.len() < max_ev && !ev.iter().any(|y| y.frame == x.frame) {
-                        ev.push(x);
+                    if !ev.iter().any(|y| y.frame == x.frame) {
+                        if ev.len() < max_ev {
+                            ev.push(x);
+                        } else {
+                            v.evidence_capped = true;
+                        }
                     }
                 }
             }
@@ -381,7 +437,7 @@ impl Aggregator {
 
 impl Builder {
     /// Folds another client's builder (same signature, hop and server) into this one.
-    fn merge(&mut self, o: Builder, max_ev: usize) {
+    fn merge(&mut self, o: Builder, max_ev: usize, max_notes: usize) {
         let (v, w) = (&mut self.v, o.v);
         v.severity = v.severity.max(w.severity);
         v.flow_count += w.flow_count;
@@ -393,9 +449,11 @@ impl Builder {
             v.client = w.client;
         }
         v.last_ts = v.last_ts.max(w.last_ts);
+        v.notes_omitted += w.notes_omitted;
         for ((n, c), t) in w.notes.into_iter().zip(o.note_ts) {
-            add_note(&mut v.notes, &mut self.note_ts, n, c, t);
+            v.notes_omitted += add_note(&mut v.notes, &mut self.note_ts, n, c, t, max_notes);
         }
+        v.evidence_capped |= w.evidence_capped;
         if v.facts.is_empty() {
             v.facts = w.facts;
         }
@@ -415,6 +473,12 @@ impl Builder {
                 b.0.cmp(&a.0)
                     .then(first_frame(&a.1).cmp(&first_frame(&b.1)))
             });
+            if self.findings[max_ev.max(1)..]
+                .iter()
+                .any(|(_, e)| !e.is_empty())
+            {
+                self.v.evidence_capped = true;
+            }
             self.findings.truncate(max_ev.max(1));
         }
         self.refused_times.extend(o.refused_times);
@@ -424,28 +488,36 @@ impl Builder {
     }
 }
 
-/// Adds a per-connection note (or counts it again), keeping the `MAX_NOTES` earliest.
+/// Adds a per-connection note (or counts it again), keeping the `max_notes` earliest; returns
+/// the connections (weight) whose note is no longer listed.
 fn add_note(
     notes: &mut Vec<(String, u64)>,
     ts: &mut Vec<Timestamp>,
     note: String,
     weight: u64,
     at: Timestamp,
-) {
+    max_notes: usize,
+) -> u64 {
     if let Some(i) = notes.iter().position(|(n, _)| *n == note) {
         notes[i].1 += weight;
         ts[i] = ts[i].min(at);
-    } else if notes.len() < MAX_NOTES {
+        0
+    } else if notes.len() < max_notes.max(1) {
         notes.push((note, weight));
         ts.push(at);
+        0
     } else if let Some((i, _)) = ts
         .iter()
         .enumerate()
         .max_by_key(|(_, t)| **t)
         .filter(|(_, t)| **t > at)
     {
+        let dropped = notes[i].1;
         notes[i] = (note, weight);
         ts[i] = at;
+        dropped
+    } else {
+        weight
     }
 }
 
@@ -456,3 +528,57 @@ fn first_frame(e: &[Evidence]) -> (u16, u64) {
 }
 
 pub mod text;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::testkit::fr;
+    use crate::signature::EvidenceKind;
+
+    fn finding(client: &str, first: u64, last: u64) -> Finding {
+        Finding {
+            signature: SignatureId::ConnectionReset,
+            severity: Severity::Warning,
+            client: client.parse().unwrap(),
+            server: "10.0.0.2:80".parse().unwrap(),
+            flow: None,
+            first_ts: fr(first).ts,
+            last_ts: fr(last).ts,
+            weight: 1,
+            note: "reset".into(),
+            evidence: vec![Evidence {
+                frame: fr(first),
+                kind: EvidenceKind::Rst,
+                description: "RST".into(),
+            }],
+            facts: Vec::new(),
+        }
+    }
+
+    /// Fuzzing regression (analyze_capture): a connection whose RST is timestamped before its
+    /// data (capture time stepped back) gave a verdict window that ended before it began.
+    #[test]
+    fn a_finding_with_time_running_backwards_gives_an_ordered_window() {
+        let mut a = Aggregator::new(10);
+        a.add(finding("10.0.0.1", 900, 5), None);
+        let v = a.finish(|_, _| Hop::ClientToServer);
+        assert_eq!((v[0].first_ts, v[0].last_ts), (fr(5).ts, fr(900).ts));
+    }
+
+    /// A flood from many sources shares builders beyond `MAX_CLIENT_BUILDERS`: one verdict that
+    /// counts every connection.
+    #[test]
+    fn clients_beyond_the_builder_cap_share_one_builder() {
+        let mut a = Aggregator::new(10);
+        let n = MAX_CLIENT_BUILDERS as u64 + 500;
+        for i in 0..n {
+            let ip = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+            a.add(finding(&ip, i + 1, i + 1), None);
+        }
+        assert_eq!(a.builders.len(), MAX_CLIENT_BUILDERS + 1);
+        let v = a.finish(|_, _| Hop::ClientToServer);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].flow_count, n);
+        assert_eq!(v[0].evidence.len(), 10);
+    }
+}
