@@ -3015,3 +3015,41 @@ fn tls_stream_regression_input_replays_identically() {
     let [whole, cut] = tls_whole_and_cut(&frames);
     assert_eq!(whole, cut);
 }
+
+/// A ServerHello and ServerHelloDone in one record, one byte per frame (captures/adversarial/
+/// tls-one-byte-segments.pcap): the ServerHello is reported in the frame that completes its
+/// record, as tshark does, not in the frame that completes the message.
+#[test]
+fn tls_hello_is_reported_in_the_frame_that_completes_its_record() {
+    let sbody: Vec<u8> = [&[3u8, 3][..], &[7; 32], &[0], &[0xc0, 0x2f], &[0], &[0, 0]].concat();
+    let mut record = vec![22, 3, 3];
+    let hs: Vec<u8> = [
+        &[2u8, 0, 0, sbody.len() as u8][..],
+        &sbody,
+        &[14, 0, 0, 0], // ServerHelloDone
+    ]
+    .concat();
+    record.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    record.extend_from_slice(&hs);
+    let mut p = tls::TlsParser::default();
+    for (i, b) in record.iter().enumerate() {
+        let fr = FrameRef {
+            file: 0,
+            number: i as u64 + 1,
+            ts: Timestamp(i as i64),
+        };
+        p.data(Resp, fr, std::slice::from_ref(b));
+    }
+    let last = record.len() as u64;
+    assert_eq!(
+        p.events
+            .iter()
+            .map(|e| match e {
+                AppEvent::TlsHandshake { frame, msg } => (frame.number, *msg),
+                _ => (0, 0),
+            })
+            .collect::<Vec<_>>(),
+        [(last, 2)]
+    );
+    assert_eq!(p.summary.server_hello.as_ref().unwrap().frame.number, last);
+}

@@ -118,6 +118,10 @@ struct DirState {
     hs_left: u32,
     hs_keep: bool,
     hs_buf: Vec<u8>,
+    /// A ClientHello / ServerHello completed before the end of its record: (message type, the
+    /// frame it completed in). Reported in the frame that completes the record, as Wireshark
+    /// dissects a record once it is whole.
+    hello_pending: Option<(u8, FrameRef)>,
 }
 
 #[derive(Debug, Default)]
@@ -384,6 +388,13 @@ impl TlsParser {
                 }
                 _ => {}
             }
+            // The record is whole (whatever it turned into: a TLS 1.3 ServerHello encrypts the
+            // rest of its own record): a hello that completed inside it is reported now.
+            if self.dirs[di].body_left == 0 {
+                if let Some((msg, at)) = self.dirs[di].hello_pending.take() {
+                    self.hello_at_record_end(msg, at, frame);
+                }
+            }
         }
     }
 
@@ -463,8 +474,14 @@ impl TlsParser {
         let di = dir.idx();
         let msg = self.dirs[di].hs_hdr[0];
         if msg == HS_CLIENT_HELLO || msg == HS_SERVER_HELLO {
-            self.events
-                .push(super::AppEvent::TlsHandshake { frame, msg });
+            if self.dirs[di].body_left > 0 {
+                // More of the record follows in later chunks: the hello is reported when the
+                // record is whole (`hello_at_record_end`).
+                self.dirs[di].hello_pending = Some((msg, frame));
+            } else {
+                self.events
+                    .push(super::AppEvent::TlsHandshake { frame, msg });
+            }
         }
         if !self.dirs[di].hs_keep {
             return;
@@ -533,6 +550,34 @@ impl TlsParser {
     /// A ServerHello's fields (any layout): the negotiated version (supported_versions, else
     /// the legacy version), ALPN, HelloRetryRequest, and for TLS 1.3 and its drafts the switch
     /// to encryption.
+    /// The record holding a hello that completed in frame `at` ended in frame `end`: the event,
+    /// and the hello's frame in the summary, are `end`'s.
+    fn hello_at_record_end(&mut self, msg: u8, at: FrameRef, end: FrameRef) {
+        self.events
+            .push(super::AppEvent::TlsHandshake { frame: end, msg });
+        let s = &mut self.summary;
+        match msg {
+            HS_CLIENT_HELLO => {
+                if let Some(h) = s.client_hello.as_mut().filter(|h| h.frame == at) {
+                    h.frame = end;
+                }
+            }
+            _ => {
+                if let Some(h) = s.server_hello.as_mut().filter(|h| h.frame == at) {
+                    h.frame = end;
+                }
+                if s.hello_retry == Some(at) {
+                    s.hello_retry = Some(end);
+                }
+                for e in s.encrypted_from.iter_mut().flatten() {
+                    if *e == at {
+                        *e = end;
+                    }
+                }
+            }
+        }
+    }
+
     fn server_hello(
         &mut self,
         frame: FrameRef,
