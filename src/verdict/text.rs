@@ -27,6 +27,9 @@ pub fn fill(v: &mut Verdict, established: u64) {
     let af = addr_field(&s);
     let clients = if v.clients == 1 {
         format!("{}", v.client)
+    } else if v.clients as usize >= super::MAX_CLIENTS {
+        // Distinct clients are counted up to the cap (a SYN flood from a million sources).
+        format!("at least {} clients", v.clients)
     } else {
         format!("{} clients", v.clients)
     };
