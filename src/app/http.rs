@@ -502,7 +502,9 @@ impl HttpParser {
                                     if dir == Direction::Resp {
                                         self.body_of = None;
                                     }
-                                    return b.len();
+                                    // Consumed up to the offending byte, however the stream
+                                    // was segmented (what follows is not counted).
+                                    return i;
                                 }
                                 let v = (c as char).to_digit(16).unwrap_or(0) as u64;
                                 d.chunk_size = d.chunk_size * 16 + v;
@@ -522,7 +524,7 @@ impl HttpParser {
                             _ => {
                                 self.summary.anomaly.get_or_insert("bad chunk size");
                                 d.stopped = true;
-                                return b.len();
+                                return i;
                             }
                         },
                         Chunk::Ext => {

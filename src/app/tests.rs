@@ -3053,3 +3053,61 @@ fn tls_hello_is_reported_in_the_frame_that_completes_its_record() {
     );
     assert_eq!(p.summary.server_hello.as_ref().unwrap().frame.number, last);
 }
+
+/// Replays a `http_stream` fuzz input through `AppFlow` whole and cut; returns both summaries
+/// and both event lists as text.
+fn app_whole_and_cut(data: &[u8]) -> [String; 2] {
+    let plan = fuzz_stream_plan(data);
+    [false, true].map(|cut| {
+        let mut app = AppFlow::new(1);
+        let mut events = Vec::new();
+        for (dir, n, bytes, cuts) in &plan {
+            let fr = FrameRef {
+                file: 0,
+                number: *n,
+                ts: Timestamp(*n as i64 * 1_000_000),
+            };
+            let lens = if cut { cuts.clone() } else { vec![bytes.len()] };
+            let mut at = 0;
+            for l in lens {
+                let ev = StreamEvent::Data(&bytes[at..at + l]);
+                app.event(*dir, fr, ev, &mut |e| events.push(*e));
+                at += l;
+            }
+        }
+        format!("{:?}\n{:?}", events, app.finish())
+    })
+}
+
+/// Fuzzing regression (http_stream, `fuzz/regressions/http_stream-3`): a chunked response whose
+/// body starts with a byte that is no chunk size stopped the parser, and the bytes counted as
+/// received while requests waited (`bytes_after_unanswered`) ran to the end of whatever chunk
+/// held that byte. Now they stop at it.
+#[test]
+fn http_bad_chunk_size_stops_counting_at_the_same_byte_however_cut() {
+    let [whole, cut] = app_whole_and_cut(include_bytes!("../../fuzz/regressions/http_stream-3"));
+    assert_eq!(whole, cut);
+    assert!(
+        whole.contains("anomaly: Some(\"bad chunk size\")"),
+        "{whole}"
+    );
+}
+
+/// Fuzzing regression (tls_stream, `fuzz/regressions/tls_stream-2`): two ClientHellos in one
+/// record, the record cut across segments: both are reported, at the record's end, as when the
+/// record comes whole (only the last one was, when hellos waited for their record's end in a
+/// single slot).
+#[test]
+fn tls_two_hellos_in_one_cut_record_are_both_reported() {
+    let plan = fuzz_stream_plan(include_bytes!("../../fuzz/regressions/tls_stream-2"));
+    let hex: Vec<(u64, Direction, String, Vec<usize>)> = plan
+        .into_iter()
+        .map(|(d, n, b, c)| (n, d, b.iter().map(|x| format!("{:02x}", x)).collect(), c))
+        .collect();
+    let frames: Vec<(u64, Direction, &str, &[usize])> = hex
+        .iter()
+        .map(|(n, d, h, c)| (*n, *d, h.as_str(), c.as_slice()))
+        .collect();
+    let [whole, cut] = tls_whole_and_cut(&frames);
+    assert_eq!(whole, cut);
+}

@@ -118,10 +118,13 @@ struct DirState {
     hs_left: u32,
     hs_keep: bool,
     hs_buf: Vec<u8>,
-    /// A ClientHello / ServerHello completed before the end of its record: (message type, the
-    /// frame it completed in). Reported in the frame that completes the record, as Wireshark
-    /// dissects a record once it is whole.
-    hello_pending: Option<(u8, FrameRef)>,
+    /// ClientHello / ServerHello messages completed in the current record (their types, in
+    /// order): reported in the frame that completes the record, as Wireshark dissects a record
+    /// once it is whole. At most a record's length / 4 entries, emptied at the record's end.
+    hello_pending: Vec<u8>,
+    /// The frame in which the first ClientHello (0) / ServerHello (1) of the current record
+    /// completed (the summary's frame until the record ends).
+    hello_at: [Option<FrameRef>; 2],
 }
 
 #[derive(Debug, Default)]
@@ -390,10 +393,8 @@ impl TlsParser {
             }
             // The record is whole (whatever it turned into: a TLS 1.3 ServerHello encrypts the
             // rest of its own record): a hello that completed inside it is reported now.
-            if self.dirs[di].body_left == 0 {
-                if let Some((msg, at)) = self.dirs[di].hello_pending.take() {
-                    self.hello_at_record_end(msg, at, frame);
-                }
+            if self.dirs[di].body_left == 0 && !self.dirs[di].hello_pending.is_empty() {
+                self.hellos_at_record_end(dir, frame);
             }
         }
     }
@@ -474,14 +475,11 @@ impl TlsParser {
         let di = dir.idx();
         let msg = self.dirs[di].hs_hdr[0];
         if msg == HS_CLIENT_HELLO || msg == HS_SERVER_HELLO {
-            if self.dirs[di].body_left > 0 {
-                // More of the record follows in later chunks: the hello is reported when the
-                // record is whole (`hello_at_record_end`).
-                self.dirs[di].hello_pending = Some((msg, frame));
-            } else {
-                self.events
-                    .push(super::AppEvent::TlsHandshake { frame, msg });
-            }
+            // Reported when the record is whole (`hellos_at_record_end`), however the record
+            // was segmented.
+            let d = &mut self.dirs[di];
+            d.hello_pending.push(msg);
+            d.hello_at[(msg == HS_SERVER_HELLO) as usize].get_or_insert(frame);
         }
         if !self.dirs[di].hs_keep {
             return;
@@ -550,29 +548,32 @@ impl TlsParser {
     /// A ServerHello's fields (any layout): the negotiated version (supported_versions, else
     /// the legacy version), ALPN, HelloRetryRequest, and for TLS 1.3 and its drafts the switch
     /// to encryption.
-    /// The record holding a hello that completed in frame `at` ended in frame `end`: the event,
-    /// and the hello's frame in the summary, are `end`'s.
-    fn hello_at_record_end(&mut self, msg: u8, at: FrameRef, end: FrameRef) {
-        self.events
-            .push(super::AppEvent::TlsHandshake { frame: end, msg });
+    /// The record holding hellos ended in frame `end`: their events, and their frames in the
+    /// summary, are `end`'s.
+    fn hellos_at_record_end(&mut self, dir: Direction, end: FrameRef) {
+        let d = &mut self.dirs[dir.idx()];
+        let [ch_at, sh_at] = std::mem::take(&mut d.hello_at);
+        for &msg in &d.hello_pending {
+            self.events
+                .push(super::AppEvent::TlsHandshake { frame: end, msg });
+        }
+        d.hello_pending.clear();
         let s = &mut self.summary;
-        match msg {
-            HS_CLIENT_HELLO => {
-                if let Some(h) = s.client_hello.as_mut().filter(|h| h.frame == at) {
-                    h.frame = end;
-                }
+        if let Some(at) = ch_at {
+            if let Some(h) = s.client_hello.as_mut().filter(|h| h.frame == at) {
+                h.frame = end;
             }
-            _ => {
-                if let Some(h) = s.server_hello.as_mut().filter(|h| h.frame == at) {
-                    h.frame = end;
-                }
-                if s.hello_retry == Some(at) {
-                    s.hello_retry = Some(end);
-                }
-                for e in s.encrypted_from.iter_mut().flatten() {
-                    if *e == at {
-                        *e = end;
-                    }
+        }
+        if let Some(at) = sh_at {
+            if let Some(h) = s.server_hello.as_mut().filter(|h| h.frame == at) {
+                h.frame = end;
+            }
+            if s.hello_retry == Some(at) {
+                s.hello_retry = Some(end);
+            }
+            for e in s.encrypted_from.iter_mut().flatten() {
+                if *e == at {
+                    *e = end;
                 }
             }
         }
