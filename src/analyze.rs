@@ -251,6 +251,7 @@ impl Observer for Analyzer {
                 .partial
                 .add(f.first, || format!("{} ↔ {}", f.orig, f.resp));
         }
+        self.artefacts.observe(&f, &app);
         let one_sided = (f.orig_stats.pkts == 0) != (f.resp_stats.pkts == 0);
         if one_sided && !syn_unanswered::is_unanswered_attempt(&f) {
             let sender_acks = f
@@ -314,12 +315,12 @@ impl Analyzer {
     pub fn new(th: Thresholds, max_evidence: usize) -> Analyzer {
         Analyzer {
             th,
-            agg: Aggregator::new(max_evidence, th),
+            agg: Aggregator::new(max_evidence, th).with_max_notes(th.max_notes),
             tw: TimeWaitTracker::new(th),
             pending_end: Vec::new(),
             latest_start: Default::default(),
             capture_end: None,
-            endpoints: Default::default(),
+            endpoints: Endpoints::new(th.max_endpoints),
             now: Timestamp::default(),
             artefacts: ConnectionArtefacts::default(),
             connections: 0,
@@ -361,9 +362,17 @@ pub fn conclude(mut a: Analyzer, capture: CaptureSummary, given: GivenRoles) -> 
     }
     let (topology, chains, exchanges) = (legs.topology, legs.chains, legs.exchanges);
     let records = legs.records;
-    let warnings = a.artefacts.into_warnings(&th, &capture);
+    let mut warnings = a.artefacts.into_warnings(&th, &capture);
+    let max_evidence = a.agg.max_evidence();
     let mut verdicts = a.agg.finish(&topology);
     crate::verdict::escalate_paired_causes(&mut verdicts, &chains);
+    warnings::cap_warnings(
+        &mut warnings,
+        &verdicts,
+        &th,
+        a.endpoints.overflow(),
+        max_evidence,
+    );
     let endpoints = a.endpoints.into_report();
     Analysis {
         nothing_to_judge: nothing_to_judge(&capture, a.connections),

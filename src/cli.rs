@@ -484,11 +484,10 @@ fn table_width() -> usize {
         return n;
     }
     if std::io::stdout().is_terminal() {
-        // SAFETY: TIOCGWINSZ only writes a `winsize` into the struct we pass.
-        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-        let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
-        if ok && ws.ws_col > 0 {
-            return ws.ws_col as usize;
+        if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size() {
+            if w > 0 {
+                return w as usize;
+            }
         }
     }
     report::analyze::DEFAULT_WIDTH

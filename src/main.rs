@@ -1,4 +1,5 @@
 //! The `proxyscope` binary: parses argv and hands over to `proxyscope::cli`.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 

@@ -73,6 +73,7 @@ struct SinkAdapter<O: Observer> {
     obs: O,
     apps: Vec<Option<AppFlow>>,
     want_app: bool,
+    max_pending_requests: usize,
 }
 
 impl<O: Observer> FlowSink for SinkAdapter<O> {
@@ -102,7 +103,10 @@ impl<O: Observer> FlowSink for SinkAdapter<O> {
         }
         let a = &mut self.apps[slot];
         if a.as_ref().is_none_or(|a| a.flow != ctx.flow) {
-            *a = Some(AppFlow::new(ctx.flow));
+            *a = Some(AppFlow::with_max_pending(
+                ctx.flow,
+                self.max_pending_requests,
+            ));
         }
         let app = a.as_mut().expect("just set");
         let obs = &mut self.obs;
@@ -146,6 +150,11 @@ pub struct CaptureSummary {
     /// Frame numbers inside the `--evidence-pcap` file, by (input file, frame number); empty
     /// when none was written. Set by the command line after writing it, read by the reports.
     pub evidence_frames: crate::capture::EvidenceFrames,
+    /// HTTP requests kept waiting per connection (`TrackerConfig::max_pending_requests`).
+    pub max_pending_requests: usize,
+    /// Records whose captured length exceeds their length on the wire (a corrupt record header
+    /// or a faulty writer): analysed as captured, reported.
+    pub caplen_over_len: u64,
 }
 
 /// A capture-level artefact: something about how the capture was taken or stored, never an
@@ -190,6 +199,8 @@ pub enum Artefact {
     },
     /// Capture time ran backwards between consecutive frames.
     TimeReversal { times: u64 },
+    /// Records whose captured length exceeds their length on the wire.
+    RecordLength { records: u64 },
 }
 
 impl Artefact {
@@ -203,8 +214,9 @@ impl Artefact {
             Artefact::UnsupportedLink { .. } => "unsupported-link-type",
             Artefact::Malformed { .. } => "malformed",
             Artefact::IpFragments { .. } => "ip-fragments",
-            Artefact::TableFull { .. } => "table-full",
+            Artefact::TableFull { .. } => "connection-cap",
             Artefact::TimeReversal { .. } => "time-reversal",
+            Artefact::RecordLength { .. } => "record-length",
         }
     }
 
@@ -218,6 +230,7 @@ impl Artefact {
             | Artefact::UnsupportedLink { frames, .. } => *frames,
             Artefact::TableFull { evicted, .. } => *evicted,
             Artefact::TimeReversal { times } => *times,
+            Artefact::RecordLength { records } => *records,
             _ => 1,
         }
     }
@@ -305,6 +318,13 @@ impl std::fmt::Display for Artefact {
                 "capture time went backwards {} times between consecutive frames",
                 times
             ),
+            Artefact::RecordLength { records } => write!(
+                f,
+                "{} record{} claimed more captured bytes than were on the wire (caplen > len: a corrupt record header or a faulty capture writer); {} analysed as captured",
+                records,
+                if *records == 1 { "" } else { "s" },
+                if *records == 1 { "it was" } else { "they were" }
+            ),
         }
     }
 }
@@ -387,6 +407,11 @@ impl CaptureSummary {
                 evicted: self.table.evicted,
             });
         }
+        if self.caplen_over_len > 0 {
+            w.push(Artefact::RecordLength {
+                records: self.caplen_over_len,
+            });
+        }
         if self.time_reversals > 0 {
             w.push(Artefact::TimeReversal {
                 times: self.time_reversals,
@@ -434,9 +459,11 @@ impl<O: Observer> Pipeline<O> {
                 obs,
                 apps: Vec::new(),
                 want_app,
+                max_pending_requests: tracker.max_pending_requests,
             },
             sum: CaptureSummary {
                 max_connections: tracker.max_connections,
+                max_pending_requests: tracker.max_pending_requests,
                 ..CaptureSummary::default()
             },
             prev_ts: vec![None; files.max(1)],
@@ -455,6 +482,8 @@ impl<O: Observer> Pipeline<O> {
         if frame.caplen < frame.wire_len {
             sum.truncated_frames += 1;
             sum.cut_range = crate::capture::widen(sum.cut_range, frame.caplen);
+        } else if frame.caplen > frame.wire_len {
+            sum.caplen_over_len += 1;
         }
         if let Some(slot) = self.prev_ts.get_mut(frame.file as usize) {
             if slot.is_some_and(|p| frame.ts < p) {

@@ -42,7 +42,19 @@ const SIGNATURES: &[&str] = &[
 ];
 const SEVERITIES: &[&str] = &["info", "warning", "critical"];
 const HOPS: &[&str] = &["client->proxy", "proxy->backend", "client->server"];
-const WARNINGS: &[&str] = &["partial-flow", "capture-ended-early", "one-direction-only"];
+const WARNINGS: &[&str] = &[
+    "partial-flow",
+    "capture-ended-early",
+    "one-direction-only",
+    // The adversarial captures (captures/expected-adversarial.toml).
+    "retransmission-inconsistency",
+    "rst-outside-window",
+    "http-unparsed",
+    "time-reversal",
+    "malformed",
+    "snaplen",
+    "record-length",
+];
 
 #[derive(Debug, Deserialize)]
 struct Expected {

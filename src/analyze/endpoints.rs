@@ -32,29 +32,45 @@ pub struct EndpointSummary {
 
 /// Endpoints listed in a report at most (the busiest first).
 pub const MAX_ENDPOINTS_REPORTED: usize = 50;
-/// Endpoints tracked at most (beyond it new endpoints are counted only in totals).
-pub const MAX_ENDPOINTS_TRACKED: usize = 10_000;
 /// Names kept per endpoint.
 const MAX_NAMES: usize = 4;
 
-/// The endpoint table, bounded by `MAX_ENDPOINTS_TRACKED` (beyond it, new endpoints are summed
-/// into one "(other endpoints)" entry).
-#[derive(Clone, Default)]
-pub(crate) struct Endpoints(FxHashMap<SocketAddr, EndpointSummary>);
+/// The endpoint table, bounded by `Thresholds::max_endpoints` (beyond it, new endpoints are
+/// summed into one "(other endpoints)" entry, and the connections counted there are reported as
+/// an `endpoint-cap` warning).
+#[derive(Clone)]
+pub(crate) struct Endpoints {
+    map: FxHashMap<SocketAddr, EndpointSummary>,
+    max: usize,
+    overflow: u64,
+}
 
 impl Endpoints {
+    pub fn new(max: usize) -> Endpoints {
+        Endpoints {
+            map: FxHashMap::default(),
+            max: max.max(1),
+            overflow: 0,
+        }
+    }
+
+    /// Connections counted under "(other endpoints)".
+    pub fn overflow(&self) -> u64 {
+        self.overflow
+    }
+
     pub fn get(&mut self, f: &FlowSummary) -> &mut EndpointSummary {
-        if self.0.len() >= MAX_ENDPOINTS_TRACKED && !self.0.contains_key(&f.resp) {
+        if self.map.len() >= self.max && !self.map.contains_key(&f.resp) {
             // Over the cap: count into a shared overflow bucket.
             return self
-                .0
+                .map
                 .entry(SocketAddr::from(([0, 0, 0, 0], 0)))
                 .or_insert_with(|| EndpointSummary {
                     server: "(other endpoints)".into(),
                     ..Default::default()
                 });
         }
-        self.0.entry(f.resp).or_insert_with(|| EndpointSummary {
+        self.map.entry(f.resp).or_insert_with(|| EndpointSummary {
             server: f.resp.to_string(),
             ..Default::default()
         })
@@ -62,6 +78,9 @@ impl Endpoints {
 
     /// Counts a finished connection towards its server endpoint.
     pub fn count(&mut self, f: &FlowSummary, app: &AppSummary) {
+        if self.map.len() >= self.max && !self.map.contains_key(&f.resp) {
+            self.overflow += 1;
+        }
         let e = self.get(f);
         e.connections += 1;
         if f.synack.is_some() || f.resp_stats.bytes > 0 {
@@ -115,7 +134,7 @@ impl Endpoints {
 
     /// The busiest endpoints first, at most `MAX_ENDPOINTS_REPORTED`.
     pub fn into_report(self) -> Vec<EndpointSummary> {
-        let mut endpoints: Vec<EndpointSummary> = self.0.into_values().collect();
+        let mut endpoints: Vec<EndpointSummary> = self.map.into_values().collect();
         endpoints.sort_by(|x, y| {
             y.connections
                 .cmp(&x.connections)

@@ -4,10 +4,12 @@
 //! mid-stream, ended before an answer could come, one direction missing, a request still
 //! pending) and the capture-level `pipeline::Artefact`s (snaplen, truncated file, time gaps, …).
 
-use crate::flow::FrameRef;
+use crate::app::AppSummary;
+use crate::flow::{FlowSummary, FrameRef};
 use crate::pipeline::CaptureSummary;
 use crate::signature::Thresholds;
 use crate::time::human_duration;
+use crate::verdict::Verdict;
 use serde::Serialize;
 
 /// Example frames kept per warning.
@@ -19,7 +21,9 @@ pub struct Warning {
     /// Stable kind: `partial-flow`, `capture-ended-early`, `request-pending`,
     /// `one-direction-only`, `snaplen`, `file-truncated`, `malformed`, `ip-fragments`,
     /// `time-reversal`, `time-gap` (merged files far apart in time), `clock-offset`,
-    /// `table-full` (`--max-connections` reached), and in live mode
+    /// `connection-cap` (`--max-connections` reached), the other caps (`request-cap`,
+    /// `endpoint-cap`, `note-cap`, `evidence-cap`), `rst-outside-window`,
+    /// `retransmission-inconsistency`, `http-unparsed`, `record-length`, and in live mode
     /// `kernel-drops`.
     pub kind: &'static str,
     pub message: String,
@@ -37,7 +41,12 @@ pub(crate) struct WarnAcc {
 
 impl WarnAcc {
     pub(crate) fn add(&mut self, fr: FrameRef, detail: impl FnOnce() -> String) {
-        self.count += 1;
+        self.add_n(1, fr, detail)
+    }
+
+    /// Counts `n` occurrences at once (e.g. the RSTs of one connection).
+    pub(crate) fn add_n(&mut self, n: u64, fr: FrameRef, detail: impl FnOnce() -> String) {
+        self.count += n;
         if self.frames.len() < MAX_WARNING_FRAMES {
             self.frames.push(fr);
         }
@@ -55,9 +64,57 @@ pub(crate) struct ConnectionArtefacts {
     pub ended_early: WarnAcc,
     pub tls_ended_early: WarnAcc,
     pub request_pending: WarnAcc,
+    /// RSTs outside the receiver's window (RFC 5961), not counted as resets.
+    pub rst_outside: WarnAcc,
+    /// Retransmissions whose bytes differ from the original.
+    pub inconsistent: WarnAcc,
+    /// HTTP connections whose parser stopped (unparsable, over a cap): what they said later is
+    /// not known.
+    pub http_unparsed: WarnAcc,
+    /// Requests beyond `TrackerConfig::max_pending_requests` (one example per connection).
+    pub request_cap: WarnAcc,
 }
 
 impl ConnectionArtefacts {
+    /// The artefacts a finished connection shows whatever the rules say of it: RSTs outside
+    /// the window, inconsistent retransmissions, the HTTP parser stopping, the pending-request
+    /// cap.
+    pub fn observe(&mut self, f: &FlowSummary, app: &AppSummary) {
+        for (st, from, to) in [
+            (&f.orig_stats, f.orig, f.resp),
+            (&f.resp_stats, f.resp, f.orig),
+        ] {
+            if let Some(fr) = st.first_rst_outside_window {
+                self.rst_outside
+                    .add_n(st.rst_outside_window as u64, fr, || {
+                        format!("frame {} ({} → {})", fr.number, from, to)
+                    });
+            }
+            if let Some(fr) = st.first_inconsistent_retransmission {
+                self.inconsistent
+                    .add_n(st.inconsistent_retransmissions as u64, fr, || {
+                        format!("frame {} ({} → {})", fr.number, from, to)
+                    });
+            }
+        }
+        if let Some(h) = &app.http {
+            if h.requests_over_cap > 0 {
+                self.request_cap
+                    .add_n(h.requests_over_cap as u64, f.first, || {
+                        format!("{} → {} ({} requests)", f.orig, f.resp, h.requests)
+                    });
+            }
+            // The parser stopped: later requests and responses of the connection are unknown.
+            // (A resynchronised gap and the request cap are reported on their own.)
+            if let Some(why) = h.anomaly.filter(|a| {
+                !a.starts_with("gap in the HTTP stream") && !a.starts_with("more pipelined")
+            }) {
+                self.http_unparsed
+                    .add(f.first, || format!("{} → {}: {}", f.orig, f.resp, why));
+            }
+        }
+    }
+
     /// The report's warnings: connection-level ones first, then the capture-level ones.
     pub fn into_warnings(self, th: &Thresholds, capture: &CaptureSummary) -> Vec<Warning> {
         let mut warnings = Vec::new();
@@ -96,6 +153,23 @@ impl ConnectionArtefacts {
                 human_duration(th.response_timeout.nanos()),
                 d
             )
+        });
+        let pending_cap = capture.max_pending_requests;
+        push("rst-outside-window", self.rst_outside, &|n, d| {
+            format!("{} RST segment{} outside the receiver's window (RFC 5961: the receiver drops such a RST) and {} not counted as {}: possibly spoofed or injected by a middlebox, e.g. {}", n, s(n, " was", "s were"), s(n, "was", "were"), s(n, "a reset", "resets"), d)
+        });
+        push(
+            "retransmission-inconsistency",
+            self.inconsistent,
+            &|n, d| {
+                format!("{} retransmission{} carried bytes different from the original segment (same sequence number and length): the receiver kept one version and the capture cannot tell which, so the application data shown may not be what the receiver got (evasion, a faulty middlebox or NIC), e.g. {}", n, s(n, "", "s"), d)
+            },
+        );
+        push("http-unparsed", self.http_unparsed, &|n, d| {
+            format!("{} HTTP connection{} could not be followed to the end (the parser stopped), so {} later requests and responses are not judged, e.g. {}", n, s(n, "", "s"), s(n, "its", "their"), d)
+        });
+        push("request-cap", self.request_cap, &|n, d| {
+            format!("{} pipelined HTTP request{} arrived while {} requests were already waiting for a response on the same connection (the per-connection cap, max_pending_requests): counted but not paired with responses, e.g. {}", n, s(n, "", "s"), pending_cap, d)
         });
         push("one-direction-only", self.one_direction, &|n, d| {
             format!("{} connection{} only one direction: the capture missed the other (asymmetric routing, `tcpdump -Q`, or a filter), e.g. {}", n, s(n, " shows", "s show"), d)
@@ -139,6 +213,73 @@ pub(crate) fn nothing_to_judge(c: &CaptureSummary, connections: u64) -> Option<S
             c.frames_matched, k.not_ip, k.not_tcp, k.malformed, k.ip_fragment
         )
     })
+}
+
+/// The report-level caps that were hit, one warning each with its counts: endpoints tracked
+/// (`Thresholds::max_endpoints`), notes per verdict (`Thresholds::max_notes`), evidence frames
+/// per verdict (`--max-evidence`). (The connection table's cap is a capture artefact from the
+/// pipeline; the pending-request cap is counted per connection.)
+pub(crate) fn cap_warnings(
+    warnings: &mut Vec<Warning>,
+    verdicts: &[Verdict],
+    th: &Thresholds,
+    endpoint_overflow: u64,
+    max_evidence: usize,
+) {
+    let mut warn = |kind: &'static str, count: u64, message: String| {
+        warnings.push(Warning {
+            kind,
+            message,
+            count,
+            frames: Vec::new(),
+        })
+    };
+    if endpoint_overflow > 0 {
+        warn(
+            "endpoint-cap",
+            endpoint_overflow,
+            format!(
+                "more than {} server endpoints (max_endpoints): {} connection{} to further endpoints {} counted together as \"(other endpoints)\"",
+                th.max_endpoints,
+                endpoint_overflow,
+                if endpoint_overflow == 1 { "" } else { "s" },
+                if endpoint_overflow == 1 { "is" } else { "are" }
+            ),
+        );
+    }
+    let noted: Vec<&Verdict> = verdicts.iter().filter(|v| v.notes_omitted > 0).collect();
+    if !noted.is_empty() {
+        let conns: u64 = noted.iter().map(|v| v.notes_omitted).sum();
+        warn(
+            "note-cap",
+            conns,
+            format!(
+                "{} verdict{} had more than {} distinct per-connection notes (max_notes): the notes of {} connection{} are not listed (the earliest are), e.g. {} on {}",
+                noted.len(),
+                if noted.len() == 1 { "" } else { "s" },
+                th.max_notes,
+                conns,
+                if conns == 1 { "" } else { "s" },
+                noted[0].signature.name(),
+                noted[0].server
+            ),
+        );
+    }
+    let capped: Vec<&Verdict> = verdicts.iter().filter(|v| v.evidence_capped).collect();
+    if !capped.is_empty() {
+        warn(
+            "evidence-cap",
+            capped.len() as u64,
+            format!(
+                "{} verdict{} had more evidence frames than --max-evidence {}: the most severe and earliest are listed, e.g. {} on {}",
+                capped.len(),
+                if capped.len() == 1 { "" } else { "s" },
+                max_evidence,
+                capped[0].signature.name(),
+                capped[0].server
+            ),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -201,7 +342,7 @@ mod tests {
             vec![
                 ("malformed", 5),
                 ("ip-fragments", 7),
-                ("table-full", 42),
+                ("connection-cap", 42),
                 ("time-reversal", 3)
             ]
         );

@@ -18,8 +18,9 @@ use std::collections::VecDeque;
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Headers parsed per message (more is an anomaly).
 pub const MAX_HEADERS: usize = 64;
-/// Requests waiting for their response (HTTP pipelining depth).
-pub const MAX_PIPELINE: usize = 64;
+/// Requests waiting for their response (HTTP pipelining depth): the default of
+/// `TrackerConfig::max_pending_requests`.
+pub const MAX_PIPELINE: usize = crate::flow::DEFAULT_MAX_PENDING_REQUESTS;
 /// Body bytes kept from error responses, as text.
 pub const BODY_SNIPPET: usize = 256;
 /// Error exchanges (status ≥ 500) remembered per connection.
@@ -102,6 +103,9 @@ pub struct HttpSummary {
     /// (first `MAX_ERRORS`).
     pub denied: Vec<Denial>,
     pub anomaly: Option<&'static str>,
+    /// Requests seen while `max_pending` were already waiting: counted in `requests`, not kept
+    /// for pairing (their responses are paired with no request).
+    pub requests_over_cap: u32,
 }
 
 /// A response whose body the connection's end cut short.
@@ -188,6 +192,8 @@ pub struct HttpParser {
     /// The response whose body is being skipped: (header frame, status, request frame,
     /// declared length, body bytes so far, last body frame).
     body_of: Option<BodyProgress>,
+    /// Requests kept waiting for their response at most (0 = `MAX_PIPELINE`).
+    max_pending: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -318,6 +324,23 @@ fn is_chunked(hs: &[httparse::Header<'_>]) -> bool {
 }
 
 impl HttpParser {
+    /// A parser keeping at most `max_pending` requests waiting for their response (0 = the
+    /// default, `MAX_PIPELINE`).
+    pub fn with_max_pending(max_pending: usize) -> HttpParser {
+        HttpParser {
+            max_pending,
+            ..Default::default()
+        }
+    }
+
+    fn max_pending(&self) -> usize {
+        if self.max_pending == 0 {
+            MAX_PIPELINE
+        } else {
+            self.max_pending
+        }
+    }
+
     fn stop(&mut self, why: &'static str) {
         self.req.stopped = true;
         self.resp.stopped = true;
@@ -431,7 +454,7 @@ impl HttpParser {
             let responses = self.summary.responses;
             let in_body = !matches!(d.body, Body::None);
             let used = if in_body {
-                self.body(dir, b)
+                self.body(dir, frame, b)
             } else {
                 self.headers(dir, frame, b)
             };
@@ -449,7 +472,7 @@ impl HttpParser {
     }
 
     /// Skips / decodes body bytes; returns bytes consumed.
-    fn body(&mut self, dir: Direction, b: &[u8]) -> usize {
+    fn body(&mut self, dir: Direction, frame: FrameRef, b: &[u8]) -> usize {
         let d = match dir {
             Direction::Orig => &mut self.req,
             Direction::Resp => &mut self.resp,
@@ -480,7 +503,7 @@ impl HttpParser {
                 if matches!(d.body, Body::None) {
                     d.snippet = false;
                     if dir == Direction::Orig {
-                        self.request_complete_frame_pending();
+                        self.request_complete_frame_pending(frame);
                     }
                 }
                 n
@@ -499,8 +522,22 @@ impl HttpParser {
                     match *state {
                         Chunk::Size => match c {
                             b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+                                // More than 16 significant hex digits: no such chunk (and no
+                                // honest sender); stop rather than saturate into a wrong size.
+                                if d.chunk_size > u64::MAX >> 4 {
+                                    self.summary
+                                        .anomaly
+                                        .get_or_insert("chunk size overflows 64 bits");
+                                    d.stopped = true;
+                                    if dir == Direction::Resp {
+                                        self.body_of = None;
+                                    }
+                                    // Consumed up to the offending byte, however the stream
+                                    // was segmented (what follows is not counted).
+                                    return i;
+                                }
                                 let v = (c as char).to_digit(16).unwrap_or(0) as u64;
-                                d.chunk_size = d.chunk_size.saturating_mul(16).saturating_add(v);
+                                d.chunk_size = d.chunk_size * 16 + v;
                                 i += 1;
                             }
                             b';' | b' ' | b'\t' => {
@@ -517,7 +554,7 @@ impl HttpParser {
                             _ => {
                                 self.summary.anomaly.get_or_insert("bad chunk size");
                                 d.stopped = true;
-                                return b.len();
+                                return i;
                             }
                         },
                         Chunk::Ext => {
@@ -568,7 +605,7 @@ impl HttpParser {
                                     d.body = Body::None;
                                     d.snippet = false;
                                     if dir == Direction::Orig {
-                                        self.request_complete_frame_pending();
+                                        self.request_complete_frame_pending(frame);
                                     }
                                     return i;
                                 }
@@ -580,7 +617,7 @@ impl HttpParser {
                                 }
                                 _ => {
                                     *state = Chunk::Trailer {
-                                        line_len: line_len + 1 + cr as u32,
+                                        line_len: line_len.saturating_add(1 + cr as u32),
                                         cr: false,
                                     }
                                 }
@@ -595,10 +632,11 @@ impl HttpParser {
     }
 
     /// Marks the newest request as completely sent (its body ended) — frame set by `data`.
-    fn request_complete_frame_pending(&mut self) {
+    /// The body of the newest request ended in `frame`: the request was complete then.
+    fn request_complete_frame_pending(&mut self, frame: FrameRef) {
         if let Some(r) = self.pending.back_mut() {
             if r.complete_at.is_none() {
-                r.complete_at = Some(r.frame);
+                r.complete_at = Some(frame);
             }
         }
     }
@@ -622,19 +660,20 @@ impl HttpParser {
         // Find the end of the header block across the old buffer and the new bytes.
         let old = d.buf.len();
         let search_from = old.saturating_sub(3);
-        d.buf.extend_from_slice(
-            &b[..b
-                .len()
-                .min(MAX_HEADER_BYTES + 4 - old.min(MAX_HEADER_BYTES))],
-        );
+        d.buf
+            .extend_from_slice(&b[..b.len().min((MAX_HEADER_BYTES + 4).saturating_sub(old))]);
         let end = d.buf[search_from..]
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
             .map(|p| search_from + p + 4);
         let Some(end) = end else {
-            if d.buf.len() > MAX_HEADER_BYTES {
+            // The whole window (`MAX_HEADER_BYTES` + the 4 bytes of a terminator) is buffered
+            // and holds no end: stop there, however the stream was segmented (the in-place path
+            // above searches exactly that window too). Only the bytes up to the stop point count
+            // as consumed.
+            if d.buf.len() >= MAX_HEADER_BYTES + 4 {
                 self.stop("HTTP header block larger than the cap");
-                return b.len();
+                return MAX_HEADER_BYTES + 4 - old;
             }
             return b.len();
         };
@@ -696,9 +735,10 @@ impl HttpParser {
                 self.summary.hosts.push(h);
             }
         }
-        if self.pending.len() < MAX_PIPELINE {
+        if self.pending.len() < self.max_pending() {
             self.pending.push_back(r);
         } else {
+            self.summary.requests_over_cap += 1;
             self.summary
                 .anomaly
                 .get_or_insert("more pipelined requests than the cap");
@@ -890,19 +930,5 @@ impl HttpParser {
             self.summary.bytes_after_unanswered = self.resp_bytes_while_pending;
         }
         self.summary.unanswered.extend(self.pending.drain(..));
-    }
-
-    /// Called when a request's body completes in a later frame than its header.
-    pub fn note_frame(&mut self, dir: Direction, frame: FrameRef) {
-        if dir == Direction::Orig {
-            if let Some(r) = self.pending.back_mut() {
-                if r.complete_at == Some(r.frame)
-                    && matches!(self.req.body, Body::None)
-                    && r.frame != frame
-                {
-                    r.complete_at = Some(frame);
-                }
-            }
-        }
     }
 }

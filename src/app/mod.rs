@@ -78,12 +78,23 @@ pub struct AppFlow {
     first_done: [bool; 2],
     tls: Option<Box<tls::TlsParser>>,
     http: Option<Box<http::HttpParser>>,
+    /// Requests kept waiting per connection (`TrackerConfig::max_pending_requests`; 0 = default).
+    max_pending: usize,
 }
 
 impl AppFlow {
     pub fn new(flow: u64) -> AppFlow {
         AppFlow {
             flow,
+            ..Default::default()
+        }
+    }
+
+    /// `new` with at most `max_pending` HTTP requests waiting for their response.
+    pub fn with_max_pending(flow: u64, max_pending: usize) -> AppFlow {
+        AppFlow {
+            flow,
+            max_pending,
             ..Default::default()
         }
     }
@@ -161,7 +172,11 @@ impl AppFlow {
                     self.proto = p;
                     match p {
                         Proto::Tls => self.tls = Some(Box::default()),
-                        Proto::Http => self.http = Some(Box::default()),
+                        Proto::Http => {
+                            self.http = Some(Box::new(http::HttpParser::with_max_pending(
+                                self.max_pending,
+                            )))
+                        }
                         _ => return,
                     }
                     // Replay what was sniffed before this chunk, then the chunk.
@@ -186,7 +201,6 @@ impl AppFlow {
             Proto::Http => {
                 let Some(h) = &mut self.http else { return };
                 let used = h.data(dir, frame, b);
-                h.note_frame(dir, frame);
                 if h.tunnel {
                     // CONNECT answered 2xx: what follows is the tunnel's (TLS, as squid carries it).
                     self.proto = Proto::HttpConnectTls;

@@ -1931,6 +1931,31 @@ fn http_unanswered_requests_are_listed_at_finish() {
     assert_eq!(h.unanswered.len(), MAX_PIPELINE);
     assert_eq!(h.requests as usize, MAX_PIPELINE + 5);
     assert_eq!(h.anomaly, Some("more pipelined requests than the cap"));
+    assert_eq!(h.requests_over_cap, 5);
+}
+
+#[test]
+fn http_pending_request_cap_is_configurable() {
+    let mut app = AppFlow::with_max_pending(1, 3);
+    let fr = |n| FrameRef {
+        file: 0,
+        number: n,
+        ts: Default::default(),
+    };
+    for i in 0..10u64 {
+        let req = format!("GET /{i} HTTP/1.1\r\nHost: a\r\n\r\n");
+        app.event(
+            Orig,
+            fr(i + 1),
+            StreamEvent::Data(req.as_bytes()),
+            &mut |_| {},
+        );
+    }
+    let s = app.finish();
+    let h = s.http.as_ref().unwrap();
+    assert_eq!(h.requests, 10);
+    assert_eq!(h.unanswered.len(), 3);
+    assert_eq!(h.requests_over_cap, 7);
 }
 
 #[test]
@@ -2744,4 +2769,369 @@ fn http_control_characters_in_target_and_headers_are_kept_as_data() {
     assert_eq!(q.target, "/a\x1b[31mb");
     assert_eq!(q.host.as_deref(), Some("h\x07st"));
     assert_eq!(e.response.body_snippet, "bad");
+}
+
+/// Fuzzing regression (http_stream, split invariance): a request without a body is complete in
+/// its own frame, even when the next frame carries only the start of the next request's header
+/// block (it used to be moved to that frame).
+#[test]
+fn request_complete_frame_does_not_move_to_the_next_requests_first_bytes() {
+    let fr = |n| FrameRef {
+        file: 0,
+        number: n,
+        ts: Timestamp(n as i64 * 1_000_000),
+    };
+    let mut app = AppFlow::new(1);
+    let mut feed = |n, b: &[u8]| app.event(Orig, fr(n), StreamEvent::Data(b), &mut |_| {});
+    feed(1, b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n");
+    feed(2, b"GET /b HTTP/1.1\r\nHo");
+    feed(
+        3,
+        b"st: a\r\n\r\nPOST /c HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nab",
+    );
+    feed(4, b"cd");
+    let s = app.finish();
+    let h = s.http.as_ref().unwrap();
+    let done: Vec<(String, u64)> = h
+        .unanswered
+        .iter()
+        .map(|r| (r.target.clone(), r.complete_at.unwrap().number))
+        .collect();
+    assert_eq!(done, [("/a".into(), 1), ("/b".into(), 3), ("/c".into(), 4)]);
+}
+
+/// Fuzzing regression (http_stream, the minimized input `fuzz/regressions/http_stream-1`): two
+/// frames of a request stream, each delivered whole and in the cuts the fuzzer chose, give the
+/// same summary. The first request (no body) is complete in frame 1; the cut version used to
+/// move that to frame 2, whose first byte arrived before the second request was parsed.
+#[test]
+fn request_stream_split_as_the_fuzzer_did_gives_the_same_summary() {
+    /// (frame number, the frame's bytes, the same bytes as the fuzzer cut them).
+    type Frame<'a> = (u64, &'a [u8], &'a [&'a [u8]]);
+    let frames: [Frame<'_>; 2] = [
+        (
+            1,
+            b"GET n HTTP/1.1\r\n\r\nT / ",
+            &[b"GET n HT", b"TP/1.1\r\n\r\n", b"T /", b" "],
+        ),
+        (2, b"HTTP/1.1\r\n\r\n", &[b"H", b"TTP/1.", b"1\r\n\r\n"]),
+    ];
+    let run = |split: bool| {
+        let mut app = AppFlow::new(1);
+        for (n, whole, cuts) in &frames {
+            let fr = FrameRef {
+                file: 0,
+                number: *n,
+                ts: Timestamp(*n as i64 * 1_000_000),
+            };
+            let chunks: &[&[u8]] = if split { cuts } else { &[*whole] };
+            for c in chunks {
+                app.event(Orig, fr, StreamEvent::Data(c), &mut |_| {});
+            }
+        }
+        app.finish()
+    };
+    let (whole, split) = (run(false), run(true));
+    assert_eq!(format!("{:?}", whole), format!("{:?}", split));
+    let first = &whole.http.as_ref().unwrap().unanswered[0];
+    assert_eq!(first.complete_at.map(|f| f.number), Some(1));
+}
+
+/// Feeds `frames` (frame number, direction, bytes, the lengths the fuzzer cut them into) to a
+/// `TlsParser` whole and cut; returns both (events, summary) as text.
+fn tls_whole_and_cut(frames: &[(u64, Direction, &str, &[usize])]) -> [String; 2] {
+    let unhex = |h: &str| -> Vec<u8> {
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    [false, true].map(|cut| {
+        let mut p = tls::TlsParser::default();
+        let mut events = Vec::new();
+        for (n, dir, hex, cuts) in frames {
+            let bytes = unhex(hex);
+            let fr = FrameRef {
+                file: 0,
+                number: *n,
+                ts: Timestamp(*n as i64 * 1_000_000),
+            };
+            let mut at = 0;
+            let lens = if cut {
+                cuts.to_vec()
+            } else {
+                vec![bytes.len()]
+            };
+            for l in lens {
+                p.data(*dir, fr, &bytes[at..at + l]);
+                at += l;
+                events.append(&mut p.events);
+            }
+            assert_eq!(at, bytes.len());
+        }
+        format!("{:?}\n{:?}", events, p.summary)
+    })
+}
+
+/// Fuzzing regression (tls_stream, the minimized input `fuzz/regressions/tls_stream-1`): a
+/// ServerHello record whose handshake message is longer than the record, then a record of an
+/// unknown type, each cut into pieces: the same events and summary as whole.
+#[test]
+fn tls_records_cut_as_the_fuzzer_did_give_the_same_result() {
+    let [whole, cut] = tls_whole_and_cut(&[
+        (1, Resp, "160303007e0200007603030500f7a5bb0823b9ebc29696f89add3a542b4c995698dadc86f2cc5dd5243a8b20648aa283e06abc86194235024b2f157e0aa9f1f50e01a3eb6434d7626f604ddb130200002e002b000203040033001a1335f0dc2dd82f6a4fb8dce95718009081eb69a22e03c8362285e78719ffffffffffffff01000000c1cf", &[8, 1, 10, 52, 8, 1, 10, 8, 13, 7, 1, 1, 1, 7, 1, 1, 3]),
+        (2, Orig, "0203040033001a1335f0dc2dd82f6a4fb8dce95718009081eb69a22e033a542b4c995698dadc86f2cc5dd5243a8b20648aa283e06abc86194235024b2f157e0aa9f1f50e01a3eb6434d7626f604ddb130200002e002b000203040033001a1335f0dc2dd82f6a4fb8dce95718009081eb69a22e03c8362285e78719ffffffffffffff01000000ffc1cf4274c50100000010135ccdb831dc7034d745c891f6c76d7719237d7d", &[152, 1, 1, 9, 1, 1]),
+    ]);
+    assert_eq!(whole, cut);
+}
+
+/// Replays an input of the `http_stream` / `tls_stream` fuzz targets (fuzz/src/stream.rs: the
+/// same seed → pieces → cuts derivation, kept in step with it): returns the pieces and the cuts,
+/// as (direction, frame number, bytes, chunk lengths).
+fn fuzz_stream_plan(data: &[u8]) -> Vec<(Direction, u64, Vec<u8>, Vec<usize>)> {
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            let mut x = self.0;
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            self.0 = x;
+            (x.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
+        }
+    }
+    let seed = u64::from_le_bytes(data[..8].try_into().unwrap());
+    let olen = u16::from_le_bytes([data[8], data[9]]) as usize;
+    let rest = &data[10..];
+    let (mut orig, mut resp) = rest.split_at(olen.min(rest.len()));
+    let mut rng = Rng(seed | 1);
+    let mut pieces = Vec::new();
+    let mut frame = 1;
+    while !orig.is_empty() || !resp.is_empty() {
+        let from_orig = if orig.is_empty() {
+            false
+        } else if resp.is_empty() {
+            true
+        } else {
+            rng.below(2) == 0
+        };
+        let (dir, s) = if from_orig {
+            (Orig, &mut orig)
+        } else {
+            (Resp, &mut resp)
+        };
+        let n = match rng.below(4) {
+            0 => 1 + rng.below(8),
+            1 => 1 + rng.below(200),
+            _ => 1 + rng.below(4096),
+        }
+        .min(s.len());
+        let (piece, tail) = s.split_at(n);
+        *s = tail;
+        assert!(
+            rng.below(64) != 0,
+            "inputs with capture gaps are not replayed here"
+        );
+        pieces.push((dir, frame, piece.to_vec()));
+        frame += 1;
+    }
+    let mut rng = Rng((seed.rotate_left(17) ^ 0x9E37_79B9_7F4A_7C15) | 1);
+    pieces
+        .into_iter()
+        .map(|(dir, frame, bytes)| {
+            let mut left = bytes.len();
+            let mut cuts = Vec::new();
+            while left > 0 {
+                let n = match rng.below(3) {
+                    0 => 1,
+                    1 => 1 + rng.below(16),
+                    _ => 1 + rng.below(left),
+                }
+                .min(left);
+                cuts.push(n);
+                left -= n;
+            }
+            (dir, frame, bytes, cuts)
+        })
+        .collect()
+}
+
+/// Fuzzing regression (http_stream, `fuzz/regressions/http_stream-2`): a response header block
+/// that does not end, close to `MAX_HEADER_BYTES`, while requests wait. Cut at other points the
+/// parser used to stop at another byte (at more than `MAX_HEADER_BYTES` buffered, where the
+/// in-place path searched `MAX_HEADER_BYTES` + 4), so `bytes_after_unanswered` differed.
+#[test]
+fn http_header_cap_stops_at_the_same_byte_however_the_stream_is_cut() {
+    let plan = fuzz_stream_plan(include_bytes!("../../fuzz/regressions/http_stream-2"));
+    let run = |cut: bool| {
+        let mut app = AppFlow::new(1);
+        for (dir, n, bytes, cuts) in &plan {
+            let fr = FrameRef {
+                file: 0,
+                number: *n,
+                ts: Timestamp(*n as i64 * 1_000_000),
+            };
+            let lens = if cut { cuts.clone() } else { vec![bytes.len()] };
+            let mut at = 0;
+            for l in lens {
+                app.event(*dir, fr, StreamEvent::Data(&bytes[at..at + l]), &mut |_| {});
+                at += l;
+            }
+        }
+        app.finish()
+    };
+    let (whole, cut) = (run(false), run(true));
+    assert_eq!(format!("{:?}", whole), format!("{:?}", cut));
+    // 16 282 response bytes without a block end: short of the window, so still waiting (not
+    // an anomaly), and every one of them counted while the requests waited.
+    let h = whole.http.as_ref().unwrap();
+    assert_eq!((h.responses, h.anomaly), (0, None));
+    assert_eq!(h.bytes_after_unanswered, 16_282);
+}
+
+/// The header window is `MAX_HEADER_BYTES` + 4 bytes whatever the cuts: a block whose
+/// terminator ends exactly there is parsed, one byte longer is refused.
+#[test]
+fn http_header_window_edge_does_not_depend_on_cuts() {
+    for extra in [0usize, 1] {
+        let head = b"HTTP/1.1 200 OK\r\nX: ";
+        let pad = MAX_HEADER_BYTES - head.len() + extra;
+        let mut block = head.to_vec();
+        block.extend(std::iter::repeat_n(b'a', pad));
+        block.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(block.len(), MAX_HEADER_BYTES + 4 + extra);
+        let mut results = Vec::new();
+        for cut in [
+            block.len(),
+            MAX_HEADER_BYTES + 2,
+            MAX_HEADER_BYTES - 1,
+            1000,
+        ] {
+            let mut f = Feeder::new();
+            f.data(Orig, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+            for c in block.chunks(cut) {
+                f.data(Resp, c);
+            }
+            let (s, _) = f.finish();
+            let h = http(&s).clone();
+            results.push((h.responses, h.anomaly, h.bytes_after_unanswered));
+        }
+        assert!(
+            results.windows(2).all(|w| w[0] == w[1]),
+            "{extra}: {results:?}"
+        );
+        assert_eq!(results[0].0, 1 - extra as u32, "{extra}: {results:?}");
+    }
+}
+
+/// `fuzz/regressions/tls_stream-1`, replayed from the file.
+#[test]
+fn tls_stream_regression_input_replays_identically() {
+    let plan = fuzz_stream_plan(include_bytes!("../../fuzz/regressions/tls_stream-1"));
+    let hex: Vec<(u64, Direction, String, Vec<usize>)> = plan
+        .into_iter()
+        .map(|(d, n, b, c)| (n, d, b.iter().map(|x| format!("{:02x}", x)).collect(), c))
+        .collect();
+    let frames: Vec<(u64, Direction, &str, &[usize])> = hex
+        .iter()
+        .map(|(n, d, h, c)| (*n, *d, h.as_str(), c.as_slice()))
+        .collect();
+    let [whole, cut] = tls_whole_and_cut(&frames);
+    assert_eq!(whole, cut);
+}
+
+/// A ServerHello and ServerHelloDone in one record, one byte per frame (captures/adversarial/
+/// tls-one-byte-segments.pcap): the ServerHello is reported in the frame that completes its
+/// record, as tshark does, not in the frame that completes the message.
+#[test]
+fn tls_hello_is_reported_in_the_frame_that_completes_its_record() {
+    let sbody: Vec<u8> = [&[3u8, 3][..], &[7; 32], &[0], &[0xc0, 0x2f], &[0], &[0, 0]].concat();
+    let mut record = vec![22, 3, 3];
+    let hs: Vec<u8> = [
+        &[2u8, 0, 0, sbody.len() as u8][..],
+        &sbody,
+        &[14, 0, 0, 0], // ServerHelloDone
+    ]
+    .concat();
+    record.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    record.extend_from_slice(&hs);
+    let mut p = tls::TlsParser::default();
+    for (i, b) in record.iter().enumerate() {
+        let fr = FrameRef {
+            file: 0,
+            number: i as u64 + 1,
+            ts: Timestamp(i as i64),
+        };
+        p.data(Resp, fr, std::slice::from_ref(b));
+    }
+    let last = record.len() as u64;
+    assert_eq!(
+        p.events
+            .iter()
+            .map(|e| match e {
+                AppEvent::TlsHandshake { frame, msg } => (frame.number, *msg),
+                _ => (0, 0),
+            })
+            .collect::<Vec<_>>(),
+        [(last, 2)]
+    );
+    assert_eq!(p.summary.server_hello.as_ref().unwrap().frame.number, last);
+}
+
+/// Replays a `http_stream` fuzz input through `AppFlow` whole and cut; returns both summaries
+/// and both event lists as text.
+fn app_whole_and_cut(data: &[u8]) -> [String; 2] {
+    let plan = fuzz_stream_plan(data);
+    [false, true].map(|cut| {
+        let mut app = AppFlow::new(1);
+        let mut events = Vec::new();
+        for (dir, n, bytes, cuts) in &plan {
+            let fr = FrameRef {
+                file: 0,
+                number: *n,
+                ts: Timestamp(*n as i64 * 1_000_000),
+            };
+            let lens = if cut { cuts.clone() } else { vec![bytes.len()] };
+            let mut at = 0;
+            for l in lens {
+                let ev = StreamEvent::Data(&bytes[at..at + l]);
+                app.event(*dir, fr, ev, &mut |e| events.push(*e));
+                at += l;
+            }
+        }
+        format!("{:?}\n{:?}", events, app.finish())
+    })
+}
+
+/// Fuzzing regression (http_stream, `fuzz/regressions/http_stream-3`): a chunked response whose
+/// body starts with a byte that is no chunk size stopped the parser, and the bytes counted as
+/// received while requests waited (`bytes_after_unanswered`) ran to the end of whatever chunk
+/// held that byte. Now they stop at it.
+#[test]
+fn http_bad_chunk_size_stops_counting_at_the_same_byte_however_cut() {
+    let [whole, cut] = app_whole_and_cut(include_bytes!("../../fuzz/regressions/http_stream-3"));
+    assert_eq!(whole, cut);
+    assert!(
+        whole.contains("anomaly: Some(\"bad chunk size\")"),
+        "{whole}"
+    );
+}
+
+/// Fuzzing regression (tls_stream, `fuzz/regressions/tls_stream-2`): two ClientHellos in one
+/// record, the record cut across segments: both are reported, at the record's end, as when the
+/// record comes whole (only the last one was, when hellos waited for their record's end in a
+/// single slot).
+#[test]
+fn tls_two_hellos_in_one_cut_record_are_both_reported() {
+    let plan = fuzz_stream_plan(include_bytes!("../../fuzz/regressions/tls_stream-2"));
+    let hex: Vec<(u64, Direction, String, Vec<usize>)> = plan
+        .into_iter()
+        .map(|(d, n, b, c)| (n, d, b.iter().map(|x| format!("{:02x}", x)).collect(), c))
+        .collect();
+    let frames: Vec<(u64, Direction, &str, &[usize])> = hex
+        .iter()
+        .map(|(n, d, h, c)| (*n, *d, h.as_str(), c.as_slice()))
+        .collect();
+    let [whole, cut] = tls_whole_and_cut(&frames);
+    assert_eq!(whole, cut);
 }

@@ -118,6 +118,13 @@ struct DirState {
     hs_left: u32,
     hs_keep: bool,
     hs_buf: Vec<u8>,
+    /// ClientHello / ServerHello messages completed in the current record (their types, in
+    /// order): reported in the frame that completes the record, as Wireshark dissects a record
+    /// once it is whole. At most a record's length / 4 entries, emptied at the record's end.
+    hello_pending: Vec<u8>,
+    /// The frame in which the first ClientHello (0) / ServerHello (1) of the current record
+    /// completed (the summary's frame until the record ends).
+    hello_at: [Option<FrameRef>; 2],
 }
 
 #[derive(Debug, Default)]
@@ -384,6 +391,11 @@ impl TlsParser {
                 }
                 _ => {}
             }
+            // The record is whole (whatever it turned into: a TLS 1.3 ServerHello encrypts the
+            // rest of its own record): a hello that completed inside it is reported now.
+            if self.dirs[di].body_left == 0 && !self.dirs[di].hello_pending.is_empty() {
+                self.hellos_at_record_end(dir, frame);
+            }
         }
     }
 
@@ -438,17 +450,23 @@ impl TlsParser {
                     d.hs_hdr_len = 0;
                     self.message_done(dir, frame);
                 }
-                continue;
+            } else {
+                let take = (d.hs_left as usize).min(b.len());
+                if d.hs_keep {
+                    d.hs_buf.extend_from_slice(&b[..take]);
+                }
+                d.hs_left -= take as u32;
+                b = &b[take..];
+                if d.hs_left == 0 {
+                    d.hs_hdr_len = 0;
+                    self.message_done(dir, frame);
+                }
             }
-            let take = (d.hs_left as usize).min(b.len());
-            if d.hs_keep {
-                d.hs_buf.extend_from_slice(&b[..take]);
-            }
-            d.hs_left -= take as u32;
-            b = &b[take..];
-            if d.hs_left == 0 {
-                d.hs_hdr_len = 0;
-                self.message_done(dir, frame);
+            // A TLS 1.3 ServerHello encrypts what follows it: the rest of its record is not
+            // read as plaintext handshake, whether it came in the same chunk or a later one
+            // (the record layer checks `encrypted` per chunk).
+            if self.dirs[di].encrypted {
+                return;
             }
         }
     }
@@ -457,8 +475,11 @@ impl TlsParser {
         let di = dir.idx();
         let msg = self.dirs[di].hs_hdr[0];
         if msg == HS_CLIENT_HELLO || msg == HS_SERVER_HELLO {
-            self.events
-                .push(super::AppEvent::TlsHandshake { frame, msg });
+            // Reported when the record is whole (`hellos_at_record_end`), however the record
+            // was segmented.
+            let d = &mut self.dirs[di];
+            d.hello_pending.push(msg);
+            d.hello_at[(msg == HS_SERVER_HELLO) as usize].get_or_insert(frame);
         }
         if !self.dirs[di].hs_keep {
             return;
@@ -527,6 +548,37 @@ impl TlsParser {
     /// A ServerHello's fields (any layout): the negotiated version (supported_versions, else
     /// the legacy version), ALPN, HelloRetryRequest, and for TLS 1.3 and its drafts the switch
     /// to encryption.
+    /// The record holding hellos ended in frame `end`: their events, and their frames in the
+    /// summary, are `end`'s.
+    fn hellos_at_record_end(&mut self, dir: Direction, end: FrameRef) {
+        let d = &mut self.dirs[dir.idx()];
+        let [ch_at, sh_at] = std::mem::take(&mut d.hello_at);
+        for &msg in &d.hello_pending {
+            self.events
+                .push(super::AppEvent::TlsHandshake { frame: end, msg });
+        }
+        d.hello_pending.clear();
+        let s = &mut self.summary;
+        if let Some(at) = ch_at {
+            if let Some(h) = s.client_hello.as_mut().filter(|h| h.frame == at) {
+                h.frame = end;
+            }
+        }
+        if let Some(at) = sh_at {
+            if let Some(h) = s.server_hello.as_mut().filter(|h| h.frame == at) {
+                h.frame = end;
+            }
+            if s.hello_retry == Some(at) {
+                s.hello_retry = Some(end);
+            }
+            for e in s.encrypted_from.iter_mut().flatten() {
+                if *e == at {
+                    *e = end;
+                }
+            }
+        }
+    }
+
     fn server_hello(
         &mut self,
         frame: FrameRef,

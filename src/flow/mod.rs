@@ -94,6 +94,10 @@ pub struct TrackerConfig {
     pub duplicate_window_ns: i64,
     /// Connections tracked at once at most (`--max-connections`); see `EndReason::Evicted`.
     pub max_connections: usize,
+    /// HTTP requests kept waiting for their response per connection (pipelining depth); more
+    /// are counted (`HttpSummary::requests_over_cap`) and reported, not kept. Used by the
+    /// pipeline's application observers, not by the tracker.
+    pub max_pending_requests: usize,
 }
 
 /// How long the side that closed first holds TIME_WAIT on Linux (`TCP_TIMEWAIT_LEN`, 60 s): the
@@ -103,6 +107,9 @@ pub const TIME_WAIT: crate::time::Duration = crate::time::Duration::from_secs(60
 /// Default `TrackerConfig::max_connections`: far above what real proxies hold open at once in
 /// one capture, small enough that the table stays at a few hundred MB in the worst case.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 200_000;
+/// Default `TrackerConfig::max_pending_requests` (`app::http::MAX_PIPELINE`): far deeper than
+/// browsers or proxies pipeline.
+pub const DEFAULT_MAX_PENDING_REQUESTS: usize = 64;
 
 impl Default for TrackerConfig {
     fn default() -> Self {
@@ -113,6 +120,7 @@ impl Default for TrackerConfig {
             time_wait_ns: TIME_WAIT.nanos(),
             duplicate_window_ns: 20 * NANOS_PER_MILLI,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_pending_requests: DEFAULT_MAX_PENDING_REQUESTS,
         }
     }
 }
@@ -170,6 +178,14 @@ pub struct DirStats {
     pub first_fin: Option<FrameRef>,
     /// Frames truncated by the snaplen.
     pub truncated: u32,
+    /// RSTs from this sender whose sequence number was outside the receiver's window (RFC 5961
+    /// §3: the receiver drops them): possibly spoofed or injected, not counted as resets.
+    pub rst_outside_window: u32,
+    pub first_rst_outside_window: Option<FrameRef>,
+    /// Retransmissions whose bytes differ from the original segment's (same sequence number and
+    /// length; checked only while streams are reassembled): Zeek's `retransmission_inconsistency`.
+    pub inconsistent_retransmissions: u32,
+    pub first_inconsistent_retransmission: Option<FrameRef>,
 }
 
 /// The first RST of a connection and its context.
@@ -256,7 +272,18 @@ struct Conn {
     last_advance: [Option<(u32, FrameRef)>; 2],
     /// Stream reassembly per direction (used only when the sink wants streams).
     reasm: [reasm::Reassembler; 2],
+    /// The last acknowledgement number each direction sent with the ACK flag (RST window check).
+    acked: [Option<u32>; 2],
 }
+
+/// A RST may start this far below the receiver's next expected sequence number and still be
+/// taken as in its window (stacks that reset with the sequence number of their FIN, or of data
+/// the capture saw acknowledged late).
+pub const RST_WINDOW_SLACK: i64 = 65_535;
+/// Window scale assumed for the receiver when judging a RST (the largest, RFC 7323 §2.3): the
+/// handshake's window-scale option is not decoded, so only RSTs outside the largest window the
+/// receiver could have offered are called outside it.
+const RST_WINDOW_MAX_SHIFT: u32 = 14;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Fingerprint {
@@ -569,6 +596,7 @@ impl FlowTable {
             retx: [None, None],
             last_advance: [None, None],
             reasm: Default::default(),
+            acked: [None, None],
         }
     }
 
@@ -808,6 +836,8 @@ struct SegFlags {
     ack: bool,
     fin: bool,
     rst: bool,
+    /// A RST outside the receiver's window (RFC 5961): `rst` is then false.
+    rst_outside: bool,
 }
 
 impl SegFlags {
@@ -817,6 +847,7 @@ impl SegFlags {
             ack: seg.has(flags::ACK),
             fin: seg.has(flags::FIN),
             rst: seg.has(flags::RST),
+            rst_outside: false,
         }
     }
 }
@@ -826,6 +857,27 @@ impl Conn {
         self.rst.is_some()
             || (self.dir[0].state == EndpointState::Closed
                 && self.dir[1].state == EndpointState::Closed)
+    }
+
+    /// Whether a RST sent in direction `di` with sequence number `seq` falls outside the
+    /// receiver's window: below what the receiver (by its ACKs) or the sender (by its highest
+    /// sequence number) says comes next, by more than `RST_WINDOW_SLACK`, or beyond it by more
+    /// than the receiver's last window at the largest scale. Unknown when neither side's
+    /// sequence space is known yet (a RST answering a SYN is judged by the tracker's other rules).
+    fn rst_outside_window(&self, di: usize, seq: u32) -> bool {
+        let o = 1 - di;
+        let nextseq = self.ws[di].nextseq;
+        let expect = [self.acked[o], (nextseq != 0).then_some(nextseq)];
+        let window = ((self.ws[o].window as i64) << RST_WINDOW_MAX_SHIFT).max(65_535);
+        let mut known = false;
+        for e in expect.into_iter().flatten() {
+            known = true;
+            let d = seq.wrapping_sub(e) as i32 as i64;
+            if (-RST_WINDOW_SLACK..=window).contains(&d) {
+                return false;
+            }
+        }
+        known
     }
 
     fn is_attempt_only(&self) -> bool {
@@ -854,6 +906,15 @@ impl Conn {
         let f = SegFlags::of(seg);
         self.first_rtt_bookkeeping(f, fr);
         let rst_candidate = f.rst.then(|| self.rst_context(d, seg, fr));
+        // RFC 5961 §3.2: a receiver accepts a RST only within its receive window; one outside
+        // it is dropped (blind reset injection). Judged from the state before this segment; such
+        // a RST is counted, and otherwise treated as if it had no RST flag.
+        let rst_outside = f.rst && self.rst_outside_window(di, seg.seq);
+        let f = SegFlags {
+            rst: f.rst && !rst_outside,
+            rst_outside,
+            ..f
+        };
         let (fwd, rev) = split_pair(&mut self.ws, di);
         let ws = fwd.analyze(rev, seg, fr, self.ws_first_rtt);
         let duplicate = self.capture_duplicate(di, seg, fr, cfg);
@@ -874,6 +935,14 @@ impl Conn {
             self.feed_streams(d, f, seg, fr, slot, sink);
         }
         self.handshake_facts(d, f, seg, fr);
+        if rst_outside {
+            let st = &mut self.dir[di];
+            st.rst_outside_window += 1;
+            st.first_rst_outside_window.get_or_insert(fr);
+        }
+        if f.ack && !rst_outside {
+            self.acked[di] = Some(seg.ack);
+        }
         if f.rst {
             self.rst_count += 1;
             if self.rst.is_none() {
@@ -989,9 +1058,14 @@ impl Conn {
         } else {
             seg.seq
         };
-        r.segment(start, seg.payload_len, seg.payload, |ev| {
+        let inconsistent = r.segment(start, seg.payload_len, seg.payload, |ev| {
             sink.stream(ctx, ev)
         });
+        if inconsistent {
+            let st = &mut self.dir[di];
+            st.inconsistent_retransmissions += 1;
+            st.first_inconsistent_retransmission.get_or_insert(fr);
+        }
         if fin || rst {
             r.end(rst, |ev| sink.stream(ctx, ev));
         }
@@ -1038,7 +1112,7 @@ impl Conn {
         fr: FrameRef,
         ws: &WsResult,
     ) {
-        let (rst, fin) = (f.rst, f.fin);
+        let (rst, fin, rst_outside) = (f.rst, f.fin, f.rst_outside);
         let di = d.idx();
         let st = &mut self.dir[di];
         st.pkts += 1;
@@ -1046,7 +1120,7 @@ impl Conn {
         if seg.truncated {
             st.truncated += 1;
         }
-        if !rst {
+        if !rst && !rst_outside {
             if st.ttl_max == 0 && st.ttl_min == 0 {
                 st.ttl_min = seg.ttl;
                 st.ttl_max = seg.ttl;

@@ -13,6 +13,11 @@ use super::seq::{gt, le, lt};
 
 /// Most out-of-order bytes held per direction while waiting for a hole to be filled.
 pub const MAX_PENDING_BYTES: usize = 64 * 1024;
+/// Delivered segments remembered per direction (sequence number, length, hash of the bytes) to
+/// recognise a retransmission whose bytes differ from the original (Zeek's
+/// `retransmission_inconsistency`). Only a retransmission with the same sequence number and
+/// length as one of these is compared; the bytes themselves are not kept.
+pub const RECENT_SEGMENTS: usize = 4;
 
 /// What application parsers see of a direction's stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +44,17 @@ pub struct Reassembler {
     started: bool,
     ended: bool,
     pending: Option<Box<Pending>>,
+    /// The last `RECENT_SEGMENTS` whole segments delivered: (seq, len, FxHash of the bytes);
+    /// len 0 = empty slot.
+    recent: [(u32, u32, u64); RECENT_SEGMENTS],
+    recent_next: u8,
+}
+
+fn hash(b: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(b);
+    h.finish()
 }
 
 impl Reassembler {
@@ -51,34 +67,52 @@ impl Reassembler {
     }
 
     /// Feeds a segment's payload: `seq` of its first byte, `wire_len` bytes on the wire of which
-    /// `captured` are present. Emits the resulting events in order.
+    /// `captured` are present. Emits the resulting events in order. Returns true when the segment
+    /// resends a recently delivered segment (same sequence number and length) with different
+    /// bytes: the receiver keeps one version, the capture cannot tell which.
     pub fn segment(
         &mut self,
         seq: u32,
         wire_len: u32,
         captured: &[u8],
         mut emit: impl FnMut(StreamEvent<'_>),
-    ) {
+    ) -> bool {
         if wire_len == 0 || self.ended {
-            return;
+            return false;
         }
         if !self.started {
             self.next = seq;
             self.started = true;
         }
+        let whole = captured.len() as u32 == wire_len;
         let end = seq.wrapping_add(wire_len);
         if le(end, self.next) {
-            return; // entirely old (retransmission)
+            // Entirely old (retransmission): compare with the original when remembered.
+            return whole && self.inconsistent(seq, wire_len, captured);
         }
         if gt(seq, self.next) {
             self.hold(seq, wire_len, captured, &mut emit);
-            return;
+            return false;
         }
         // In order, possibly overlapping what was already delivered.
         let skip = self.next.wrapping_sub(seq);
+        let bad = skip > 0 && whole && self.inconsistent(seq, wire_len, captured);
+        if whole && skip == 0 {
+            self.recent[self.recent_next as usize] = (seq, wire_len, hash(captured));
+            self.recent_next = ((self.recent_next as usize + 1) % RECENT_SEGMENTS) as u8;
+        }
         deliver(skip, wire_len, captured, &mut emit);
         self.next = end;
         self.release(&mut emit);
+        bad
+    }
+
+    /// A remembered segment with this sequence number and length had other bytes.
+    fn inconsistent(&self, seq: u32, len: u32, captured: &[u8]) -> bool {
+        let Some(&(_, _, h)) = self.recent.iter().find(|&&(s, l, _)| l == len && s == seq) else {
+            return false;
+        };
+        h != hash(captured)
     }
 
     /// Holds an out-of-order segment, or gives up on the hole when it cannot.
@@ -275,6 +309,30 @@ mod tests {
             ev,
             vec!["Data([97, 98, 99])".to_string(), "Gap(7)".to_string()]
         );
+    }
+
+    #[test]
+    fn resent_segment_with_other_bytes_is_inconsistent() {
+        let mut r = Reassembler::default();
+        r.syn(99);
+        let mut out = Vec::new();
+        let mut feed = |r: &mut Reassembler, seq, d: &[u8]| {
+            r.segment(seq, d.len() as u32, d, |e| {
+                if let StreamEvent::Data(d) = e {
+                    out.extend_from_slice(d)
+                }
+            })
+        };
+        assert!(!feed(&mut r, 100, b"HTTP/1.1 200 OK\r\n"));
+        assert!(!feed(&mut r, 117, b"abc"));
+        // The same bytes again: a plain retransmission.
+        assert!(!feed(&mut r, 100, b"HTTP/1.1 200 OK\r\n"));
+        // Same sequence number and length, other bytes: inconsistent; the first version stays.
+        assert!(feed(&mut r, 100, b"HTTP/1.1 403 No\r\n"));
+        assert!(feed(&mut r, 117, b"xyz"));
+        // Cut by the snaplen: cannot be compared.
+        assert!(!r.segment(117, 3, b"x", |_| {}));
+        assert_eq!(out, b"HTTP/1.1 200 OK\r\nabc");
     }
 
     #[test]

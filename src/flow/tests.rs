@@ -1407,3 +1407,116 @@ fn full_table_evicts_the_least_recently_active() {
     let all = r.finish();
     assert_eq!(all.len(), 40, "every attempt is reported exactly once");
 }
+
+// =============================================================================================
+// Adversarial traffic: blind resets (RFC 5961), inconsistent retransmissions
+// =============================================================================================
+
+#[test]
+fn rst_outside_the_receive_window_is_not_a_reset() {
+    let mut r = Run::new();
+    r.exchange();
+    // 2^30 below what the client expects, and far beyond its window: a receiver drops both.
+    r.at(55, s(RST, S_END.wrapping_sub(0x4000_0000), 0, 0));
+    r.at(56, s(RST | ACK, S_END.wrapping_add(0x7000_0000), C_END, 0));
+    let f = r.one();
+    assert_state(&f, ConnState::S1, "ShADad");
+    assert!(f.rst.is_none());
+    assert_eq!(f.rst_count, 0);
+    assert_eq!(f.resp_stats.rst_outside_window, 2);
+    assert_eq!(
+        f.resp_stats.first_rst_outside_window.map(|x| x.number),
+        Some(8)
+    );
+    // Still counted as packets of the sender (they were on the wire).
+    assert_eq!(f.resp_stats.pkts, 5);
+}
+
+#[test]
+fn rst_in_the_window_after_an_outside_one_is_the_reset() {
+    let mut r = Run::new();
+    r.exchange();
+    r.at(55, s(RST, S_END.wrapping_add(0x7000_0000), 0, 0));
+    // One below the next sequence number (a stack resetting with its FIN's number): in window.
+    r.at(60, s(RST | ACK, S_END - 1, C_END, 0));
+    let f = r.one();
+    assert_state(&f, ConnState::RSTR, "ShADadr");
+    assert_eq!(f.rst.unwrap().frame.number, 9);
+    assert_eq!(f.resp_stats.rst_outside_window, 1);
+}
+
+#[test]
+fn rst_answering_a_syn_is_judged_without_a_window() {
+    // Nothing is known of the responder's sequence space: a refusal stays a refusal.
+    let mut r = Run::new();
+    r.at(0, c(SYN, C_ISN, 0, 0));
+    r.at(1, s(RST | ACK, 0x9000_0000, C_ISN + 1, 0));
+    let f = r.one();
+    assert_eq!(f.conn_state, ConnState::REJ);
+    assert_eq!(f.resp_stats.rst_outside_window, 0);
+}
+
+/// Collects stream bytes per direction (so the table reassembles).
+#[derive(Default)]
+struct Streams {
+    done: Vec<FlowSummary>,
+    data: [Vec<u8>; 2],
+}
+
+impl FlowSink for Streams {
+    fn flow_end(&mut self, s: FlowSummary) {
+        self.done.push(s);
+    }
+    fn wants_streams(&self) -> bool {
+        true
+    }
+    fn stream(&mut self, ctx: StreamCtx, ev: StreamEvent<'_>) {
+        if let StreamEvent::Data(d) = ev {
+            self.data[ctx.dir.idx()].extend_from_slice(d);
+        }
+    }
+}
+
+#[test]
+fn retransmission_with_other_bytes_is_counted_as_inconsistent() {
+    let mut t = FlowTable::new(TrackerConfig::default());
+    let mut sink = Streams::default();
+    let body = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+    let evil = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nHELLO";
+    let segs: [(TcpSegment<'_>, &[u8]); 7] = [
+        (c(SYN, C_ISN, 0, 0), b""),
+        (s(SYN | ACK, S_ISN, C_ISN + 1, 0), b""),
+        (c(ACK, C_DATA, S_DATA, 0), b""),
+        (s(PSH | ACK, S_DATA, C_DATA, body.len() as u32), body),
+        // The same segment again, same bytes: a plain retransmission.
+        (s(PSH | ACK, S_DATA, C_DATA, body.len() as u32), body),
+        // Same sequence number and length, other bytes.
+        (s(PSH | ACK, S_DATA, C_DATA, evil.len() as u32), evil),
+        (c(ACK, C_DATA, S_DATA + body.len() as u32, 0), b""),
+    ];
+    for (i, (seg, payload)) in segs.into_iter().enumerate() {
+        let seg = TcpSegment {
+            payload,
+            ip_id: Some(i as u16),
+            ..seg
+        };
+        let fr = FrameRef {
+            file: 0,
+            number: i as u64 + 1,
+            ts: Timestamp(i as i64 * 300 * MS),
+        };
+        t.process(&seg, fr, &mut sink);
+    }
+    t.finish_all(&mut sink);
+    let f = &sink.done[0];
+    assert_eq!(f.resp_stats.inconsistent_retransmissions, 1);
+    assert_eq!(
+        f.resp_stats
+            .first_inconsistent_retransmission
+            .map(|x| x.number),
+        Some(6)
+    );
+    assert_eq!(f.resp_stats.retransmissions, 2);
+    // The first version is what the application layer saw.
+    assert_eq!(sink.data[1], body);
+}

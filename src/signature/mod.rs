@@ -138,7 +138,18 @@ pub struct Thresholds {
     /// `connection-refused`: a refusal followed this soon by a success of the same client to the
     /// same endpoint was absorbed by a retry (warning).
     pub refused_retry_window: Duration,
+    /// Server endpoints tracked for the report's endpoint list; connections to further ones are
+    /// counted together as "(other endpoints)" and reported (`endpoint-cap` warning).
+    pub max_endpoints: usize,
+    /// Distinct per-connection notes listed per verdict; the rest are counted and reported
+    /// (`note-cap` warning).
+    pub max_notes: usize,
 }
+
+/// Default `Thresholds::max_notes` (`verdict::MAX_NOTES`).
+pub const DEFAULT_MAX_NOTES: usize = 20;
+/// Default `Thresholds::max_endpoints`.
+pub const DEFAULT_MAX_ENDPOINTS: usize = 10_000;
 
 impl Default for Thresholds {
     fn default() -> Self {
@@ -154,6 +165,8 @@ impl Default for Thresholds {
             listen_queue_min_pct: 5,
             refused_fallback_window: Duration::from_secs(2),
             refused_retry_window: Duration::from_secs(1),
+            max_endpoints: DEFAULT_MAX_ENDPOINTS,
+            max_notes: DEFAULT_MAX_NOTES,
         }
     }
 }
@@ -370,10 +383,13 @@ impl Aggregate<'_> {
         }
     }
 
-    /// "10.0.0.1" for one client, "3 clients" for several.
+    /// "10.0.0.1" for one client, "3 clients" for several, "at least 256 clients" when the
+    /// distinct clients reached the count's cap (a SYN flood from a million sources).
     pub fn clients_phrase(&self) -> String {
         if self.clients == 1 {
             self.client.to_string()
+        } else if self.clients as usize >= MAX_CLIENTS_COUNTED {
+            format!("at least {} clients", self.clients)
         } else {
             format!("{} clients", self.clients)
         }
@@ -384,6 +400,9 @@ impl Aggregate<'_> {
         self.notes.first().map(|n| n.0.clone()).unwrap_or_default()
     }
 }
+
+/// Distinct clients counted per verdict (beyond it, `Aggregate::clients` is a lower bound).
+pub const MAX_CLIENTS_COUNTED: usize = 256;
 
 /// A verdict's words: summary sentence, likely causes, next checks and Wireshark filter.
 #[derive(Clone, Debug, Default, PartialEq)]

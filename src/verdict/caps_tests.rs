@@ -101,3 +101,15 @@ fn a_refusal_on_loopback_ipv6_absorbed_by_ipv4_loopback_is_info() {
         Severity::Critical
     );
 }
+
+/// Fuzzing regression (analyze_capture): a connection whose RST is timestamped before its data
+/// (capture time stepped back) gave a verdict window that ended before it began.
+#[test]
+fn a_finding_with_time_running_backwards_gives_an_ordered_window() {
+    let mut a = Aggregator::new(10, Thresholds::default());
+    let mut f = finding("10.0.0.1".parse().unwrap(), 900);
+    f.last_ts = fr(5).ts;
+    a.add(f, None);
+    let v = a.finish(&Topology::default());
+    assert_eq!((v[0].first_ts, v[0].last_ts), (fr(5).ts, fr(900).ts));
+}

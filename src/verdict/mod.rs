@@ -39,8 +39,8 @@ pub const MAX_CLIENT_BUILDERS: usize = 20_000;
 
 /// Connections remembered per verdict for `--evidence-pcap`.
 pub const MAX_FLOW_REFS: usize = 1000;
-/// Per-connection notes kept per verdict.
-pub const MAX_NOTES: usize = 20;
+/// Per-connection notes kept per verdict: the default of `Thresholds::max_notes`.
+pub const MAX_NOTES: usize = crate::signature::DEFAULT_MAX_NOTES;
 /// (client, endpoint) pairs whose successful connection starts are kept, and starts per pair.
 const MAX_SUCCESS_KEYS: usize = 10_000;
 const MAX_SUCCESS_TIMES: usize = 4096;
@@ -71,6 +71,12 @@ pub struct Verdict {
     pub evidence: Vec<Evidence>,
     pub facts: Vec<(&'static str, Fact)>,
     pub flows: Vec<FlowRef>,
+    /// Connections whose per-connection note is not listed because the verdict already had
+    /// `max_notes` distinct notes (reported as a `note-cap` capture warning).
+    pub notes_omitted: u64,
+    /// More evidence frames existed than `max_evidence` (reported as an `evidence-cap` capture
+    /// warning).
+    pub evidence_capped: bool,
 }
 
 #[derive(Clone)]
@@ -88,13 +94,15 @@ struct Builder {
 }
 
 /// Distinct clients remembered per verdict (beyond it, the count is a lower bound).
-const MAX_CLIENTS: usize = 256;
+const MAX_CLIENTS: usize = crate::signature::MAX_CLIENTS_COUNTED;
 
 #[derive(Clone)]
 pub struct Aggregator {
     max_evidence: usize,
     /// For the signatures' whole-capture severity rules (`signature::settle`).
     th: Thresholds,
+    /// Distinct per-connection notes kept per verdict (`Thresholds::max_notes`).
+    max_notes: usize,
     /// One builder per (signature, server endpoint, client address): the hop of a client is
     /// known only once the whole capture has been seen (`finish` merges them per hop).
     builders: FxHashMap<(SignatureId, SocketAddr, IpAddr), Builder>,
@@ -155,6 +163,7 @@ impl Aggregator {
         Aggregator {
             max_evidence,
             th,
+            max_notes: MAX_NOTES,
             builders: FxHashMap::default(),
             overflow: FxHashMap::default(),
             overflowed: 0,
@@ -193,7 +202,11 @@ impl Aggregator {
     }
 
     /// `add`, with only what the verdict keeps of the connection.
-    pub fn add_ref(&mut self, fd: Finding, flow: Option<FlowRef>) {
+    pub fn add_ref(&mut self, mut fd: Finding, flow: Option<FlowRef>) {
+        // Capture time can run backwards (a clock step): a window is never inverted.
+        if fd.last_ts < fd.first_ts {
+            std::mem::swap(&mut fd.first_ts, &mut fd.last_ts);
+        }
         let hop = Hop::ClientToServer;
         // One builder per client (the hop is known per client only at the end), at most
         // `MAX_CLIENT_BUILDERS`: beyond, a new client's findings join the builder of the first
@@ -229,6 +242,8 @@ impl Aggregator {
                 evidence: Vec::new(),
                 facts: Vec::new(),
                 flows: Vec::new(),
+                notes_omitted: 0,
+                evidence_capped: false,
             },
             client_set: Vec::new(),
             findings: Vec::new(),
@@ -248,12 +263,13 @@ impl Aggregator {
         if !b.client_set.contains(&fd.client) && b.client_set.len() < MAX_CLIENTS {
             b.client_set.push(fd.client);
         }
-        add_note(
+        v.notes_omitted += add_note(
             &mut v.notes,
             &mut b.note_ts,
             fd.note.clone(),
             fd.weight,
             fd.first_ts,
+            self.max_notes,
         );
         if v.facts.is_empty() {
             v.facts = fd.facts.clone();
@@ -281,8 +297,26 @@ impl Aggregator {
                 b.0.cmp(&a.0)
                     .then(first_frame(&a.1).cmp(&first_frame(&b.1)))
             });
+            if b.findings[self.max_evidence.max(1)..]
+                .iter()
+                .any(|(_, e)| !e.is_empty())
+            {
+                b.v.evidence_capped = true;
+            }
             b.findings.truncate(self.max_evidence.max(1));
         }
+    }
+
+    /// Evidence frames kept per verdict.
+    pub fn max_evidence(&self) -> usize {
+        self.max_evidence
+    }
+
+    /// Keeps at most `max_notes` distinct per-connection notes per verdict (default
+    /// `MAX_NOTES`); the connections of the others are counted in `Verdict::notes_omitted`.
+    pub fn with_max_notes(mut self, max_notes: usize) -> Aggregator {
+        self.max_notes = max_notes.max(1);
+        self
     }
 
     /// The verdicts, most severe first, then by time: one per (signature, hop, server), the hop
@@ -313,10 +347,11 @@ impl Aggregator {
                     ),
                     0,
                     at,
+                    usize::MAX,
                 );
             }
             match merged.get_mut(&(k.0, hop, k.1)) {
-                Some(m) => m.merge(b, max_ev),
+                Some(m) => m.merge(b, max_ev, self.max_notes),
                 None => {
                     merged.insert((k.0, hop, k.1), b);
                 }
@@ -361,8 +396,12 @@ impl Aggregator {
             let mut ev: Vec<Evidence> = Vec::new();
             for (_, e) in b.findings {
                 for x in e {
-                    if ev.len() < max_ev && !ev.iter().any(|y| y.frame == x.frame) {
-                        ev.push(x);
+                    if !ev.iter().any(|y| y.frame == x.frame) {
+                        if ev.len() < max_ev {
+                            ev.push(x);
+                        } else {
+                            v.evidence_capped = true;
+                        }
                     }
                 }
             }
@@ -414,7 +453,7 @@ impl Aggregator {
 
 impl Builder {
     /// Folds another client's builder (same signature, hop and server) into this one.
-    fn merge(&mut self, o: Builder, max_ev: usize) {
+    fn merge(&mut self, o: Builder, max_ev: usize, max_notes: usize) {
         let (v, w) = (&mut self.v, o.v);
         v.severity = v.severity.max(w.severity);
         v.flow_count += w.flow_count;
@@ -426,9 +465,11 @@ impl Builder {
             v.client = w.client;
         }
         v.last_ts = v.last_ts.max(w.last_ts);
+        v.notes_omitted += w.notes_omitted;
         for ((n, c), t) in w.notes.into_iter().zip(o.note_ts) {
-            add_note(&mut v.notes, &mut self.note_ts, n, c, t);
+            v.notes_omitted += add_note(&mut v.notes, &mut self.note_ts, n, c, t, max_notes);
         }
+        v.evidence_capped |= w.evidence_capped;
         if v.facts.is_empty() {
             v.facts = w.facts;
         }
@@ -448,6 +489,12 @@ impl Builder {
                 b.0.cmp(&a.0)
                     .then(first_frame(&a.1).cmp(&first_frame(&b.1)))
             });
+            if self.findings[max_ev.max(1)..]
+                .iter()
+                .any(|(_, e)| !e.is_empty())
+            {
+                self.v.evidence_capped = true;
+            }
             self.findings.truncate(max_ev.max(1));
         }
         self.attempts.extend(o.attempts);
@@ -496,28 +543,36 @@ pub fn escalate_paired_causes(verdicts: &mut [Verdict], chains: &[crate::correla
     }
 }
 
-/// Adds a per-connection note (or counts it again), keeping the `MAX_NOTES` earliest.
+/// Adds a per-connection note (or counts it again), keeping the `max_notes` earliest; returns
+/// the connections (weight) whose note is no longer listed.
 fn add_note(
     notes: &mut Vec<(String, u64)>,
     ts: &mut Vec<Timestamp>,
     note: String,
     weight: u64,
     at: Timestamp,
-) {
+    max_notes: usize,
+) -> u64 {
     if let Some(i) = notes.iter().position(|(n, _)| *n == note) {
         notes[i].1 += weight;
         ts[i] = ts[i].min(at);
-    } else if notes.len() < MAX_NOTES {
+        0
+    } else if notes.len() < max_notes.max(1) {
         notes.push((note, weight));
         ts.push(at);
+        0
     } else if let Some((i, _)) = ts
         .iter()
         .enumerate()
         .max_by_key(|(_, t)| **t)
         .filter(|(_, t)| **t > at)
     {
+        let dropped = notes[i].1;
         notes[i] = (note, weight);
         ts[i] = at;
+        dropped
+    } else {
+        weight
     }
 }
 
