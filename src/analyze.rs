@@ -261,6 +261,18 @@ pub fn run_with_roles(
 }
 
 impl Analyzer {
+    /// A connection still open that waits for an answer, to be judged by `conclude` as if the
+    /// capture ended then (live snapshots: `upstream-timeout`, `tls-stall` while they happen).
+    /// It is not counted as a finished connection and no other rule looks at it.
+    pub fn judge_open(&mut self, f: FlowSummary, app: AppSummary) {
+        self.pending_end.push((f, app));
+    }
+
+    /// Connections finished so far.
+    pub fn connections(&self) -> u64 {
+        self.connections
+    }
+
     pub fn new(th: Thresholds, max_evidence: usize) -> Analyzer {
         Analyzer {
             th,

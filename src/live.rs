@@ -3,28 +3,50 @@
 //!
 //! Owns: the loop that feeds frames from `capture::live` into the pipeline, the periodic ticks
 //! that expire connections in wall-clock time (capture time *is* wall-clock time here), the
-//! snapshots that turn verdict changes into events, and the final report with libpcap's drop
-//! counters. Must not: format output (the CLI does) or hold protocol logic.
+//! snapshots that turn verdict changes into events (`verdicts`), the live counters and metrics
+//! (`tally`, `serve`), and the final report with libpcap's drop counters. Must not: format
+//! output (the CLI and `report::live_events` do) or hold protocol logic.
 //!
 //! "As soon as they are certain": connections are judged when they end — closed ones
 //! `LIVE_CLOSED_TIMEOUT_NS` (1 s) after their last packet — and every tick (at most one second
-//! apart) re-concludes a copy of the analyzer to which the still-open unanswered attempts are
-//! added, so an unanswered SYN is reported `--syn-timeout` after its last send while later
-//! retransmissions still count towards the same attempt.
+//! apart) re-concludes a copy of the analyzer to which the still-open connections that wait for
+//! an answer are added as if the capture ended now: unanswered attempts (`syn-unanswered`
+//! `--syn-timeout` after the last SYN, while later retransmissions still count towards the same
+//! attempt), ClientHellos without a ServerHello (`tls-stall`) and requests without a response
+//! byte (`upstream-timeout` once they waited `--response-timeout`). Each rule decides from the
+//! same facts and thresholds as at the end of a capture file, so an event is emitted only when
+//! the final report would say the same if the capture stopped then.
+//!
+//! Memory stays flat over a long run: the flow table is bounded (`--max-connections`), the
+//! analyzer's tables are bounded by their own caps, the event tracker by
+//! `verdicts::MAX_TRACKED_VERDICTS`, the health table by `tally::MAX_HEALTH_ENDPOINTS`, and the
+//! metrics' label sets by `report::metrics::MAX_LABELLED_ENDPOINTS`.
+
+mod serve;
+mod tally;
+mod verdicts;
+
+pub use serve::MetricsServer;
+pub use tally::{healthy, LiveObserver, Outcome, MAX_HEALTH_ENDPOINTS};
+pub use verdicts::{
+    Change, ResolveReason, VerdictBrief, VerdictTracker, MAX_TRACKED_VERDICTS,
+    MIN_UPDATE_INTERVAL_NS,
+};
 
 use crate::analyze::{conclude, Analysis, Analyzer, Warning};
-use crate::capture::live::{LiveConfig, LiveSource, LiveStats};
+use crate::capture::live::{LiveConfig, LiveSource, LiveStats, Tick};
 use crate::capture::FileInfo;
 use crate::error::Result;
 use crate::flow::TrackerConfig;
 use crate::pipeline::Pipeline;
+use crate::report::metrics::LiveMetrics;
 use crate::signature::{SignatureId, Thresholds};
 use crate::time::{Timestamp, NANOS_PER_SEC};
-use crate::topology::GivenRoles;
-use crate::verdict::{Hop, Verdict};
+use crate::topology::{GivenRoles, Topology};
 use std::cell::RefCell;
-use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Quiet time after which a closed/reset connection is judged in live mode.
@@ -32,6 +54,9 @@ pub const LIVE_CLOSED_TIMEOUT_NS: i64 = NANOS_PER_SEC;
 
 /// Longest time between two ticks (verdict checks), whatever `--report-every` says.
 pub const MAX_TICK: Duration = Duration::from_secs(1);
+
+/// Default of `--resolve-after`.
+pub const DEFAULT_RESOLVE_AFTER: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug)]
 pub struct LiveRun {
@@ -46,24 +71,42 @@ pub struct LiveRun {
     pub report_every: Duration,
     /// Stop after this many packets (`-c`, as tcpdump).
     pub max_packets: Option<u64>,
+    /// A verdict resolves after this long without a new failure, once a healthy connection to
+    /// its server followed the last failure.
+    pub resolve_after: Duration,
+    /// Where the metrics are kept (served by a `MetricsServer`).
+    pub metrics: Option<Arc<LiveMetrics>>,
 }
 
 /// What the live loop tells the CLI while it runs.
 pub enum LiveEvent<'a> {
-    /// A verdict appeared (`opened`) or its connection count changed (`updated`).
+    /// A verdict opened, changed its connection count, or resolved.
     Verdict {
-        opened: bool,
-        verdict: &'a Verdict,
         at: Timestamp,
+        change: Change<'a>,
+        /// The files written so far (`--write`), indexed by the evidence's `file`.
+        files: &'a [PathBuf],
     },
-    /// Every `report_every`: counters and the current verdicts.
-    Summary {
-        at: Timestamp,
-        packets: u64,
-        tcp_segments: u64,
-        active_connections: usize,
-        analysis: &'a Analysis,
-    },
+    /// Every `report_every`.
+    Summary(LiveSummary<'a>),
+}
+
+/// The periodic summary. Counters are consistent: `packets` frames were analysed (libpcap had
+/// received `stats.received` by then, a few perhaps not yet read); every connection seen is
+/// either finished (`finished_connections`, judged) or open (`open_connections`).
+pub struct LiveSummary<'a> {
+    pub at: Timestamp,
+    pub packets: u64,
+    pub stats: LiveStats,
+    pub tcp_segments: u64,
+    pub finished_connections: u64,
+    pub open_connections: usize,
+    /// Verdicts open now, most severe first.
+    pub open_verdicts: Vec<VerdictBrief>,
+    pub verdicts_opened: u64,
+    pub verdicts_resolved: u64,
+    /// Roles inferred so far (the path line).
+    pub topology: &'a Topology,
 }
 
 /// The final result: the full analysis (as `analyze` would give on the written pcap) and the
@@ -71,6 +114,8 @@ pub enum LiveEvent<'a> {
 pub struct LiveResult {
     pub analysis: Analysis,
     pub stats: LiveStats,
+    /// Files written (`--write`), indexed by the evidence's `file`.
+    pub files: Vec<PathBuf>,
 }
 
 fn now() -> Timestamp {
@@ -92,18 +137,16 @@ fn drop_sensitive(s: SignatureId) -> bool {
     )
 }
 
-fn file_info(
+/// One `FileInfo` per file written (or one `live:IFACE` entry without `--write`).
+fn file_infos(
     cfg: &LiveRun,
     src: &LiveSource,
+    frames_per_file: &[u64],
     packets: u64,
     sum: &crate::pipeline::CaptureSummary,
-) -> FileInfo {
-    FileInfo {
-        path: cfg
-            .source
-            .write
-            .clone()
-            .unwrap_or_else(|| format!("live:{}", cfg.source.iface).into()),
+) -> Vec<FileInfo> {
+    let base = FileInfo {
+        path: format!("live:{}", cfg.source.iface).into(),
         link: Some(src.link()),
         dlt: src.link().dlt(),
         snaplen: cfg.source.snaplen.max(0) as u32,
@@ -116,7 +159,23 @@ fn file_info(
         stopped_early: None,
         clock_offset: None,
         ..FileInfo::default()
+    };
+    if src.files().is_empty() {
+        return vec![base];
     }
+    src.files()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let n = frames_per_file.get(i).copied().unwrap_or(0);
+            FileInfo {
+                path: p.clone(),
+                frames: n,
+                frames_matched: n,
+                ..base.clone()
+            }
+        })
+        .collect()
 }
 
 /// Runs until `stop` is set or the duration passes; `emit` receives events as they happen.
@@ -131,7 +190,10 @@ pub fn run(
     tracker.closed_timeout_ns = LIVE_CLOSED_TIMEOUT_NS;
     let pipeline = RefCell::new(Pipeline::new(
         tracker,
-        Analyzer::new(cfg.thresholds, cfg.max_evidence),
+        LiveObserver::new(
+            Analyzer::new(cfg.thresholds, cfg.max_evidence),
+            cfg.metrics.clone(),
+        ),
         1,
     ));
     let started = now();
@@ -141,58 +203,78 @@ pub fn run(
         .min(MAX_TICK)
         .max(Duration::from_millis(50));
     let mut last_summary = started;
-    let mut seen: Vec<((SignatureId, Hop, SocketAddr), u64)> = Vec::new();
+    let mut verdicts = VerdictTracker::new(cfg.resolve_after.as_nanos() as i64);
     let packets = std::cell::Cell::new(0u64);
+    // Frames per file (the last frame number seen in each; a ring file's count restarts).
+    let frames_per_file = RefCell::new(Vec::<u64>::new());
     let stop_local = AtomicBool::new(false);
     {
-        let mut on_tick = |t: Timestamp| {
+        let mut on_tick = |t: &Tick<'_>| {
+            let now = t.now;
             let mut p = pipeline.borrow_mut();
-            p.tick(t);
+            p.tick(now);
             let mut sum = p.summary();
-            sum.last_ts = Some(t);
+            sum.last_ts = Some(now);
             sum.first_ts.get_or_insert(started);
-            // Judge a copy: open unanswered attempts are added to it as if the capture ended
-            // now (`--syn-timeout` applies), while the table keeps them so that later SYN
-            // retransmissions still join the same attempt.
-            let mut an = p.observer().clone();
+            // Judge a copy: open connections that wait for an answer are added to it as if the
+            // capture ended now, while the table keeps them (later packets still join them).
+            let mut an = p.observer().analyzer.clone();
             for f in p.open_attempts() {
                 crate::pipeline::Observer::flow_end(&mut an, f, Some(Default::default()));
             }
-            let snapshot = conclude(an, sum.clone(), cfg.roles.clone());
-            for v in &snapshot.verdicts {
-                let key = (v.signature, v.hop, v.server);
-                match seen.iter_mut().find(|(k, _)| *k == key) {
-                    None => {
-                        seen.push((key, v.flow_count));
-                        emit(LiveEvent::Verdict {
-                            opened: true,
-                            verdict: v,
-                            at: t,
-                        });
-                    }
-                    Some((_, n)) if *n != v.flow_count => {
-                        *n = v.flow_count;
-                        emit(LiveEvent::Verdict {
-                            opened: false,
-                            verdict: v,
-                            at: t,
-                        });
-                    }
-                    _ => {}
-                }
+            for (f, app) in p.open_awaiting() {
+                an.judge_open(f, app);
             }
-            if t.nanos_since(last_summary) >= cfg.report_every.as_nanos() as i64 {
-                last_summary = t;
-                emit(LiveEvent::Summary {
-                    at: t,
-                    packets: packets.get(),
-                    tcp_segments: sum.tcp_segments,
-                    active_connections: p.active_connections(),
-                    analysis: &snapshot,
+            let snapshot = conclude(an, sum.clone(), cfg.roles.clone());
+            let active = p.active_connections();
+            let obs = p.observer();
+            obs.topology = snapshot.topology.clone();
+            let obs: &LiveObserver = obs;
+            verdicts.update(
+                now,
+                &snapshot.verdicts,
+                |server| obs.last_healthy(server),
+                |change| {
+                    emit(LiveEvent::Verdict {
+                        at: now,
+                        change,
+                        files: t.files,
+                    })
+                },
+            );
+            if let Some(m) = &cfg.metrics {
+                m.capture(packets.get(), t.stats.dropped, t.stats.if_dropped, active);
+                m.verdicts(
+                    verdicts.open().map(|v| (v.signature, v.severity, v.hop)),
+                    verdicts.opened,
+                    verdicts.resolved,
+                );
+            }
+            if now.nanos_since(last_summary) >= cfg.report_every.as_nanos() as i64 {
+                last_summary = now;
+                let mut open: Vec<VerdictBrief> = verdicts.open().copied().collect();
+                open.sort_by(|a, b| {
+                    b.severity
+                        .cmp(&a.severity)
+                        .then(b.flow_count.cmp(&a.flow_count))
+                        .then(a.key().cmp(&b.key()))
                 });
+                emit(LiveEvent::Summary(LiveSummary {
+                    at: now,
+                    packets: packets.get(),
+                    stats: t.stats,
+                    tcp_segments: sum.tcp_segments,
+                    finished_connections: obs.analyzer.connections(),
+                    open_connections: active,
+                    open_verdicts: open,
+                    verdicts_opened: verdicts.opened,
+                    verdicts_resolved: verdicts.resolved,
+                    topology: &snapshot.topology,
+                }));
             }
             // The source checks one flag: the user's (Ctrl-C, SIGTERM) is copied into it here.
-            if deadline.is_some_and(|d| t >= d) || stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if deadline.is_some_and(|d| now >= d) || stop.load(std::sync::atomic::Ordering::Relaxed)
+            {
                 stop_local.store(true, std::sync::atomic::Ordering::Relaxed);
             }
         };
@@ -201,6 +283,14 @@ pub fn run(
             tick,
             |f| {
                 packets.set(packets.get() + 1);
+                {
+                    let mut per = frames_per_file.borrow_mut();
+                    let i = f.file as usize;
+                    if per.len() <= i {
+                        per.resize(i + 1, 0);
+                    }
+                    per[i] = f.number;
+                }
                 pipeline.borrow_mut().frame(f);
                 // The source checks the flag before reading the next packet: exactly N are
                 // read (and written with --write).
@@ -213,15 +303,29 @@ pub fn run(
     }
     let stats = src.stats();
     let p = pipeline.into_inner();
-    let (analyzer, mut sum) = p.finish();
+    let (obs, mut sum) = p.finish();
     // The final report ends at the last captured packet, as `analyze` on the `--write` file
     // does, so the two agree (events during the run were judged against the wall clock).
     let end = now();
     sum.last_ts = Some(sum.last_ts.unwrap_or(end));
     sum.first_ts.get_or_insert(started);
-    sum.files = vec![file_info(cfg, &src, packets.get(), &sum)];
+    sum.files = file_infos(cfg, &src, &frames_per_file.borrow(), packets.get(), &sum);
     sum.frames = packets.get();
-    let mut analysis = conclude(analyzer, sum, cfg.roles.clone());
+    let mut analysis = conclude(obs.analyzer, sum, cfg.roles.clone());
+    if let Some(r) = cfg.source.rotate.and_then(|r| r.ring_files) {
+        let opened = src.opened_files();
+        if opened > u64::from(r) {
+            analysis.warnings.push(Warning {
+                kind: "ring-overwritten",
+                message: format!(
+                    "{} files were written to a ring of {}: the oldest were overwritten, so evidence frames in files rewritten after the verdict was formed may no longer be there",
+                    opened, r
+                ),
+                count: opened - u64::from(r),
+                frames: Vec::new(),
+            });
+        }
+    }
     let dropped = stats.dropped + stats.if_dropped;
     if dropped > 0 {
         analysis.warnings.push(Warning {
@@ -247,7 +351,11 @@ pub fn run(
             ));
         }
     }
-    Ok(LiveResult { analysis, stats })
+    Ok(LiveResult {
+        analysis,
+        stats,
+        files: src.files().to_vec(),
+    })
 }
 
 /// Seconds as a Duration, for flags.

@@ -20,7 +20,7 @@ pub struct Warning {
     /// `one-direction-only`, `snaplen`, `file-truncated`, `malformed`, `ip-fragments`,
     /// `time-reversal`, `time-gap` (merged files far apart in time), `clock-offset`,
     /// `table-full` (`--max-connections` reached), and in live mode
-    /// `kernel-drops`.
+    /// `kernel-drops` and `ring-overwritten` (`--write` with `-W`).
     pub kind: &'static str,
     pub message: String,
     pub count: u64,
