@@ -83,6 +83,22 @@ pub struct Analyzer {
     deferred: Vec<(Finding, Option<FlowSummary>)>,
 }
 
+/// (client host, server endpoint) pairs whose latest connection start is kept at most; beyond
+/// it, new pairs are not remembered (an abandoned attempt of theirs is judged as any other).
+pub const MAX_LATEST_STARTS: usize = 100_000;
+
+/// What `Analyzer::retained` counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retained {
+    /// Verdict builders (at most twice `verdict::MAX_BUILDERS`).
+    pub builders: usize,
+    /// Every entry of the aggregator's tables, builders included.
+    pub aggregator: usize,
+    pub latest_starts: usize,
+    pub deferred: usize,
+    pub time_wait: usize,
+}
+
 /// Probe findings held back for scan recognition at most (see `Analyzer::deferred`).
 const MAX_DEFERRED_FINDINGS: usize = 200_000;
 
@@ -193,11 +209,11 @@ impl Observer for Analyzer {
         self.agg.observe_flow(&f);
         self.endpoints.count(&f, &app);
         self.legs.observe(&f, &app);
-        let latest = self
-            .latest_start
-            .entry((f.orig.ip(), f.resp))
-            .or_insert(f.start);
-        *latest = (*latest).max(f.start);
+        let key = (f.orig.ip(), f.resp);
+        if self.latest_start.len() < MAX_LATEST_STARTS || self.latest_start.contains_key(&key) {
+            let latest = self.latest_start.entry(key).or_insert(f.start);
+            *latest = (*latest).max(f.start);
+        }
         self.tw.observe(&f);
         self.scans.observe(&f);
         self.listen_queue.observe(&f);
@@ -271,6 +287,17 @@ impl Analyzer {
     /// Connections finished so far.
     pub fn connections(&self) -> u64 {
         self.connections
+    }
+
+    /// Entries held in the tables that grow with traffic (tests: bounded over a long run).
+    pub fn retained(&self) -> Retained {
+        Retained {
+            builders: self.agg.builders(),
+            aggregator: self.agg.retained(),
+            latest_starts: self.latest_start.len(),
+            deferred: self.deferred.len(),
+            time_wait: self.tw.retained(),
+        }
     }
 
     pub fn new(th: Thresholds, max_evidence: usize) -> Analyzer {

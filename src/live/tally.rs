@@ -178,3 +178,109 @@ impl Observer for LiveObserver {
         self.analyzer.app_event(flow, ev)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::conclude;
+    use crate::flow::testkit::{established, fr};
+    use crate::flow::{Direction, RstInfo};
+    use crate::signature::Thresholds;
+
+    /// Connection `i`: every one from a new client to a new server endpoint (the worst case for
+    /// per-key tables); even ones refused, odd ones healthy and closed with FINs.
+    fn flow(i: u64) -> FlowSummary {
+        let client = format!(
+            "10.{}.{}.{}:40000",
+            (i >> 16) & 255,
+            (i >> 8) & 255,
+            i & 255
+        );
+        let server = format!(
+            "172.{}.{}.{}:{}",
+            16 + ((i >> 16) & 15),
+            (i >> 8) & 255,
+            i & 255,
+            1000 + (i >> 20)
+        );
+        let n = i * 10;
+        let mut f = established(i, &client, &server, n, n + 5);
+        if i % 2 == 0 {
+            f.conn_state = ConnState::REJ;
+            f.synack = None;
+            f.history = "Sr".into();
+            f.rst = Some(RstInfo {
+                from: Direction::Resp,
+                frame: fr(n + 1),
+                ttl: 64,
+                unacked_by_peer: 0,
+                unacked_from_peer: 0,
+                after_fin: false,
+                last_data_from: None,
+            });
+        } else {
+            f.conn_state = ConnState::SF;
+            f.history = "ShADadFf".into();
+            f.closed_at = Some(fr(n + 5).ts);
+            f.first_fin_from = Some(Direction::Orig);
+            f.resp_stats.bytes = 100;
+            f.orig_stats.bytes = 50;
+        }
+        f
+    }
+
+    /// Memory stays flat over a long run: after the per-key caps are reached, another 60 000
+    /// connections to new endpoints add nothing to the analyzer's or the live tables.
+    #[test]
+    fn tables_stay_bounded_over_a_long_run() {
+        let metrics = Arc::new(LiveMetrics::new());
+        let mut obs = LiveObserver::new(
+            Analyzer::new(Thresholds::default(), 10),
+            Some(metrics.clone()),
+        );
+        for i in 0..220_000 {
+            obs.flow_end(flow(i), None);
+        }
+        let (a1, h1, m1) = (
+            obs.analyzer.retained(),
+            obs.health_entries(),
+            metrics.encode().len(),
+        );
+        for i in 220_000..280_000 {
+            obs.flow_end(flow(i), None);
+        }
+        let (a2, h2, m2) = (
+            obs.analyzer.retained(),
+            obs.health_entries(),
+            metrics.encode().len(),
+        );
+        assert_eq!(obs.analyzer.connections(), 280_000);
+        // Tables whose cap the first phase reached do not grow at all; the verdict builders
+        // stay within their hard cap.
+        assert_eq!(a1.latest_starts, crate::analyze::MAX_LATEST_STARTS);
+        assert_eq!(a2.latest_starts, a1.latest_starts);
+        assert_eq!(a2.deferred, a1.deferred, "{a1:?} -> {a2:?}");
+        assert_eq!(a2.time_wait, a1.time_wait, "{a1:?} -> {a2:?}");
+        assert!(a2.builders <= 2 * crate::verdict::MAX_BUILDERS, "{a2:?}");
+        assert!(
+            a2.aggregator - a1.aggregator <= 4 * (a2.builders - a1.builders),
+            "{a1:?} -> {a2:?}: the aggregator grows only with new builders"
+        );
+        assert_eq!(h1, MAX_HEALTH_ENDPOINTS);
+        assert_eq!(h2, h1);
+        assert_eq!(m1, m2, "metric series grew");
+        // The refusals are still counted in full.
+        let an = conclude(
+            obs.analyzer.clone(),
+            crate::pipeline::CaptureSummary::default(),
+            Default::default(),
+        );
+        let refused: u64 = an
+            .verdicts
+            .iter()
+            .filter(|v| v.signature == crate::signature::SignatureId::ConnectionRefused)
+            .map(|v| v.flow_count)
+            .sum();
+        assert!(refused > 0);
+    }
+}

@@ -27,6 +27,15 @@ pub const MAX_NOTES: usize = 20;
 /// (client, endpoint) pairs whose successful connection starts are kept, and starts per pair.
 const MAX_SUCCESS_KEYS: usize = 10_000;
 const MAX_SUCCESS_TIMES: usize = 4096;
+/// Server endpoints whose connections are counted (the "of m" of verdicts) at most; beyond it a
+/// verdict's total falls back to its own count. Bounds memory in a long live run.
+pub const MAX_ENDPOINT_COUNTS: usize = 100_000;
+/// Per-client builders at most; beyond it findings of new (signature, server, client) keys are
+/// kept under an unspecified client address (one per signature and server, hop then judged
+/// without the client), and beyond twice that they are counted in `dropped_findings` only.
+pub const MAX_BUILDERS: usize = 50_000;
+/// Connection attempts kept per builder for severity settling (the earliest).
+pub const MAX_ATTEMPTS: usize = 4096;
 
 #[derive(Clone, Debug)]
 pub struct Verdict {
@@ -86,6 +95,8 @@ pub struct Aggregator {
     /// (client ip, server endpoint) -> starts of its successful connections (capped), to tell a
     /// refusal that a retry absorbed from one that stood.
     success_times: FxHashMap<(IpAddr, SocketAddr), Vec<Timestamp>>,
+    /// Findings not aggregated because `MAX_BUILDERS` was reached twice over.
+    pub dropped_findings: u64,
 }
 
 impl Verdict {
@@ -133,20 +144,46 @@ impl Aggregator {
             endpoint_established: FxHashMap::default(),
             successes: FxHashMap::default(),
             success_times: FxHashMap::default(),
+            dropped_findings: 0,
         }
+    }
+
+    /// Verdict builders held.
+    pub fn builders(&self) -> usize {
+        self.builders.len()
+    }
+
+    /// Entries held in its tables (tests: memory stays bounded over a long run).
+    pub fn retained(&self) -> usize {
+        self.builders.len()
+            + self
+                .builders
+                .values()
+                .map(|b| b.attempts.len() + b.client_set.len() + b.findings.len())
+                .sum::<usize>()
+            + self.endpoint_flows.len()
+            + self.endpoint_established.len()
+            + self.successes.len()
+            + self.success_times.len()
     }
 
     /// Counts every finished connection (the denominators of "n of m").
     pub fn observe_flow(&mut self, f: &FlowSummary) {
-        *self.endpoint_flows.entry(f.resp).or_default() += 1;
+        let counted = self.endpoint_flows.len() < MAX_ENDPOINT_COUNTS
+            || self.endpoint_flows.contains_key(&f.resp);
+        if counted {
+            *self.endpoint_flows.entry(f.resp).or_default() += 1;
+        }
         if f.synack.is_some() || f.resp_stats.bytes > 0 {
-            *self.endpoint_established.entry(f.resp).or_default() += 1;
-            let v = self
-                .successes
-                .entry((f.orig.ip(), f.resp.port()))
-                .or_default();
-            if v.len() < 4 && !v.iter().any(|(ip, _)| *ip == f.resp.ip()) {
-                v.push((f.resp.ip(), f.start));
+            if counted {
+                *self.endpoint_established.entry(f.resp).or_default() += 1;
+            }
+            let key = (f.orig.ip(), f.resp.port());
+            if self.successes.len() < MAX_SUCCESS_KEYS || self.successes.contains_key(&key) {
+                let v = self.successes.entry(key).or_default();
+                if v.len() < 4 && !v.iter().any(|(ip, _)| *ip == f.resp.ip()) {
+                    v.push((f.resp.ip(), f.start));
+                }
             }
             if self.success_times.len() < MAX_SUCCESS_KEYS
                 || self.success_times.contains_key(&(f.orig.ip(), f.resp))
@@ -161,7 +198,17 @@ impl Aggregator {
 
     pub fn add(&mut self, fd: Finding, flow: Option<&FlowSummary>) {
         let hop = Hop::ClientToServer;
-        let key = (fd.signature, fd.server, fd.client);
+        let mut key = (fd.signature, fd.server, fd.client);
+        if self.builders.len() >= MAX_BUILDERS && !self.builders.contains_key(&key) {
+            key.2 = match fd.client {
+                IpAddr::V4(_) => IpAddr::from([0, 0, 0, 0]),
+                IpAddr::V6(_) => IpAddr::from([0u16; 8]),
+            };
+            if self.builders.len() >= 2 * MAX_BUILDERS && !self.builders.contains_key(&key) {
+                self.dropped_findings += 1;
+                return;
+            }
+        }
         let b = self.builders.entry(key).or_insert_with(|| Builder {
             v: Verdict {
                 signature: fd.signature,
@@ -220,7 +267,7 @@ impl Aggregator {
                 *b.tallies.entry((k, val.to_string())).or_default() += fd.weight;
             }
         }
-        if crate::signature::settles_on_attempts(fd.signature) {
+        if crate::signature::settles_on_attempts(fd.signature) && b.attempts.len() < MAX_ATTEMPTS {
             b.attempts.push((fd.client, fd.first_ts));
         }
         if let Some(f) = flow {
