@@ -971,6 +971,79 @@ fn write_rotates_like_tcpdump_and_evidence_names_the_file() {
     }
 }
 
+/// `-o FILE` takes the final report (format from the extension) and `--evidence-pcap` writes the
+/// verdicts' frames read back from the `--write` file, as `analyze` does.
+#[test]
+fn output_file_and_evidence_pcap_as_analyze() {
+    if !root_or_skip() {
+        return;
+    }
+    let port = closed_port();
+    let server = format!("127.0.0.1:{port}");
+    let written = TempPath::new("out-write", ".pcap");
+    let report = TempPath::new("out-report", ".json");
+    let ev = TempPath::new("out-evidence", ".pcapng");
+    let mut live = Live::start(
+        port,
+        &[
+            "--duration",
+            "3",
+            "-w",
+            written.path().to_str().unwrap(),
+            "-o",
+            report.path().to_str().unwrap(),
+            "--evidence-pcap",
+            ev.path().to_str().unwrap(),
+            "--backend",
+            &server,
+        ],
+    );
+    live.wait_capturing();
+    refused_connect(port);
+    let f = live.finish(Duration::from_secs(10));
+    assert!(f.status.success(), "{:?}: {}", f.status, f.stderr);
+    assert!(
+        f.events("final").is_empty(),
+        "the report went to -o:\n{}",
+        f.dump()
+    );
+    assert!(f.stderr.contains("evidence frames"), "{}", f.stderr);
+    let rep: Value =
+        serde_json::from_slice(&std::fs::read(report.path()).expect("-o file written")).unwrap();
+    let v = the_verdict(&rep, "connection-refused", &server);
+    let ev_frames: Vec<u64> = v["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["evidence_frame"].as_u64().expect("evidence_frame"))
+        .collect();
+    assert_eq!(ev_frames, [1, 2], "{v:#}");
+    let out = Command::new(common::bin())
+        .args(["flows", "--format", "json", ev.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let flows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(flows.as_array().map(Vec::len), Some(1), "{flows:#}");
+    assert_eq!(flows[0]["conn_state"], "REJ", "{flows:#}");
+    // A malformed role is a usage error (exit 2), as in analyze.
+    let (code, stderr, _) = run_bounded(&[
+        "live",
+        "-i",
+        "lo",
+        "--backend",
+        "nonsense",
+        "--duration",
+        "1",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--backend nonsense"), "{stderr}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5. --write: analyze on the written file gives the same verdicts and frame numbers
 
