@@ -17,6 +17,12 @@
 //! same facts and thresholds as at the end of a capture file, so an event is emitted only when
 //! the final report would say the same if the capture stopped then.
 //!
+//! Two threads: the capture thread reads libpcap (and writes `--write`), copies frames into
+//! batches of `BATCH_FRAMES` and sends them, with the ticks in between, through a queue of
+//! `QUEUE_BATCHES`; the calling thread analyses, concludes the snapshots and emits the events.
+//! Reading the kernel ring never waits for a snapshot, so a slow tick is absorbed by the queue
+//! and the kernel buffer instead of becoming kernel drops at once.
+//!
 //! Memory stays flat over a long run: the flow table is bounded (`--max-connections`), the
 //! analyzer's tables are bounded by their own caps, the event tracker by
 //! `verdicts::MAX_TRACKED_VERDICTS`, the health table by `tally::MAX_HEALTH_ENDPOINTS`, and the
@@ -35,7 +41,7 @@ pub use verdicts::{
 
 use crate::analyze::{conclude, Analysis, Analyzer, Warning};
 use crate::capture::live::{LiveConfig, LiveSource, LiveStats, Tick};
-use crate::capture::FileInfo;
+use crate::capture::{FileInfo, Frame, LinkType};
 use crate::error::Result;
 use crate::flow::TrackerConfig;
 use crate::pipeline::Pipeline;
@@ -125,6 +131,163 @@ fn now() -> Timestamp {
     Timestamp(d.as_nanos() as i64)
 }
 
+/// Frames per batch handed from the capture thread to the analysis thread.
+pub const BATCH_FRAMES: usize = 256;
+
+/// Batches queued between the two threads at most. When the analysis falls this far behind, the
+/// capture thread waits, the kernel buffer (`-B`) fills, and the kernel drops (counted, reported):
+/// memory stays bounded (about `QUEUE_BATCHES × BATCH_FRAMES × snaplen` bytes).
+pub const QUEUE_BATCHES: usize = 128;
+
+/// One captured frame's header in a batch; its bytes are `data[off..off + caplen]`.
+struct FrameMeta {
+    file: u16,
+    number: u64,
+    ts: Timestamp,
+    caplen: u32,
+    wire_len: u32,
+    off: usize,
+}
+
+/// Frames copied out of libpcap's ring by the capture thread (buffers are reused).
+struct Batch {
+    link: LinkType,
+    meta: Vec<FrameMeta>,
+    data: Vec<u8>,
+}
+
+impl Batch {
+    fn new(link: LinkType) -> Batch {
+        Batch {
+            link,
+            meta: Vec::with_capacity(BATCH_FRAMES),
+            data: Vec::with_capacity(BATCH_FRAMES * 256),
+        }
+    }
+
+    fn push(&mut self, f: &Frame<'_>) {
+        self.meta.push(FrameMeta {
+            file: f.file,
+            number: f.number,
+            ts: f.ts,
+            caplen: f.caplen,
+            wire_len: f.wire_len,
+            off: self.data.len(),
+        });
+        self.data.extend_from_slice(f.data);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&FrameMeta, &[u8])> {
+        self.meta
+            .iter()
+            .map(|m| (m, &self.data[m.off..m.off + m.caplen as usize]))
+    }
+
+    fn clear(&mut self) {
+        self.meta.clear();
+        self.data.clear();
+    }
+}
+
+/// What the capture thread sends: frames, and the ticks in between (in capture order).
+enum Msg {
+    Frames(Batch),
+    Tick {
+        now: Timestamp,
+        stats: LiveStats,
+        /// The files written, when they changed since the last tick.
+        files: Option<Vec<PathBuf>>,
+    },
+}
+
+/// Runs the capture on its own thread (reading libpcap, writing `--write`, copying frames into
+/// batches) and hands every message to `handle` on the calling thread, in order, through a
+/// bounded queue. `-c N` is counted on the capture thread, so exactly N packets are read and
+/// written. Returns when the capture stops (`stop`, `-c`, or an error) and the queue is drained.
+fn run_threads(
+    cfg: &LiveRun,
+    src: &mut LiveSource,
+    stop: &AtomicBool,
+    tick: Duration,
+    mut handle: impl FnMut(&Msg),
+) -> Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::sync::mpsc;
+    let link = src.link();
+    let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE_BATCHES);
+    // Emptied batches go back to the capture thread.
+    let (back_tx, back_rx) = mpsc::channel::<Batch>();
+    std::thread::scope(|scope| {
+        let capture = std::thread::Builder::new()
+            .name("capture".into())
+            .spawn_scoped(scope, move || {
+                let batch = RefCell::new(Batch::new(link));
+                let mut packets = 0u64;
+                let mut sent_files = 0usize;
+                let mut last_files: Vec<PathBuf> = Vec::new();
+                // A send fails only when the analysis side is gone (it stopped early): then
+                // the capture stops too.
+                let flush = |batch: &mut Batch, tx: &mpsc::SyncSender<Msg>| {
+                    if batch.meta.is_empty() {
+                        return true;
+                    }
+                    let next = back_rx.try_recv().unwrap_or_else(|_| Batch::new(link));
+                    tx.send(Msg::Frames(std::mem::replace(batch, next))).is_ok()
+                };
+                let r = src.run(
+                    stop,
+                    tick,
+                    |f| {
+                        let mut b = batch.borrow_mut();
+                        b.push(f);
+                        packets += 1;
+                        if cfg.max_packets.is_some_and(|n| packets >= n) {
+                            stop.store(true, Relaxed);
+                        }
+                        if b.meta.len() >= BATCH_FRAMES && !flush(&mut b, &tx) {
+                            stop.store(true, Relaxed);
+                        }
+                    },
+                    |t| {
+                        let changed = t.files.len() != sent_files || t.files != last_files;
+                        let files = changed.then(|| {
+                            sent_files = t.files.len();
+                            last_files = t.files.to_vec();
+                            last_files.clone()
+                        });
+                        let ok = flush(&mut batch.borrow_mut(), &tx)
+                            && tx
+                                .send(Msg::Tick {
+                                    now: t.now,
+                                    stats: t.stats,
+                                    files,
+                                })
+                                .is_ok();
+                        if !ok {
+                            stop.store(true, Relaxed);
+                        }
+                    },
+                );
+                flush(&mut batch.borrow_mut(), &tx);
+                r
+            })
+            .expect("spawn the capture thread");
+        for m in rx.iter() {
+            handle(&m);
+            if let Msg::Frames(mut b) = m {
+                b.clear();
+                let _ = back_tx.send(b);
+            }
+        }
+        capture.join().unwrap_or_else(|_| {
+            Err(crate::error::Error::Live {
+                iface: cfg.source.iface.clone(),
+                reason: "the capture thread panicked".into(),
+            })
+        })
+    })
+}
+
 /// Signatures whose verdicts need every packet: kernel drops can fake or hide them.
 fn drop_sensitive(s: SignatureId) -> bool {
     matches!(
@@ -208,6 +371,7 @@ pub fn run(
     // Frames per file (the last frame number seen in each; a ring file's count restarts).
     let frames_per_file = RefCell::new(Vec::<u64>::new());
     let stop_local = AtomicBool::new(false);
+    let mut tick_files: Vec<PathBuf> = Vec::new();
     {
         let mut on_tick = |t: &Tick<'_>| {
             let now = t.now;
@@ -278,28 +442,39 @@ pub fn run(
                 stop_local.store(true, std::sync::atomic::Ordering::Relaxed);
             }
         };
-        src.run(
-            &stop_local,
-            tick,
-            |f| {
-                packets.set(packets.get() + 1);
-                {
-                    let mut per = frames_per_file.borrow_mut();
-                    let i = f.file as usize;
+        run_threads(cfg, &mut src, &stop_local, tick, |m| match m {
+            Msg::Frames(batch) => {
+                let mut p = pipeline.borrow_mut();
+                let mut per = frames_per_file.borrow_mut();
+                for (meta, data) in batch.iter() {
+                    packets.set(packets.get() + 1);
+                    let i = meta.file as usize;
                     if per.len() <= i {
                         per.resize(i + 1, 0);
                     }
-                    per[i] = f.number;
+                    per[i] = meta.number;
+                    p.frame(&Frame {
+                        file: meta.file,
+                        number: meta.number,
+                        ts: meta.ts,
+                        caplen: meta.caplen,
+                        wire_len: meta.wire_len,
+                        link: batch.link,
+                        data,
+                    });
                 }
-                pipeline.borrow_mut().frame(f);
-                // The source checks the flag before reading the next packet: exactly N are
-                // read (and written with --write).
-                if cfg.max_packets.is_some_and(|n| packets.get() >= n) {
-                    stop_local.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            Msg::Tick { now, stats, files } => {
+                if let Some(f) = files {
+                    tick_files = f.clone();
                 }
-            },
-            &mut on_tick,
-        )?;
+                on_tick(&Tick {
+                    now: *now,
+                    stats: *stats,
+                    files: &tick_files,
+                })
+            }
+        })?;
     }
     let stats = src.stats();
     let p = pipeline.into_inner();
