@@ -783,18 +783,26 @@ pub fn relays(recs: &[ConnRecord]) -> Vec<(SocketAddr, IpAddr, SocketAddr, &'sta
             by_bytes.entry(fb).or_default().push(r);
         }
     }
-    let mut out = Vec::new();
-    for group in by_bytes.values() {
-        for a in group {
-            for b in group {
+    // Within a group, only connections that start within `MATCH_WINDOW` after `a` can pair with
+    // it: sorted by start, each `a` looks at that window only (a group of identical requests can
+    // hold tens of thousands of connections; all pairs would be quadratic).
+    let mut out: rustc_hash::FxHashSet<(SocketAddr, IpAddr, SocketAddr, &'static str)> =
+        Default::default();
+    for group in by_bytes.values_mut() {
+        group.sort_by_key(|r| r.start);
+        for a in group.iter() {
+            let from = group.partition_point(|b| b.start < a.start);
+            for b in &group[from..] {
                 let d = b.start.nanos_since(a.start);
+                if d > crate::topology::MATCH_WINDOW {
+                    break;
+                }
                 if a.orig.ip() != b.orig.ip()
                     && a.resp != b.resp
-                    && (0..=crate::topology::MATCH_WINDOW).contains(&d)
                     && b.orig.ip() != a.orig.ip()
                     && b.resp.ip() != a.orig.ip()
                 {
-                    out.push((
+                    out.insert((
                         a.resp,
                         b.orig.ip(),
                         b.resp,
@@ -808,8 +816,8 @@ pub fn relays(recs: &[ConnRecord]) -> Vec<(SocketAddr, IpAddr, SocketAddr, &'sta
             }
         }
     }
+    let mut out: Vec<_> = out.into_iter().collect();
     out.sort();
-    out.dedup();
     out
 }
 
