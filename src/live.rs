@@ -111,7 +111,7 @@ pub struct LiveSummary<'a> {
     pub open_verdicts: Vec<VerdictBrief>,
     pub verdicts_opened: u64,
     pub verdicts_resolved: u64,
-    /// Roles inferred so far (the path line).
+    /// Roles inferred by the latest verdict check (the path line).
     pub topology: &'a Topology,
 }
 
@@ -130,6 +130,12 @@ fn now() -> Timestamp {
         .unwrap_or_default();
     Timestamp(d.as_nanos() as i64)
 }
+
+/// A verdict check (a snapshot: the analysis re-concluded) that took `d` is followed by at least
+/// `(SNAPSHOT_SPACING - 1) × d` of packet work before the next one, so checks take at most a
+/// quarter of the analysis thread under load. On a quiet interface they take microseconds and run
+/// every tick.
+pub const SNAPSHOT_SPACING: u32 = 4;
 
 /// Frames per batch handed from the capture thread to the analysis thread.
 pub const BATCH_FRAMES: usize = 256;
@@ -372,40 +378,53 @@ pub fn run(
     let frames_per_file = RefCell::new(Vec::<u64>::new());
     let stop_local = AtomicBool::new(false);
     let mut tick_files: Vec<PathBuf> = Vec::new();
+    // When the next verdict check may run (None: at the next tick).
+    let mut snapshot_due: Option<std::time::Instant> = None;
     {
         let mut on_tick = |t: &Tick<'_>| {
             let now = t.now;
             let mut p = pipeline.borrow_mut();
             p.tick(now);
-            let mut sum = p.summary();
-            sum.last_ts = Some(now);
-            sum.first_ts.get_or_insert(started);
-            // Judge a copy: open connections that wait for an answer are added to it as if the
-            // capture ended now, while the table keeps them (later packets still join them).
-            let mut an = p.observer().analyzer.clone();
-            for f in p.open_attempts() {
-                crate::pipeline::Observer::flow_end(&mut an, f, Some(Default::default()));
-            }
-            for (f, app) in p.open_awaiting() {
-                an.judge_open(f, app);
-            }
-            let snapshot = conclude(an, sum.clone(), cfg.roles.clone());
+            let sum = p.summary();
             let active = p.active_connections();
-            let obs = p.observer();
-            obs.topology = snapshot.topology.clone();
-            let obs: &LiveObserver = obs;
-            verdicts.update(
-                now,
-                &snapshot.verdicts,
-                |server| obs.last_healthy(server),
-                |change| {
-                    emit(LiveEvent::Verdict {
-                        at: now,
-                        change,
-                        files: t.files,
-                    })
-                },
-            );
+            // Verdict checks re-conclude the whole analysis: under load they are spaced so that
+            // they take at most 1 / SNAPSHOT_SPACING of the analysis thread's time.
+            let due = snapshot_due.is_none_or(|d| std::time::Instant::now() >= d);
+            if due {
+                let began = std::time::Instant::now();
+                let mut sum = sum.clone();
+                sum.last_ts = Some(now);
+                sum.first_ts.get_or_insert(started);
+                // Judge a copy: open connections that wait for an answer are added to it as if
+                // the capture ended now, while the table keeps them (later packets still join
+                // them).
+                let mut an = p.observer().analyzer.clone();
+                for f in p.open_attempts() {
+                    crate::pipeline::Observer::flow_end(&mut an, f, Some(Default::default()));
+                }
+                for (f, app) in p.open_awaiting() {
+                    an.judge_open(f, app);
+                }
+                let snapshot = conclude(an, sum, cfg.roles.clone());
+                let obs = p.observer();
+                obs.topology = snapshot.topology.clone();
+                let obs: &LiveObserver = obs;
+                verdicts.update(
+                    now,
+                    &snapshot.verdicts,
+                    |server| obs.last_healthy(server),
+                    |change| {
+                        emit(LiveEvent::Verdict {
+                            at: now,
+                            change,
+                            files: t.files,
+                        })
+                    },
+                );
+                let took = began.elapsed();
+                snapshot_due = Some(std::time::Instant::now() + took * (SNAPSHOT_SPACING - 1));
+            }
+            let obs: &LiveObserver = p.observer();
             if let Some(m) = &cfg.metrics {
                 m.capture(packets.get(), t.stats.dropped, t.stats.if_dropped, active);
                 m.verdicts(
@@ -433,7 +452,7 @@ pub fn run(
                     open_verdicts: open,
                     verdicts_opened: verdicts.opened,
                     verdicts_resolved: verdicts.resolved,
-                    topology: &snapshot.topology,
+                    topology: &obs.topology,
                 }));
             }
             // The source checks one flag: the user's (Ctrl-C, SIGTERM) is copied into it here.
