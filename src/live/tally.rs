@@ -283,4 +283,49 @@ mod tests {
             .sum();
         assert!(refused > 0);
     }
+
+    /// A request still waiting on an open connection becomes `upstream-timeout` in a snapshot
+    /// once it waited longer than the response timeout, not before; the analyzer itself is
+    /// unchanged (the connection is not counted as finished).
+    #[test]
+    fn an_open_request_times_out_in_a_snapshot() {
+        use crate::app::http::{HttpSummary, Request};
+        use crate::pipeline::CaptureSummary;
+        let th = Thresholds::default();
+        let mut f = established(1, "10.0.0.1:40000", "10.0.0.2:80", 1, 3);
+        f.resp_stats.pkts = 1;
+        f.end_reason = crate::flow::EndReason::CaptureEnd;
+        let req = Request {
+            frame: fr(3),
+            method: "GET".into(),
+            target: "/slow".into(),
+            host: Some("backend.lab".into()),
+            complete_at: Some(fr(3)),
+            forwarded_for: None,
+        };
+        let app = AppSummary {
+            http: Some(HttpSummary {
+                requests: 1,
+                unanswered: vec![req],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let snapshot = |after_ns: i64| {
+            let mut an = Analyzer::new(th, 10);
+            an.judge_open(f.clone(), app.clone());
+            let sum = CaptureSummary {
+                last_ts: Some(fr(3).ts.add_nanos(after_ns)),
+                ..Default::default()
+            };
+            let a = conclude(an, sum, Default::default());
+            assert_eq!(a.connections, 0, "an open connection is not a finished one");
+            a.verdicts
+                .iter()
+                .filter(|v| v.signature == crate::signature::SignatureId::UpstreamTimeout)
+                .count()
+        };
+        assert_eq!(snapshot(th.response_timeout_ns / 2), 0, "still pending");
+        assert_eq!(snapshot(th.response_timeout_ns + 1), 1, "certain now");
+    }
 }
