@@ -87,10 +87,24 @@ pub struct Analyzer {
     deferred: Vec<(Finding, Option<FlowRef>)>,
 }
 
+/// (client host, server endpoint) pairs whose latest connection start is kept at most; beyond
+/// it, new pairs are not remembered (an abandoned attempt of theirs is judged as any other).
+pub const MAX_LATEST_STARTS: usize = 100_000;
+
+/// What `Analyzer::retained` counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retained {
+    /// Verdict builders (at most twice `verdict::MAX_CLIENT_BUILDERS`).
+    pub builders: usize,
+    /// Every entry of the aggregator's tables, builders included.
+    pub aggregator: usize,
+    pub latest_starts: usize,
+    pub deferred: usize,
+    pub time_wait: usize,
+}
+
 /// Probe findings held back for scan recognition at most (see `Analyzer::deferred`).
 const MAX_DEFERRED_FINDINGS: usize = 200_000;
-/// (client host, server endpoint) pairs whose latest SYN is remembered at most.
-const MAX_LATEST_STARTS: usize = 100_000;
 
 impl Analyzer {
     /// Adds a finding, remembering it on its connection's record for pairing.
@@ -312,6 +326,29 @@ pub fn run_with_roles(
 }
 
 impl Analyzer {
+    /// A connection still open that waits for an answer, to be judged by `conclude` as if the
+    /// capture ended then (live snapshots: `upstream-timeout`, `tls-stall` while they happen).
+    /// It is not counted as a finished connection and no other rule looks at it.
+    pub fn judge_open(&mut self, f: FlowSummary, app: AppSummary) {
+        self.pending_end.push((f, app));
+    }
+
+    /// Connections finished so far.
+    pub fn connections(&self) -> u64 {
+        self.connections
+    }
+
+    /// Entries held in the tables that grow with traffic (tests: bounded over a long run).
+    pub fn retained(&self) -> Retained {
+        Retained {
+            builders: self.agg.builders(),
+            aggregator: self.agg.retained(),
+            latest_starts: self.latest_start.len(),
+            deferred: self.deferred.len(),
+            time_wait: self.tw.retained(),
+        }
+    }
+
     pub fn new(th: Thresholds, max_evidence: usize) -> Analyzer {
         Analyzer {
             th,

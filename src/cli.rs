@@ -89,6 +89,36 @@ pub struct LiveArgs {
     /// A proxy's address: ADDR or ADDR:PORT (repeatable).
     #[arg(long = "proxy", value_name = "ADDR[:PORT]")]
     pub proxies: Vec<String>,
+    /// A backend's address (ADDR or ADDR:PORT). Repeatable.
+    #[arg(long = "backend", value_name = "ADDR[:PORT]")]
+    pub backends: Vec<String>,
+    /// Write the final report to FILE instead of standard output (format from the extension:
+    /// .json, .md, .html, else the table); events still go to standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// At the end, also write the frames of the connections behind the verdicts to this pcapng
+    /// (needs --write: they are read back from the written files).
+    #[arg(long, value_name = "FILE", requires = "write")]
+    pub evidence_pcap: Option<PathBuf>,
+    /// With --write: start a new file once the current one is larger than this many millions of
+    /// bytes, as tcpdump -C (FILE, FILE1, FILE2, ...).
+    #[arg(short = 'C', long = "file-size", value_name = "MB", requires = "write")]
+    pub file_size: Option<u64>,
+    /// With -C: keep only N files, overwriting the oldest (FILE0 .. FILE<N-1>), as tcpdump -W.
+    #[arg(short = 'W', long = "file-count", value_name = "N", requires = "file_size",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub file_count: Option<u16>,
+    /// Kernel capture buffer in KiB, as tcpdump -B [default: 32768].
+    #[arg(short = 'B', long = "buffer-size", value_name = "KiB",
+          value_parser = clap::value_parser!(u32).range(64..=2_097_152))]
+    pub buffer_size: Option<u32>,
+    /// A verdict resolves after this long without a new failure, once a healthy connection to
+    /// its server came after the last failure (30s, 5m; a bare number is seconds).
+    #[arg(long, value_name = "DURATION", default_value_t = Duration::from_nanos(crate::live::DEFAULT_RESOLVE_AFTER.as_nanos() as i64), value_parser = duration_arg)]
+    pub resolve_after: Duration,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics while capturing (e.g. 127.0.0.1:9187).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<String>,
 }
 
 #[derive(Parser, Debug)]
@@ -906,17 +936,29 @@ fn analyze(cfg: AnalyzeConfig) -> Result<Exit, Error> {
 }
 
 fn live(a: LiveArgs) -> Result<Exit, Error> {
-    use crate::live::{LiveEvent, LiveRun};
+    use crate::live::LiveRun;
+    let role = |flag: &str, s: &String| {
+        RoleAddr::parse(s).ok_or_else(|| {
+            Error::Usage(format!(
+                "{flag} {s}: expected ADDR or ADDR:PORT (IPv6 as [ADDR]:PORT)"
+            ))
+        })
+    };
     let proxies = a
         .proxies
         .iter()
-        .map(|s| {
-            RoleAddr::parse(s)
-                .ok_or_else(|| Error::Usage(format!("--proxy {}: expected ADDR or ADDR:PORT", s)))
-        })
+        .map(|s| role("--proxy", s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let backends = a
+        .backends
+        .iter()
+        .map(|s| role("--backend", s))
         .collect::<Result<Vec<_>, _>>()?;
     if a.snaplen < 64 {
         return Err(Error::Usage("--snaplen must be at least 64".into()));
+    }
+    if a.file_size == Some(0) {
+        return Err(Error::Usage("-C must be at least 1 (million bytes)".into()));
     }
     let filter = if a.filter_words.is_empty() {
         a.filter.clone()
@@ -932,27 +974,54 @@ fn live(a: LiveArgs) -> Result<Exit, Error> {
     } else {
         LiveFormat::Ndjson
     });
+    // The final report's format in the -o file: from its extension, else the event format's.
+    let out_format = a.output.as_ref().map(|p| {
+        Format::from_extension(p).unwrap_or(match format {
+            LiveFormat::Json | LiveFormat::Ndjson => Format::Json,
+            LiveFormat::Markdown => Format::Markdown,
+            LiveFormat::Table => Format::Table,
+        })
+    });
+    let metrics = a
+        .metrics
+        .as_ref()
+        .map(|_| std::sync::Arc::new(report::metrics::LiveMetrics::new()));
+    // Listen before capturing: a busy port is an error at once, not after the incident.
+    let _server = match (&a.metrics, &metrics) {
+        (Some(addr), Some(m)) => {
+            let s = crate::live::MetricsServer::start(addr, m.clone())?;
+            eprintln!("proxyscope: metrics at http://{}/metrics", s.addr);
+            Some(s)
+        }
+        _ => None,
+    };
     let cfg = LiveRun {
         source: crate::capture::live::LiveConfig {
             iface: a.iface.clone(),
             filter: filter.clone(),
             snaplen: a.snaplen,
-            buffer_bytes: crate::capture::live::DEFAULT_BUFFER_BYTES,
+            buffer_bytes: a
+                .buffer_size
+                .map_or(crate::capture::live::DEFAULT_BUFFER_BYTES, |k| {
+                    (k as i32).saturating_mul(1024)
+                }),
             write: a.write.clone(),
+            rotate: a.file_size.map(|mb| crate::capture::live::Rotation {
+                file_bytes: mb.saturating_mul(1_000_000),
+                ring_files: a.file_count,
+            }),
         },
         tracker: TrackerConfig::default(),
         thresholds,
         max_evidence: a.thresholds.max_evidence,
-        roles: GivenRoles {
-            proxies,
-            backends: vec![],
-        },
+        roles: GivenRoles { proxies, backends },
         duration,
         report_every,
         max_packets: a.count,
+        resolve_after: a.resolve_after.to_std(),
+        metrics,
     };
     let stop = crate::capture::live::stop_flag();
-    let files: Vec<PathBuf> = vec![];
     let mut out = std::io::stdout();
     let mut pipe_closed = false;
     let mut write_line = |line: String| {
@@ -969,81 +1038,36 @@ fn live(a: LiveArgs) -> Result<Exit, Error> {
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     };
-    let res = crate::live::run(&cfg, stop, |ev| match (format, ev) {
-        (
-            LiveFormat::Ndjson,
-            LiveEvent::Verdict {
-                opened,
-                verdict,
-                at,
-            },
-        ) => {
-            let v = report::analyze::verdict_out(verdict, &files);
-            let j = serde_json::json!({"event": if opened { "verdict-opened" } else { "verdict-updated" }, "ts": at.to_string(), "verdict": v});
-            write_line(j.to_string());
-        }
-        (
-            LiveFormat::Ndjson,
-            LiveEvent::Summary {
-                at,
-                packets,
-                tcp_segments,
-                active_connections,
-                analysis,
-            },
-        ) => {
-            let vs: Vec<serde_json::Value> = analysis
-                .verdicts
-                .iter()
-                .map(|v| serde_json::json!({"signature": v.signature.name(), "severity": v.severity.name(), "hop": v.hop.name(), "server": v.server.to_string(), "flow_count": v.flow_count}))
-                .collect();
-            let j = serde_json::json!({"event": "summary", "ts": at.to_string(), "packets": packets, "tcp_segments": tcp_segments, "active_connections": active_connections, "connections": analysis.connections, "verdicts": vs});
-            write_line(j.to_string());
-        }
-        (
-            LiveFormat::Table | LiveFormat::Markdown,
-            LiveEvent::Verdict {
-                opened,
-                verdict,
-                at,
-            },
-        ) => {
-            write_line(format!(
-                "{} {} {} {} {} {} — {}",
-                at,
-                if opened { "NEW    " } else { "UPDATED" },
-                verdict.severity.name(),
-                verdict.signature.name(),
-                verdict.hop.name(),
-                verdict.server,
-                report::escape::terminal(&verdict.summary)
-            ));
-        }
-        (
-            LiveFormat::Table | LiveFormat::Markdown,
-            LiveEvent::Summary {
-                at,
-                packets,
-                active_connections,
-                analysis,
-                ..
-            },
-        ) => {
-            write_line(format!(
-                "{} {} packets, {} connections ({} open), {} verdicts",
-                at,
-                packets,
-                analysis.connections,
-                active_connections,
-                analysis.verdicts.len()
-            ));
-        }
-        (LiveFormat::Json, _) => {}
+    let mut res = crate::live::run(&cfg, stop, |ev| match format {
+        LiveFormat::Ndjson => write_line(report::live_events::ndjson(&ev)),
+        LiveFormat::Table | LiveFormat::Markdown => write_line(report::live_events::terminal(&ev)),
+        LiveFormat::Json => {}
     })?;
     let command = std::iter::once("proxyscope".to_string())
         .chain(std::env::args().skip(1))
         .collect::<Vec<_>>()
         .join(" ");
+    if let Some(p) = &a.evidence_pcap {
+        let index = crate::evidence::EvidenceIndex::new(&res.analysis.verdicts);
+        let names: Vec<String> = res
+            .files
+            .iter()
+            .map(|f| {
+                f.file_name()
+                    .map_or_else(|| f.display().to_string(), |n| n.to_string_lossy().into())
+            })
+            .collect();
+        let opts = crate::capture::ReadOptions::default();
+        let map = crate::capture::write_selected(&res.files, &opts, p, |f| {
+            index.comment(f, &names[f.file as usize])
+        })?;
+        eprintln!(
+            "proxyscope: wrote {} evidence frames to {}",
+            map.len(),
+            p.display()
+        );
+        res.analysis.capture.evidence_frames = map;
+    }
     let mut rep = report::analyze::Report::build(&res.analysis, command.clone(), filter.as_deref());
     rep.capture.live = Some(report::analyze::LiveOut {
         interface: a.iface.clone(),
@@ -1051,22 +1075,44 @@ fn live(a: LiveArgs) -> Result<Exit, Error> {
         dropped: res.stats.dropped,
         if_dropped: res.stats.if_dropped,
     });
-    let text = match format {
-        LiveFormat::Ndjson => serde_json::json!({"event": "final", "report": rep}).to_string() + "\n",
-        LiveFormat::Json => serde_json::to_string_pretty(&rep).unwrap_or_default() + "\n",
-        LiveFormat::Markdown => report::analyze::markdown(&res.analysis, &command),
-        LiveFormat::Table => format!(
-            "{}\ninterface {}: {} packets received, {} dropped by the kernel, {} by the interface\n",
-            report::analyze::table(&res.analysis, tty && use_color(), table_width()),
-            a.iface,
-            res.stats.received,
-            res.stats.dropped,
-            res.stats.if_dropped
-        ),
-    };
-    let mut o = std::io::stdout().lock();
-    if let Err(e) = o.write_all(text.as_bytes()).and_then(|_| o.flush()) {
-        return output_error(e);
+    let counters = format!(
+        "interface {}: {} packets received, {} dropped by the kernel, {} by the interface\n",
+        a.iface, res.stats.received, res.stats.dropped, res.stats.if_dropped
+    );
+    let json = || serde_json::to_string_pretty(&rep).unwrap_or_default() + "\n";
+    match (&a.output, out_format) {
+        (Some(p), Some(f)) => {
+            let text = match f {
+                Format::Json => json(),
+                Format::Markdown => report::analyze::markdown(&res.analysis, &command),
+                Format::Html => report::html::render(&res.analysis, &command),
+                Format::Table => format!(
+                    "{}\n{}",
+                    report::analyze::table(&res.analysis, false, table_width()),
+                    counters
+                ),
+            };
+            std::fs::write(p, text.as_bytes()).map_err(|e| Error::Output {
+                what: p.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+        _ => {
+            let text = match format {
+                LiveFormat::Ndjson => report::live_events::final_line(&rep) + "\n",
+                LiveFormat::Json => json(),
+                LiveFormat::Markdown => report::analyze::markdown(&res.analysis, &command),
+                LiveFormat::Table => format!(
+                    "{}\n{}",
+                    report::analyze::table(&res.analysis, tty && use_color(), table_width()),
+                    counters
+                ),
+            };
+            let mut o = std::io::stdout().lock();
+            if let Err(e) = o.write_all(text.as_bytes()).and_then(|_| o.flush()) {
+                return output_error(e);
+            }
+        }
     }
     let failed = a
         .fail_on

@@ -3,28 +3,56 @@
 //!
 //! Owns: the loop that feeds frames from `capture::live` into the pipeline, the periodic ticks
 //! that expire connections in wall-clock time (capture time *is* wall-clock time here), the
-//! snapshots that turn verdict changes into events, and the final report with libpcap's drop
-//! counters. Must not: format output (the CLI does) or hold protocol logic.
+//! snapshots that turn verdict changes into events (`verdicts`), the live counters and metrics
+//! (`tally`, `serve`), and the final report with libpcap's drop counters. Must not: format
+//! output (the CLI and `report::live_events` do) or hold protocol logic.
 //!
 //! "As soon as they are certain": connections are judged when they end — closed ones
 //! `LIVE_CLOSED_TIMEOUT_NS` (1 s) after their last packet — and every tick (at most one second
-//! apart) re-concludes a copy of the analyzer to which the still-open unanswered attempts are
-//! added, so an unanswered SYN is reported `--syn-timeout` after its last send while later
-//! retransmissions still count towards the same attempt.
+//! apart) re-concludes a copy of the analyzer to which the still-open connections that wait for
+//! an answer are added as if the capture ended now: unanswered attempts (`syn-unanswered`
+//! `--syn-timeout` after the last SYN, while later retransmissions still count towards the same
+//! attempt), ClientHellos without a ServerHello (`tls-stall`) and requests without a response
+//! byte (`upstream-timeout` once they waited `--response-timeout`). Each rule decides from the
+//! same facts and thresholds as at the end of a capture file, so an event is emitted only when
+//! the final report would say the same if the capture stopped then.
+//!
+//! Two threads: the capture thread reads libpcap (and writes `--write`), copies frames into
+//! batches of `BATCH_FRAMES` and sends them, with the ticks in between, through a queue of
+//! `QUEUE_BATCHES`; the calling thread analyses, concludes the snapshots and emits the events.
+//! Reading the kernel ring never waits for a snapshot, so a slow tick is absorbed by the queue
+//! and the kernel buffer instead of becoming kernel drops at once.
+//!
+//! Memory stays flat over a long run: the flow table is bounded (`--max-connections`), the
+//! analyzer's tables are bounded by their own caps, the event tracker by
+//! `verdicts::MAX_TRACKED_VERDICTS`, the health table by `tally::MAX_HEALTH_ENDPOINTS`, and the
+//! metrics' label sets by `report::metrics::MAX_LABELLED_ENDPOINTS`.
+
+mod serve;
+mod tally;
+mod verdicts;
+
+pub use serve::MetricsServer;
+pub use tally::{healthy, LiveObserver, Outcome, MAX_HEALTH_ENDPOINTS};
+pub use verdicts::{
+    Change, ResolveReason, VerdictBrief, VerdictTracker, MAX_TRACKED_VERDICTS,
+    MIN_UPDATE_INTERVAL_NS,
+};
 
 use crate::analyze::{conclude, Analysis, Analyzer, Warning};
-use crate::capture::live::{LiveConfig, LiveSource, LiveStats};
-use crate::capture::FileInfo;
+use crate::capture::live::{LiveConfig, LiveSource, LiveStats, Tick};
+use crate::capture::{FileInfo, Frame, LinkType};
 use crate::error::Result;
 use crate::flow::TrackerConfig;
 use crate::pipeline::Pipeline;
+use crate::report::metrics::LiveMetrics;
 use crate::signature::{SignatureId, Thresholds};
 use crate::time::{Timestamp, NANOS_PER_SEC};
-use crate::topology::GivenRoles;
-use crate::verdict::{Hop, Verdict};
+use crate::topology::{GivenRoles, Topology};
 use std::cell::RefCell;
-use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Quiet time after which a closed/reset connection is judged in live mode.
@@ -35,6 +63,9 @@ pub const DEFAULT_REPORT_EVERY: crate::time::Duration = crate::time::Duration::f
 
 /// Longest time between two ticks (verdict checks), whatever `--report-every` says.
 pub const MAX_TICK: Duration = Duration::from_secs(1);
+
+/// Default of `--resolve-after`.
+pub const DEFAULT_RESOLVE_AFTER: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug)]
 pub struct LiveRun {
@@ -49,24 +80,42 @@ pub struct LiveRun {
     pub report_every: Duration,
     /// Stop after this many packets (`-c`, as tcpdump).
     pub max_packets: Option<u64>,
+    /// A verdict resolves after this long without a new failure, once a healthy connection to
+    /// its server followed the last failure.
+    pub resolve_after: Duration,
+    /// Where the metrics are kept (served by a `MetricsServer`).
+    pub metrics: Option<Arc<LiveMetrics>>,
 }
 
 /// What the live loop tells the CLI while it runs.
 pub enum LiveEvent<'a> {
-    /// A verdict appeared (`opened`) or its connection count changed (`updated`).
+    /// A verdict opened, changed its connection count, or resolved.
     Verdict {
-        opened: bool,
-        verdict: &'a Verdict,
         at: Timestamp,
+        change: Change<'a>,
+        /// The files written so far (`--write`), indexed by the evidence's `file`.
+        files: &'a [PathBuf],
     },
-    /// Every `report_every`: counters and the current verdicts.
-    Summary {
-        at: Timestamp,
-        packets: u64,
-        tcp_segments: u64,
-        active_connections: usize,
-        analysis: &'a Analysis,
-    },
+    /// Every `report_every`.
+    Summary(LiveSummary<'a>),
+}
+
+/// The periodic summary. Counters are consistent: `packets` frames were analysed (libpcap had
+/// received `stats.received` by then, a few perhaps not yet read); every connection seen is
+/// either finished (`finished_connections`, judged) or open (`open_connections`).
+pub struct LiveSummary<'a> {
+    pub at: Timestamp,
+    pub packets: u64,
+    pub stats: LiveStats,
+    pub tcp_segments: u64,
+    pub finished_connections: u64,
+    pub open_connections: usize,
+    /// Verdicts open now, most severe first.
+    pub open_verdicts: Vec<VerdictBrief>,
+    pub verdicts_opened: u64,
+    pub verdicts_resolved: u64,
+    /// Roles inferred by the latest verdict check (the path line).
+    pub topology: &'a Topology,
 }
 
 /// The final result: the full analysis (as `analyze` would give on the written pcap) and the
@@ -74,6 +123,8 @@ pub enum LiveEvent<'a> {
 pub struct LiveResult {
     pub analysis: Analysis,
     pub stats: LiveStats,
+    /// Files written (`--write`), indexed by the evidence's `file`.
+    pub files: Vec<PathBuf>,
 }
 
 fn now() -> Timestamp {
@@ -81,6 +132,169 @@ fn now() -> Timestamp {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     Timestamp(d.as_nanos() as i64)
+}
+
+/// A verdict check (a snapshot: the analysis re-concluded) that took `d` is followed by at least
+/// `(SNAPSHOT_SPACING - 1) × d` of packet work before the next one, so checks take at most a
+/// quarter of the analysis thread under load. On a quiet interface they take microseconds and run
+/// every tick.
+pub const SNAPSHOT_SPACING: u32 = 4;
+
+/// Frames per batch handed from the capture thread to the analysis thread.
+pub const BATCH_FRAMES: usize = 256;
+
+/// Batches queued between the two threads at most. When the analysis falls this far behind, the
+/// capture thread waits, the kernel buffer (`-B`) fills, and the kernel drops (counted, reported):
+/// memory stays bounded (about `QUEUE_BATCHES × BATCH_FRAMES × snaplen` bytes).
+pub const QUEUE_BATCHES: usize = 128;
+
+/// One captured frame's header in a batch; its bytes are `data[off..off + caplen]`.
+struct FrameMeta {
+    file: u16,
+    number: u64,
+    ts: Timestamp,
+    caplen: u32,
+    wire_len: u32,
+    off: usize,
+}
+
+/// Frames copied out of libpcap's ring by the capture thread (buffers are reused).
+struct Batch {
+    link: LinkType,
+    meta: Vec<FrameMeta>,
+    data: Vec<u8>,
+}
+
+impl Batch {
+    fn new(link: LinkType) -> Batch {
+        Batch {
+            link,
+            meta: Vec::with_capacity(BATCH_FRAMES),
+            data: Vec::with_capacity(BATCH_FRAMES * 256),
+        }
+    }
+
+    fn push(&mut self, f: &Frame<'_>) {
+        self.meta.push(FrameMeta {
+            file: f.file,
+            number: f.number,
+            ts: f.ts,
+            caplen: f.caplen,
+            wire_len: f.wire_len,
+            off: self.data.len(),
+        });
+        self.data.extend_from_slice(f.data);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&FrameMeta, &[u8])> {
+        self.meta
+            .iter()
+            .map(|m| (m, &self.data[m.off..m.off + m.caplen as usize]))
+    }
+
+    fn clear(&mut self) {
+        self.meta.clear();
+        self.data.clear();
+    }
+}
+
+/// What the capture thread sends: frames, and the ticks in between (in capture order).
+enum Msg {
+    Frames(Batch),
+    Tick {
+        now: Timestamp,
+        stats: LiveStats,
+        /// The files written, when they changed since the last tick.
+        files: Option<Vec<PathBuf>>,
+    },
+}
+
+/// Runs the capture on its own thread (reading libpcap, writing `--write`, copying frames into
+/// batches) and hands every message to `handle` on the calling thread, in order, through a
+/// bounded queue. `-c N` is counted on the capture thread, so exactly N packets are read and
+/// written. Returns when the capture stops (`stop`, `-c`, or an error) and the queue is drained.
+fn run_threads(
+    cfg: &LiveRun,
+    src: &mut LiveSource,
+    stop: &AtomicBool,
+    tick: Duration,
+    mut handle: impl FnMut(&Msg),
+) -> Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::sync::mpsc;
+    let link = src.link();
+    let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE_BATCHES);
+    // Emptied batches go back to the capture thread.
+    let (back_tx, back_rx) = mpsc::channel::<Batch>();
+    std::thread::scope(|scope| {
+        let capture = std::thread::Builder::new()
+            .name("capture".into())
+            .spawn_scoped(scope, move || {
+                let batch = RefCell::new(Batch::new(link));
+                let mut packets = 0u64;
+                let mut sent_files = 0usize;
+                let mut last_files: Vec<PathBuf> = Vec::new();
+                // A send fails only when the analysis side is gone (it stopped early): then
+                // the capture stops too.
+                let flush = |batch: &mut Batch, tx: &mpsc::SyncSender<Msg>| {
+                    if batch.meta.is_empty() {
+                        return true;
+                    }
+                    let next = back_rx.try_recv().unwrap_or_else(|_| Batch::new(link));
+                    tx.send(Msg::Frames(std::mem::replace(batch, next))).is_ok()
+                };
+                let r = src.run(
+                    stop,
+                    tick,
+                    |f| {
+                        let mut b = batch.borrow_mut();
+                        b.push(f);
+                        packets += 1;
+                        if cfg.max_packets.is_some_and(|n| packets >= n) {
+                            stop.store(true, Relaxed);
+                        }
+                        if b.meta.len() >= BATCH_FRAMES && !flush(&mut b, &tx) {
+                            stop.store(true, Relaxed);
+                        }
+                    },
+                    |t| {
+                        let changed = t.files.len() != sent_files || t.files != last_files;
+                        let files = changed.then(|| {
+                            sent_files = t.files.len();
+                            last_files = t.files.to_vec();
+                            last_files.clone()
+                        });
+                        let ok = flush(&mut batch.borrow_mut(), &tx)
+                            && tx
+                                .send(Msg::Tick {
+                                    now: t.now,
+                                    stats: t.stats,
+                                    files,
+                                })
+                                .is_ok();
+                        if !ok {
+                            stop.store(true, Relaxed);
+                        }
+                    },
+                );
+                flush(&mut batch.borrow_mut(), &tx);
+                r
+            })
+            .expect("spawn the capture thread");
+        for m in rx.iter() {
+            handle(&m);
+            if let Msg::Frames(mut b) = m {
+                b.clear();
+                let _ = back_tx.send(b);
+            }
+        }
+        capture.join().unwrap_or_else(|_| {
+            Err(crate::error::Error::Live {
+                iface: cfg.source.iface.clone(),
+                reason: "the capture thread panicked".into(),
+            })
+        })
+    })
 }
 
 /// Signatures whose verdicts need every packet: kernel drops can fake or hide them.
@@ -95,18 +309,16 @@ fn drop_sensitive(s: SignatureId) -> bool {
     )
 }
 
-fn file_info(
+/// One `FileInfo` per file written (or one `live:IFACE` entry without `--write`).
+fn file_infos(
     cfg: &LiveRun,
     src: &LiveSource,
+    frames_per_file: &[u64],
     packets: u64,
     sum: &crate::pipeline::CaptureSummary,
-) -> FileInfo {
-    FileInfo {
-        path: cfg
-            .source
-            .write
-            .clone()
-            .unwrap_or_else(|| format!("live:{}", cfg.source.iface).into()),
+) -> Vec<FileInfo> {
+    let base = FileInfo {
+        path: format!("live:{}", cfg.source.iface).into(),
         link: Some(src.link()),
         dlt: src.link().dlt(),
         snaplen: cfg.source.snaplen.max(0) as u32,
@@ -119,7 +331,23 @@ fn file_info(
         stopped_early: None,
         clock_offset: None,
         ..FileInfo::default()
+    };
+    if src.files().is_empty() {
+        return vec![base];
     }
+    src.files()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let n = frames_per_file.get(i).copied().unwrap_or(0);
+            FileInfo {
+                path: p.clone(),
+                frames: n,
+                frames_matched: n,
+                ..base.clone()
+            }
+        })
+        .collect()
 }
 
 /// Runs until `stop` is set or the duration passes; `emit` receives events as they happen.
@@ -134,7 +362,10 @@ pub fn run(
     tracker.closed_timeout_ns = LIVE_CLOSED_TIMEOUT_NS;
     let pipeline = RefCell::new(Pipeline::new(
         tracker,
-        Analyzer::new(cfg.thresholds, cfg.max_evidence),
+        LiveObserver::new(
+            Analyzer::new(cfg.thresholds, cfg.max_evidence),
+            cfg.metrics.clone(),
+        ),
         1,
     ));
     let started = now();
@@ -144,87 +375,154 @@ pub fn run(
         .min(MAX_TICK)
         .max(Duration::from_millis(50));
     let mut last_summary = started;
-    let mut seen: Vec<((SignatureId, Hop, SocketAddr), u64)> = Vec::new();
+    let mut verdicts = VerdictTracker::new(cfg.resolve_after.as_nanos() as i64);
     let packets = std::cell::Cell::new(0u64);
+    // Frames per file (the last frame number seen in each; a ring file's count restarts).
+    let frames_per_file = RefCell::new(Vec::<u64>::new());
     let stop_local = AtomicBool::new(false);
+    let mut tick_files: Vec<PathBuf> = Vec::new();
+    // When the next verdict check may run (None: at the next tick).
+    let mut snapshot_due: Option<std::time::Instant> = None;
     {
-        let mut on_tick = |t: Timestamp| {
+        let mut on_tick = |t: &Tick<'_>| {
+            let now = t.now;
             let mut p = pipeline.borrow_mut();
-            p.tick(t);
-            let mut sum = p.summary();
-            sum.last_ts = Some(t);
-            sum.first_ts.get_or_insert(started);
-            // Judge a copy: open unanswered attempts are added to it as if the capture ended
-            // now (`--syn-timeout` applies), while the table keeps them so that later SYN
-            // retransmissions still join the same attempt.
-            let mut an = p.observer().clone();
-            for f in p.open_attempts() {
-                crate::pipeline::Observer::flow_end(&mut an, f, Some(Default::default()));
-            }
-            let snapshot = conclude(an, sum.clone(), cfg.roles.clone());
-            for v in &snapshot.verdicts {
-                let key = (v.signature, v.hop, v.server);
-                match seen.iter_mut().find(|(k, _)| *k == key) {
-                    None => {
-                        seen.push((key, v.flow_count));
-                        emit(LiveEvent::Verdict {
-                            opened: true,
-                            verdict: v,
-                            at: t,
-                        });
-                    }
-                    Some((_, n)) if *n != v.flow_count => {
-                        *n = v.flow_count;
-                        emit(LiveEvent::Verdict {
-                            opened: false,
-                            verdict: v,
-                            at: t,
-                        });
-                    }
-                    _ => {}
+            p.tick(now);
+            let sum = p.summary();
+            let active = p.active_connections();
+            // Verdict checks re-conclude the whole analysis: under load they are spaced so that
+            // they take at most 1 / SNAPSHOT_SPACING of the analysis thread's time.
+            let due = snapshot_due.is_none_or(|d| std::time::Instant::now() >= d);
+            if due {
+                let began = std::time::Instant::now();
+                let mut sum = sum.clone();
+                sum.last_ts = Some(now);
+                sum.first_ts.get_or_insert(started);
+                // Judge a copy: open connections that wait for an answer are added to it as if
+                // the capture ended now, while the table keeps them (later packets still join
+                // them).
+                let mut an = p.observer().analyzer.clone();
+                for f in p.open_attempts() {
+                    crate::pipeline::Observer::flow_end(&mut an, f, Some(Default::default()));
                 }
+                for (f, app) in p.open_awaiting() {
+                    an.judge_open(f, app);
+                }
+                let snapshot = conclude(an, sum, cfg.roles.clone());
+                let obs = p.observer();
+                obs.topology = snapshot.topology.clone();
+                let obs: &LiveObserver = obs;
+                verdicts.update(
+                    now,
+                    &snapshot.verdicts,
+                    |server| obs.last_healthy(server),
+                    |change| {
+                        emit(LiveEvent::Verdict {
+                            at: now,
+                            change,
+                            files: t.files,
+                        })
+                    },
+                );
+                let took = began.elapsed();
+                snapshot_due = Some(std::time::Instant::now() + took * (SNAPSHOT_SPACING - 1));
             }
-            if t.nanos_since(last_summary) >= cfg.report_every.as_nanos() as i64 {
-                last_summary = t;
-                emit(LiveEvent::Summary {
-                    at: t,
-                    packets: packets.get(),
-                    tcp_segments: sum.tcp_segments,
-                    active_connections: p.active_connections(),
-                    analysis: &snapshot,
+            let obs: &LiveObserver = p.observer();
+            if let Some(m) = &cfg.metrics {
+                m.capture(packets.get(), t.stats.dropped, t.stats.if_dropped, active);
+                m.verdicts(
+                    verdicts.open().map(|v| (v.signature, v.severity, v.hop)),
+                    verdicts.opened,
+                    verdicts.resolved,
+                );
+            }
+            if now.nanos_since(last_summary) >= cfg.report_every.as_nanos() as i64 {
+                last_summary = now;
+                let mut open: Vec<VerdictBrief> = verdicts.open().copied().collect();
+                open.sort_by(|a, b| {
+                    b.severity
+                        .cmp(&a.severity)
+                        .then(b.flow_count.cmp(&a.flow_count))
+                        .then(a.key().cmp(&b.key()))
                 });
+                emit(LiveEvent::Summary(LiveSummary {
+                    at: now,
+                    packets: packets.get(),
+                    stats: t.stats,
+                    tcp_segments: sum.tcp_segments,
+                    finished_connections: obs.analyzer.connections(),
+                    open_connections: active,
+                    open_verdicts: open,
+                    verdicts_opened: verdicts.opened,
+                    verdicts_resolved: verdicts.resolved,
+                    topology: &obs.topology,
+                }));
             }
             // The source checks one flag: the user's (Ctrl-C, SIGTERM) is copied into it here.
-            if deadline.is_some_and(|d| t >= d) || stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if deadline.is_some_and(|d| now >= d) || stop.load(std::sync::atomic::Ordering::Relaxed)
+            {
                 stop_local.store(true, std::sync::atomic::Ordering::Relaxed);
             }
         };
-        src.run(
-            &stop_local,
-            tick,
-            |f| {
-                packets.set(packets.get() + 1);
-                pipeline.borrow_mut().frame(f);
-                // The source checks the flag before reading the next packet: exactly N are
-                // read (and written with --write).
-                if cfg.max_packets.is_some_and(|n| packets.get() >= n) {
-                    stop_local.store(true, std::sync::atomic::Ordering::Relaxed);
+        run_threads(cfg, &mut src, &stop_local, tick, |m| match m {
+            Msg::Frames(batch) => {
+                let mut p = pipeline.borrow_mut();
+                let mut per = frames_per_file.borrow_mut();
+                for (meta, data) in batch.iter() {
+                    packets.set(packets.get() + 1);
+                    let i = meta.file as usize;
+                    if per.len() <= i {
+                        per.resize(i + 1, 0);
+                    }
+                    per[i] = meta.number;
+                    p.frame(&Frame {
+                        file: meta.file,
+                        number: meta.number,
+                        ts: meta.ts,
+                        caplen: meta.caplen,
+                        wire_len: meta.wire_len,
+                        link: batch.link,
+                        data,
+                    });
                 }
-            },
-            &mut on_tick,
-        )?;
+            }
+            Msg::Tick { now, stats, files } => {
+                if let Some(f) = files {
+                    tick_files = f.clone();
+                }
+                on_tick(&Tick {
+                    now: *now,
+                    stats: *stats,
+                    files: &tick_files,
+                })
+            }
+        })?;
     }
     let stats = src.stats();
     let p = pipeline.into_inner();
-    let (analyzer, mut sum) = p.finish();
+    let (obs, mut sum) = p.finish();
     // The final report ends at the last captured packet, as `analyze` on the `--write` file
     // does, so the two agree (events during the run were judged against the wall clock).
     let end = now();
     sum.last_ts = Some(sum.last_ts.unwrap_or(end));
     sum.first_ts.get_or_insert(started);
-    sum.files = vec![file_info(cfg, &src, packets.get(), &sum)];
+    sum.files = file_infos(cfg, &src, &frames_per_file.borrow(), packets.get(), &sum);
     sum.frames = packets.get();
-    let mut analysis = conclude(analyzer, sum, cfg.roles.clone());
+    let mut analysis = conclude(obs.analyzer, sum, cfg.roles.clone());
+    if let Some(r) = cfg.source.rotate.and_then(|r| r.ring_files) {
+        let opened = src.opened_files();
+        if opened > u64::from(r) {
+            analysis.warnings.push(Warning {
+                kind: "ring-overwritten",
+                message: format!(
+                    "{} files were written to a ring of {}: the oldest were overwritten, so evidence frames in files rewritten after the verdict was formed may no longer be there",
+                    opened, r
+                ),
+                count: opened - u64::from(r),
+                frames: Vec::new(),
+            });
+        }
+    }
     let dropped = stats.dropped + stats.if_dropped;
     if dropped > 0 {
         analysis.warnings.push(Warning {
@@ -250,7 +548,11 @@ pub fn run(
             ));
         }
     }
-    Ok(LiveResult { analysis, stats })
+    Ok(LiveResult {
+        analysis,
+        stats,
+        files: src.files().to_vec(),
+    })
 }
 
 /// Seconds as a Duration, for flags.

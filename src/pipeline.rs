@@ -544,6 +544,22 @@ impl<O: Observer> Pipeline<O> {
         self.table.open_attempts()
     }
 
+    /// Open connections that wait for the server (see `AppFlow::awaiting_answer`), with what
+    /// their application state would summarise to if they ended now.
+    pub fn open_awaiting(&self) -> Vec<(FlowSummary, crate::app::AppSummary)> {
+        self.sink
+            .apps
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, a)| a.as_ref().map(|a| (slot, a)))
+            .filter(|(_, a)| a.awaiting_answer())
+            .filter_map(|(slot, a)| {
+                let f = self.table.open_summary(slot as u32, a.flow)?;
+                Some((f, a.peek()))
+            })
+            .collect()
+    }
+
     pub fn active_connections(&self) -> usize {
         self.table.active()
     }

@@ -178,6 +178,7 @@ impl Live {
     fn push(&mut self, at: Instant, line: String) {
         let json: Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+        check_event_schema(&json);
         self.lines.push(Line { at, json });
     }
 
@@ -319,6 +320,93 @@ fn evidence(v: &Value) -> Vec<(u64, String)> {
             )
         })
         .collect()
+}
+
+/// Checks one stdout line against `docs/live-events.md` (version 1): every event has `event`,
+/// `version` 1 and an RFC 3339 `ts`; each kind has its documented fields with their types.
+#[track_caller]
+fn check_event_schema(j: &Value) {
+    let kind = j["event"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no event: {j}"));
+    assert_eq!(j["version"], 1, "{j}");
+    let is_ts = |v: &Value| {
+        v.as_str()
+            .is_some_and(|s| s.len() >= 20 && s.ends_with('Z'))
+    };
+    let is_u64 = |v: &Value| v.as_u64().is_some();
+    let is_str = |v: &Value| v.as_str().is_some();
+    let verdict_ref = |v: &Value| {
+        for k in ["signature", "severity", "hop", "server"] {
+            assert!(is_str(&v[k]), "verdict.{k}: {j}");
+        }
+        assert!(is_u64(&v["flow_count"]), "verdict.flow_count: {j}");
+        assert!(
+            is_ts(&v["first_ts"]) && is_ts(&v["last_ts"]),
+            "verdict times: {j}"
+        );
+    };
+    match kind {
+        "final" => {
+            assert!(j["report"]["schema_version"].is_u64(), "{j}");
+            return;
+        }
+        "verdict-opened" => {
+            assert!(j["reopened"].is_boolean(), "{j}");
+            verdict_ref(&j["verdict"]);
+            for k in ["summary", "wireshark_filter"] {
+                assert!(is_str(&j["verdict"][k]), "verdict.{k}: {j}");
+            }
+            assert!(j["verdict"]["evidence"].is_array(), "{j}");
+        }
+        "verdict-updated" => {
+            verdict_ref(&j["verdict"]);
+            assert!(is_u64(&j["previous_flow_count"]), "{j}");
+            assert_ne!(j["previous_flow_count"], j["verdict"]["flow_count"], "{j}");
+            assert!(
+                j["verdict"].get("summary").is_none(),
+                "no text in updates: {j}"
+            );
+        }
+        "verdict-resolved" => {
+            verdict_ref(&j["verdict"]);
+            match j["reason"].as_str() {
+                Some("recovered") => assert!(is_ts(&j["last_healthy"]), "{j}"),
+                Some("withdrawn") => assert!(j.get("last_healthy").is_none(), "{j}"),
+                _ => panic!("reason: {j}"),
+            }
+        }
+        "summary" => {
+            for k in [
+                "captured",
+                "received",
+                "kernel_dropped",
+                "interface_dropped",
+                "tcp_segments",
+            ] {
+                assert!(is_u64(&j["packets"][k]), "packets.{k}: {j}");
+            }
+            for k in ["finished", "open"] {
+                assert!(is_u64(&j["connections"][k]), "connections.{k}: {j}");
+            }
+            for k in ["open", "opened_total", "resolved_total"] {
+                assert!(is_u64(&j["verdicts"][k]), "verdicts.{k}: {j}");
+            }
+            let open = j["open_verdicts"].as_array().expect("open_verdicts");
+            assert_eq!(j["verdicts"]["open"], open.len() as u64, "{j}");
+            open.iter().for_each(verdict_ref);
+            assert!(is_str(&j["path"]), "{j}");
+            // Consistent: opened = open + resolved.
+            assert_eq!(
+                j["verdicts"]["opened_total"].as_u64().unwrap(),
+                j["verdicts"]["open"].as_u64().unwrap()
+                    + j["verdicts"]["resolved_total"].as_u64().unwrap(),
+                "{j}"
+            );
+        }
+        other => panic!("undocumented event {other}: {j}"),
+    }
+    assert!(is_ts(&j["ts"]), "ts: {j}");
 }
 
 fn is_verdict_event(j: &Value, kind: &str, signature: &str, server: &str) -> bool {
@@ -469,15 +557,32 @@ fn refused_connections_are_reported_while_capturing() {
     let received = live_info["received"].as_u64().unwrap();
     assert!(received == 4 || received == 8, "{live_info}");
     assert_eq!(live_info["dropped"], 0, "{live_info}");
-    // The summaries carry the verdict too once it exists.
+    // The summaries carry the verdict too once it exists, with consistent counters.
     let last_summary = f.events("summary").last().map(|l| l.json.clone()).unwrap();
     assert!(
-        last_summary["verdicts"]
+        last_summary["open_verdicts"]
             .as_array()
             .unwrap()
             .iter()
             .any(|v| v["signature"] == "connection-refused" && v["flow_count"] == 2),
         "{last_summary}"
+    );
+    assert_eq!(last_summary["verdicts"]["open"], 1, "{last_summary}");
+    assert_eq!(
+        last_summary["connections"],
+        serde_json::json!({"finished": 2, "open": 0}),
+        "{last_summary}"
+    );
+    assert_eq!(last_summary["packets"]["captured"], 4, "{last_summary}");
+    // Nothing changed after the opening: no update event.
+    assert!(
+        f.events("verdict-updated").is_empty() || {
+            // Both refusals may land in two snapshots: then one update, 1 → 2.
+            let u = f.events("verdict-updated");
+            u.len() == 1 && u[0].json["previous_flow_count"] == 1
+        },
+        "{}",
+        f.dump()
     );
 }
 
@@ -634,6 +739,309 @@ fn unanswered_client_hello_is_a_tls_stall() {
         v["details"].to_string().contains("gave up"),
         "the client's FIN ends the wait: {v:#}"
     );
+}
+
+/// The ClientHello is reported while the connection is still open: the server stays silent past
+/// `--syn-timeout` (3 s), the client keeps waiting; the event comes before the client gives up.
+#[test]
+fn a_silent_tls_server_is_reported_while_the_connection_is_open() {
+    if !root_or_skip() {
+        return;
+    }
+    let (l, port) = listener();
+    let server = format!("127.0.0.1:{port}");
+    let mut live = Live::start(port, &["--duration", "9"]);
+    live.wait_capturing();
+    let srv = thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(9))).unwrap();
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+    });
+    let mut c = TcpStream::connect(addr(port)).unwrap();
+    c.write_all(&unhex(CLIENT_HELLO_HEX)).unwrap();
+    let sent = Instant::now();
+    let opened = live
+        .wait_for(Duration::from_secs(6), |j| {
+            is_verdict_event(j, "verdict-opened", "tls-stall", &server)
+        })
+        .unwrap_or_else(|| {
+            let f = live.finish(Duration::from_secs(12));
+            panic!("no tls-stall while the connection was open:\n{}", f.dump())
+        });
+    let waited = sent.elapsed();
+    // Certain after 3 s of silence; judged at the next tick (≤ 1 s later).
+    assert!(
+        waited >= Duration::from_secs(3) && waited < Duration::from_millis(5500),
+        "reported {waited:?} after the ClientHello"
+    );
+    assert_eq!(opened["verdict"]["severity"], "critical", "{opened}");
+    assert!(
+        opened["verdict"]["details"].to_string().contains("silent"),
+        "{opened:#}"
+    );
+    // Still open when reported: the client gives up only now.
+    c.shutdown(Shutdown::Both).unwrap();
+    drop(c);
+    srv.join().unwrap();
+    let f = live.finish(Duration::from_secs(12));
+    assert!(f.status.success(), "{:?}: {}", f.status, f.stderr);
+    let v = the_verdict(f.final_report(), "tls-stall", &server);
+    assert_eq!(v["flow_count"], 1, "{v:#}");
+    // The same verdict, judged again when the connection ended: no second opening, no
+    // withdrawal.
+    assert_eq!(f.events("verdict-opened").len(), 1, "{}", f.dump());
+    assert!(f.events("verdict-resolved").is_empty(), "{}", f.dump());
+}
+
+/// A failing endpoint that recovers: refused twice, then a server starts on the port and
+/// answers 200. After `--resolve-after` without a new failure, `verdict-resolved` (recovered).
+#[test]
+fn a_recovered_endpoint_resolves_its_verdict() {
+    if !root_or_skip() {
+        return;
+    }
+    let port = closed_port();
+    let server = format!("127.0.0.1:{port}");
+    let mut live = Live::start(port, &["--duration", "6", "--resolve-after", "1"]);
+    live.wait_capturing();
+    refused_connect(port);
+    refused_connect(port);
+    assert!(
+        live.wait_for(Duration::from_secs(3), |j| {
+            is_verdict_event(j, "verdict-opened", "connection-refused", &server)
+        })
+        .is_some(),
+        "no verdict-opened"
+    );
+    let l = TcpListener::bind(addr(port)).expect("rebind the refused port");
+    let srv = http_server(
+        l,
+        1,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        true,
+    );
+    assert!(http_get(port).ends_with("ok"));
+    srv.join().unwrap();
+    let healthy_done = Instant::now();
+    let resolved = live
+        .wait_for(Duration::from_secs(4), |j| {
+            is_verdict_event(j, "verdict-resolved", "connection-refused", &server)
+        })
+        .unwrap_or_else(|| {
+            let f = live.finish(Duration::from_secs(10));
+            panic!("no verdict-resolved:\n{}", f.dump())
+        });
+    assert_eq!(resolved["reason"], "recovered", "{resolved}");
+    assert_eq!(resolved["verdict"]["flow_count"], 2, "{resolved}");
+    // Closed connections are judged one quiet second after their end; then the next tick.
+    assert!(healthy_done.elapsed() < Duration::from_millis(3500));
+    let f = live.finish(Duration::from_secs(10));
+    assert!(f.status.success(), "{:?}: {}", f.status, f.stderr);
+    let after = f
+        .position(|j| j["event"] == "verdict-resolved")
+        .expect("resolved");
+    let summaries_after: Vec<&Line> = f.lines[after..]
+        .iter()
+        .filter(|l| l.json["event"] == "summary")
+        .collect();
+    if let Some(s) = summaries_after.last() {
+        assert_eq!(s.json["verdicts"]["open"], 0, "{}", s.json);
+        assert_eq!(s.json["verdicts"]["resolved_total"], 1, "{}", s.json);
+    }
+    // The final report still lists what happened.
+    let v = the_verdict(f.final_report(), "connection-refused", &server);
+    assert_eq!(v["flow_count"], 2);
+}
+
+/// `-w FILE -C 1 -W 3`: a ring of three files named as tcpdump names them, none much over
+/// 1 MB; the evidence of a verdict names its file, and `analyze` on that file finds the same
+/// frames.
+#[test]
+fn write_rotates_like_tcpdump_and_evidence_names_the_file() {
+    if !root_or_skip() {
+        return;
+    }
+    let (l, port) = listener();
+    let refused = closed_port();
+    let base = TempPath::new("ring", ".pcap");
+    let base_s = base.path().to_str().unwrap().to_string();
+    let filter = format!("tcp port {port} or tcp port {refused}");
+    let mut live = Live::spawn(
+        [
+            "live",
+            "-i",
+            "lo",
+            "-f",
+            &filter,
+            "--report-every",
+            "1",
+            "--format",
+            "ndjson",
+            "--duration",
+            "5",
+            "-s",
+            "65535",
+            "-w",
+            &base_s,
+            "-C",
+            "1",
+            "-W",
+            "3",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    );
+    live.wait_capturing();
+    let srv = thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut n_total = 0usize;
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            n_total += n;
+        }
+        n_total
+    });
+    let mut c = TcpStream::connect(addr(port)).unwrap();
+    let chunk = vec![b'x'; 1 << 16];
+    for _ in 0..64 {
+        c.write_all(&chunk).unwrap();
+    }
+    drop(c);
+    assert_eq!(srv.join().unwrap(), 64 << 16);
+    thread::sleep(Duration::from_millis(300));
+    refused_connect(refused);
+    let f = live.finish(Duration::from_secs(10));
+    assert!(f.status.success(), "{:?}: {}", f.status, f.stderr);
+    let names: Vec<String> = (0..3).map(|i| format!("{base_s}{i}")).collect();
+    for n in &names {
+        let len = std::fs::metadata(n)
+            .unwrap_or_else(|e| panic!("{n}: {e}"))
+            .len();
+        assert!(len <= 1_000_000 + 65_535 + 16, "{n}: {len} bytes");
+    }
+    assert!(
+        !std::path::Path::new(&base_s).exists(),
+        "no un-numbered file with -W"
+    );
+    let report = f.final_report();
+    let warned = report["capture"]["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["kind"] == "ring-overwritten");
+    assert!(
+        warned,
+        "4 MB in a ring of 3 × 1 MB: {:#}",
+        report["capture"]
+    );
+    let v = the_verdict(
+        report,
+        "connection-refused",
+        &format!("127.0.0.1:{refused}"),
+    );
+    let file = v["evidence"][0]["file"]
+        .as_str()
+        .unwrap_or_else(|| panic!("evidence names no file: {v:#}"))
+        .to_string();
+    assert!(names.contains(&file), "{file} not in {names:?}");
+    let frames: Vec<u64> = evidence(v).into_iter().map(|(n, _)| n).collect();
+    let out = Command::new(common::bin())
+        .args(["analyze", "--format", "json", &file])
+        .output()
+        .unwrap();
+    let again: Value = serde_json::from_slice(&out.stdout).expect("analyze json");
+    let v2 = the_verdict(
+        &again,
+        "connection-refused",
+        &format!("127.0.0.1:{refused}"),
+    );
+    let frames2: Vec<u64> = evidence(v2).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(frames, frames2, "frame numbers within {file}");
+    for n in &names {
+        let _ = std::fs::remove_file(n);
+    }
+}
+
+/// `-o FILE` takes the final report (format from the extension) and `--evidence-pcap` writes the
+/// verdicts' frames read back from the `--write` file, as `analyze` does.
+#[test]
+fn output_file_and_evidence_pcap_as_analyze() {
+    if !root_or_skip() {
+        return;
+    }
+    let port = closed_port();
+    let server = format!("127.0.0.1:{port}");
+    let written = TempPath::new("out-write", ".pcap");
+    let report = TempPath::new("out-report", ".json");
+    let ev = TempPath::new("out-evidence", ".pcapng");
+    let mut live = Live::start(
+        port,
+        &[
+            "--duration",
+            "3",
+            "-w",
+            written.path().to_str().unwrap(),
+            "-o",
+            report.path().to_str().unwrap(),
+            "--evidence-pcap",
+            ev.path().to_str().unwrap(),
+            "--backend",
+            &server,
+        ],
+    );
+    live.wait_capturing();
+    refused_connect(port);
+    let f = live.finish(Duration::from_secs(10));
+    assert!(f.status.success(), "{:?}: {}", f.status, f.stderr);
+    assert!(
+        f.events("final").is_empty(),
+        "the report went to -o:\n{}",
+        f.dump()
+    );
+    assert!(f.stderr.contains("evidence frames"), "{}", f.stderr);
+    let rep: Value =
+        serde_json::from_slice(&std::fs::read(report.path()).expect("-o file written")).unwrap();
+    let v = the_verdict(&rep, "connection-refused", &server);
+    let ev_frames: Vec<u64> = v["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["evidence_frame"].as_u64().expect("evidence_frame"))
+        .collect();
+    assert_eq!(ev_frames, [1, 2], "{v:#}");
+    let out = Command::new(common::bin())
+        .args(["flows", "--format", "json", ev.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let flows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(flows.as_array().map(Vec::len), Some(1), "{flows:#}");
+    assert_eq!(flows[0]["conn_state"], "REJ", "{flows:#}");
+    // A malformed role is a usage error (exit 2), as in analyze.
+    let (code, stderr, _) = run_bounded(&[
+        "live",
+        "-i",
+        "lo",
+        "--backend",
+        "nonsense",
+        "--duration",
+        "1",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--backend nonsense"), "{stderr}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ pub struct Warning {
     /// `connection-cap` (`--max-connections` reached), the other caps (`request-cap`,
     /// `endpoint-cap`, `note-cap`, `evidence-cap`), `rst-outside-window`,
     /// `retransmission-inconsistency`, `http-unparsed`, `record-length`, and in live mode
-    /// `kernel-drops`.
+    /// `kernel-drops` and `ring-overwritten` (`--write` with `-W`).
     pub kind: &'static str,
     pub message: String,
     pub count: u64,

@@ -901,6 +901,22 @@ impl HttpParser {
         self.resp.body = body;
     }
 
+    /// A request is waiting for its response.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The summary as `finish` would leave it for the pending requests (unanswered so far),
+    /// without ending anything: see `AppFlow::peek`.
+    pub fn peek(&self) -> HttpSummary {
+        let mut s = self.summary.clone();
+        if !self.pending.is_empty() {
+            s.bytes_after_unanswered = self.resp_bytes_while_pending;
+            s.unanswered.extend(self.pending.iter().cloned());
+        }
+        s
+    }
+
     /// The connection ended: requests still pending are unanswered; a body still being read
     /// was cut short.
     pub fn finish(&mut self) {

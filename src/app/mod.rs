@@ -233,6 +233,42 @@ impl AppFlow {
         }
     }
 
+    /// Whether the connection waits for the server: an HTTP request without a response, a
+    /// ClientHello without a ServerHello, or client application data after the server's last
+    /// (what the time-based signatures judge when the connection ends).
+    pub fn awaiting_answer(&self) -> bool {
+        if let Some(h) = &self.http {
+            if h.has_pending() {
+                return true;
+            }
+        }
+        if let Some(t) = &self.tls {
+            let s = &t.summary;
+            if s.client_hello.is_some() && s.server_hello.is_none() && s.alerts.is_empty() {
+                return true;
+            }
+            let [o, r] = s.last_app_data;
+            if o.is_some_and(|o| r.is_none_or(|r| o.ts > r.ts)) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The summary `finish` would give if the connection ended now, without ending it (live
+    /// mode judges still-open connections for time-based verdicts). Unlike `finish`, a body
+    /// still being read is not called truncated and error bodies are not cut into snippets.
+    pub fn peek(&self) -> AppSummary {
+        let fp =
+            |i: usize| (self.first_len[i] > 0).then_some((self.first_hash[i], self.first_len[i]));
+        AppSummary {
+            first_bytes: [fp(0), fp(1)],
+            proto: self.proto,
+            tls: self.tls.as_ref().map(|t| t.summary.clone()),
+            http: self.http.as_ref().map(|h| h.peek()),
+        }
+    }
+
     pub fn finish(mut self) -> AppSummary {
         if let Some(h) = &mut self.http {
             h.finish();

@@ -3135,3 +3135,39 @@ fn tls_two_hellos_in_one_cut_record_are_both_reported() {
     let [whole, cut] = tls_whole_and_cut(&frames);
     assert_eq!(whole, cut);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Live mode: what an open connection waits for (`awaiting_answer`, `peek`).
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn an_open_connection_waits_for_its_response_and_peek_shows_it_unanswered() {
+    let mut f = Feeder::new();
+    assert!(!f.flow.awaiting_answer(), "nothing asked yet");
+    f.data(Orig, b"GET /slow HTTP/1.1\r\nHost: backend.lab\r\n\r\n");
+    assert!(f.flow.awaiting_answer());
+    let p = f.flow.peek();
+    let h = http(&p);
+    assert_eq!(h.unanswered.len(), 1, "{h:?}");
+    assert_eq!(h.unanswered[0].target, "/slow");
+    assert!(h.unanswered[0].complete_at.is_some());
+    // Peeking changes nothing: the response still pairs with the request.
+    f.data(Resp, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    assert!(!f.flow.awaiting_answer(), "answered");
+    let (s, _) = f.finish();
+    let h = http(&s);
+    assert!(h.unanswered.is_empty(), "{h:?}");
+    assert_eq!(h.responses, 1);
+}
+
+#[test]
+fn an_unanswered_client_hello_is_awaited_until_the_server_answers() {
+    let mut f = Feeder::new();
+    let (dir, hex) = TLS12_PLAIN_ALERT[0];
+    f.data(dir, &unhex(hex));
+    assert!(f.flow.awaiting_answer(), "ClientHello, no ServerHello");
+    assert!(tls(&f.flow.peek()).client_hello.is_some());
+    let (dir, hex) = TLS12_PLAIN_ALERT[1];
+    f.data(dir, &unhex(hex));
+    assert!(!f.flow.awaiting_answer(), "the server's alert answers it");
+}

@@ -11,7 +11,7 @@
 //!
 //! This module and `main.rs` are the only places that read the wall clock: `run` measures the
 //! tick interval with the monotonic clock and hands the caller the current *wall-clock* time
-//! (`on_tick(now)`), so idle-time timeouts downstream can advance while no packet arrives. Frame
+//! (`on_tick` with `Tick::now`), so idle-time timeouts downstream can advance while no packet arrives. Frame
 //! timestamps still come from the kernel's packet headers (CLOCK_REALTIME, the same clock as
 //! `now`), so the two are comparable.
 //!
@@ -77,6 +77,98 @@ pub struct LiveConfig {
     pub buffer_bytes: i32,
     /// Write every captured frame to this pcap (nanosecond timestamps, the interface's link type).
     pub write: Option<PathBuf>,
+    /// Rotate the `write` file as tcpdump `-C` / `-W` do (None: one file).
+    pub rotate: Option<Rotation>,
+}
+
+/// `--write` rotation, as tcpdump's `-C` and `-W`: a new file once the current one holds more
+/// than `file_bytes` (tcpdump: millions of bytes); with `ring_files`, only that many files, the
+/// oldest overwritten. Names follow tcpdump: without a ring `FILE`, `FILE1`, `FILE2`, ...; with a
+/// ring of N files `FILE0` .. `FILE<N-1>`, the number zero-padded to the width of N-1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rotation {
+    pub file_bytes: u64,
+    pub ring_files: Option<u16>,
+}
+
+impl Rotation {
+    /// The name of the `index`-th file written (0-based) — tcpdump's `MakeFilename`.
+    pub fn file_name(&self, base: &std::path::Path, index: u64) -> PathBuf {
+        let (n, width) = match self.ring_files {
+            Some(w) => {
+                let mut digits = 0;
+                let mut x = w.saturating_sub(1);
+                while x > 0 {
+                    digits += 1;
+                    x /= 10;
+                }
+                (index % u64::from(w.max(1)), digits)
+            }
+            None => (index, 0),
+        };
+        if n == 0 && width == 0 {
+            return base.to_path_buf();
+        }
+        let mut s = base.as_os_str().to_os_string();
+        s.push(format!("{:0width$}", n, width = width));
+        PathBuf::from(s)
+    }
+
+    /// The `Frame::file` index of the `index`-th file: its place in the ring, or its number.
+    pub fn file_slot(&self, index: u64) -> u64 {
+        match self.ring_files {
+            Some(w) => index % u64::from(w.max(1)),
+            None => index,
+        }
+    }
+}
+
+#[cfg(test)]
+mod rotation_names {
+    use super::Rotation;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn names_follow_tcpdump() {
+        let base = Path::new("/tmp/cap.pcap");
+        let plain = Rotation {
+            file_bytes: 1_000_000,
+            ring_files: None,
+        };
+        let names: Vec<PathBuf> = (0..3).map(|i| plain.file_name(base, i)).collect();
+        assert_eq!(
+            names,
+            ["/tmp/cap.pcap", "/tmp/cap.pcap1", "/tmp/cap.pcap2"].map(PathBuf::from)
+        );
+        let ring = |w| Rotation {
+            file_bytes: 1,
+            ring_files: Some(w),
+        };
+        assert_eq!(ring(3).file_name(base, 0), Path::new("/tmp/cap.pcap0"));
+        assert_eq!(ring(3).file_name(base, 4), Path::new("/tmp/cap.pcap1"));
+        assert_eq!(ring(3).file_slot(4), 1);
+        assert_eq!(ring(11).file_name(base, 3), Path::new("/tmp/cap.pcap03"));
+        assert_eq!(ring(10).file_name(base, 9), Path::new("/tmp/cap.pcap9"));
+        assert_eq!(ring(1).file_name(base, 5), base, "tcpdump -W 1: no number");
+    }
+}
+
+/// Without a ring, files written at most (`Frame::file` is 16 bits): then the capture stops with
+/// an error that suggests `-W`.
+pub const MAX_ROTATED_FILES: u64 = u16::MAX as u64 + 1;
+
+/// pcap file header and per-record header sizes (what `-C` counts, as tcpdump does).
+const PCAP_FILE_HEADER: u64 = 24;
+const PCAP_RECORD_HEADER: u64 = 16;
+
+/// What the capture loop tells `on_tick`.
+pub struct Tick<'a> {
+    /// Wall-clock time.
+    pub now: Timestamp,
+    /// libpcap's counters (see [`LiveStats`]).
+    pub stats: LiveStats,
+    /// The files written so far, indexed by `Frame::file` (empty without `--write`).
+    pub files: &'a [PathBuf],
 }
 
 /// libpcap's counters since the interface was opened (`pcap_stats`). On Linux, `received` counts
@@ -99,6 +191,13 @@ pub struct LiveSource {
     fd: libc::c_int,
     iface: String,
     write_path: Option<PathBuf>,
+    /// The `--write` path as given (rotated names are made from it).
+    write_base: Option<PathBuf>,
+    rotate: Option<Rotation>,
+    /// Files written, by `Frame::file` (a ring's slots are reused).
+    files: Vec<PathBuf>,
+    /// Files opened so far (rotations + 1), and whether any ring file was overwritten.
+    opened_files: u64,
     link: LinkType,
     /// The handle delivers nanoseconds in `tv_usec` (false: microseconds, if the platform refused
     /// nanosecond precision).
@@ -290,7 +389,11 @@ impl LiveSource {
             })?;
         }
 
-        let savefile = match &cfg.write {
+        let first = match (&cfg.write, cfg.rotate) {
+            (Some(p), Some(r)) => Some(r.file_name(p, 0)),
+            (p, _) => p.clone(),
+        };
+        let savefile = match &first {
             Some(path) => {
                 let what = path.display().to_string();
                 // The crate's `savefile` unwraps `to_str()`; refuse non-UTF-8 paths instead.
@@ -313,7 +416,11 @@ impl LiveSource {
             cap,
             fd,
             iface: cfg.iface.clone(),
-            write_path: cfg.write.clone(),
+            files: first.iter().cloned().collect(),
+            write_path: first,
+            write_base: cfg.write.clone(),
+            rotate: cfg.rotate,
+            opened_files: 1,
             link,
             nanos,
             frames: 0,
@@ -327,10 +434,13 @@ impl LiveSource {
     }
 
     /// Reads until `stop` is true. Each frame goes to `on_frame` (borrowed; numbered 1, 2, ...
-    /// across calls) and, when a savefile is configured, is appended to it first. `on_tick(now)`
-    /// runs at least every `tick` of wall time, packets or not, with the current wall-clock time;
-    /// the savefile is flushed at each tick and on return. Returns `Err` only if libpcap fails to
-    /// read (e.g. the interface disappeared) or the savefile cannot be flushed.
+    /// within its file) and, when a savefile is configured, is appended to it first. `on_tick`
+    /// runs at least every `tick` of wall time, packets or not, with the current wall-clock time,
+    /// libpcap's counters and the files written; the savefile is flushed at each tick and on
+    /// return. With rotation, a new file is opened before the first packet that follows a packet
+    /// that took the current file over the size (tcpdump's `-C`); its frames are numbered from 1
+    /// again and carry its `Frame::file` index. Returns `Err` only if libpcap fails to read (e.g.
+    /// the interface disappeared) or a savefile cannot be opened or flushed.
     ///
     /// The handle is non-blocking and the wait happens here, in `poll` on libpcap's descriptor,
     /// bounded by [`READ_TIMEOUT_MS`] and the next tick. libpcap's own read timeout cannot be
@@ -343,7 +453,7 @@ impl LiveSource {
         stop: &AtomicBool,
         tick: Duration,
         mut on_frame: impl FnMut(&Frame<'_>),
-        mut on_tick: impl FnMut(Timestamp),
+        mut on_tick: impl FnMut(&Tick<'_>),
     ) -> Result<()> {
         let LiveSource {
             savefile,
@@ -351,34 +461,78 @@ impl LiveSource {
             fd,
             iface,
             write_path,
+            write_base,
+            rotate,
+            files,
+            opened_files,
             link,
             nanos,
             frames,
-            ..
+            last_stats,
         } = self;
         let ns_per_subsec = if *nanos { 1 } else { 1_000 };
         let mut next_tick = Instant::now() + tick;
-        let flush = |sf: &mut Option<Savefile>| -> Result<()> {
+        let out_err = |p: &Option<PathBuf>, e: &dyn std::fmt::Display| Error::Output {
+            what: p
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            reason: one_line(&e.to_string()),
+        };
+        let flush = |sf: &mut Option<Savefile>, p: &Option<PathBuf>| -> Result<()> {
             match sf {
-                Some(sf) => sf.flush().map_err(|e| Error::Output {
-                    what: write_path
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    reason: one_line(&e.to_string()),
-                }),
+                Some(sf) => sf.flush().map_err(|e| out_err(p, &e)),
                 None => Ok(()),
             }
         };
+        let mut written = PCAP_FILE_HEADER;
+        let mut file_slot: u16 = 0;
+        let mut rotate_due = false;
         let result = loop {
             if stop.load(Ordering::Relaxed) {
                 break Ok(());
+            }
+            if rotate_due {
+                rotate_due = false;
+                let (Some(r), Some(base)) = (*rotate, write_base.clone()) else {
+                    unreachable!("rotation is only due with a rotation and a file")
+                };
+                if r.ring_files.is_none() && *opened_files >= MAX_ROTATED_FILES {
+                    break Err(Error::Output {
+                        what: base.display().to_string(),
+                        reason: format!(
+                            "{MAX_ROTATED_FILES} files written: give -W N to reuse a ring of N files"
+                        ),
+                    });
+                }
+                let index = *opened_files;
+                let path = r.file_name(&base, index);
+                // Close (and flush) the current file before the next one is created.
+                if let Err(e) = flush(savefile, write_path) {
+                    break Err(e);
+                }
+                *savefile = None;
+                match cap.savefile(&path) {
+                    Ok(sf) => *savefile = Some(sf),
+                    Err(e) => break Err(out_err(&Some(path), &e)),
+                }
+                *opened_files += 1;
+                file_slot = r.file_slot(index) as u16;
+                match files.get_mut(file_slot as usize) {
+                    Some(p) => *p = path.clone(),
+                    None => files.push(path.clone()),
+                }
+                *write_path = Some(path);
+                *frames = 0;
+                written = PCAP_FILE_HEADER;
             }
             match cap.next_packet() {
                 Ok(pkt) => {
                     *frames += 1;
                     if let Some(sf) = savefile.as_mut() {
                         sf.write(&pkt);
+                        written += PCAP_RECORD_HEADER + u64::from(pkt.header.caplen);
+                        rotate_due = rotate.is_some_and(|r| written > r.file_bytes);
                     }
                     let h = pkt.header;
                     #[allow(clippy::unnecessary_cast)]
@@ -388,7 +542,7 @@ impl LiveSource {
                         (h.ts.tv_usec as i64) * ns_per_subsec,
                     );
                     on_frame(&Frame {
-                        file: 0,
+                        file: file_slot,
                         number: *frames,
                         ts,
                         caplen: h.caplen,
@@ -424,31 +578,50 @@ impl LiveSource {
             }
             let now = Instant::now();
             if now >= next_tick {
-                if let Err(e) = flush(savefile) {
+                if let Err(e) = flush(savefile, write_path) {
                     break Err(e);
                 }
-                on_tick(wall_now());
+                let stats = read_stats(cap, last_stats);
+                on_tick(&Tick {
+                    now: wall_now(),
+                    stats,
+                    files,
+                });
                 // Schedule from now, not from the missed deadline: a stalled consumer gets one
                 // tick, not a burst of catch-up ticks.
                 next_tick = now + tick;
             }
         };
-        let flushed = flush(savefile);
+        let flushed = flush(savefile, write_path);
         result.and(flushed)
+    }
+
+    /// The files written so far, indexed by `Frame::file`.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// Files opened so far; with a ring of N files, more than N means some were overwritten.
+    pub fn opened_files(&self) -> u64 {
+        self.opened_files
     }
 
     /// libpcap's counters (`pcap_stats`) since the interface was opened. If libpcap cannot read
     /// them, the last values read are returned.
     pub fn stats(&mut self) -> LiveStats {
-        if let Ok(s) = self.cap.stats() {
-            self.last_stats = LiveStats {
-                received: u64::from(s.received),
-                dropped: u64::from(s.dropped),
-                if_dropped: u64::from(s.if_dropped),
-            };
-        }
-        self.last_stats
+        read_stats(&mut self.cap, &mut self.last_stats)
     }
+}
+
+fn read_stats(cap: &mut Capture<Active>, last: &mut LiveStats) -> LiveStats {
+    if let Ok(s) = cap.stats() {
+        *last = LiveStats {
+            received: u64::from(s.received),
+            dropped: u64::from(s.dropped),
+            if_dropped: u64::from(s.if_dropped),
+        };
+    }
+    *last
 }
 
 /// Set by the SIGINT/SIGTERM handler; read by the capture loop.
@@ -524,6 +697,7 @@ mod tests {
             snaplen: DEFAULT_SNAPLEN,
             buffer_bytes: DEFAULT_BUFFER_BYTES,
             write,
+            rotate: None,
         }
     }
 
@@ -614,9 +788,9 @@ mod tests {
             &stop,
             TEST_TICK,
             |_| {},
-            |now| {
-                assert!(now > last, "wall clock moves forward");
-                last = now;
+            |t| {
+                assert!(t.now > last, "wall clock moves forward");
+                last = t.now;
                 ticks += 1;
                 if ticks == 3 || started.elapsed() > TEST_DEADLINE {
                     stop.store(true, Ordering::Relaxed);
@@ -710,7 +884,7 @@ mod tests {
                     other => panic!("frame {} is not TCP: {other:?}", f.number),
                 }
             },
-            |_now| {
+            |_t| {
                 ticks += 1;
                 // Done once the last ACK (after both FINs) was read, and at least one tick ran.
                 if after_last_fin.load(Ordering::Relaxed) > 0 || started.elapsed() > TEST_DEADLINE {

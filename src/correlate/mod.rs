@@ -814,7 +814,6 @@ pub fn relays(recs: &[ConnRecord]) -> Vec<(SocketAddr, IpAddr, SocketAddr, &'sta
     }
     let mut out: Vec<_> = seen.into_iter().collect();
     out.sort();
-    out.dedup();
     out
 }
 

@@ -354,3 +354,50 @@ fn origin_form_reduces_absolute_targets() {
     assert_eq!(origin_form("/x"), "/x");
     assert_eq!(origin_form("a.example:443"), "a.example:443");
 }
+
+/// `relays` looks only at connections starting within `MATCH_WINDOW` of each other: the same
+/// pairs as the definition (every pair of a group), on a mix of hosts, times and fingerprints.
+#[test]
+fn relays_equal_the_all_pairs_definition() {
+    let mut recs = Vec::new();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    for id in 0..600 {
+        let orig = format!("10.0.{}.{}:{}", next(3), next(4), 40000 + id);
+        let resp = format!("10.1.0.{}:{}", next(4), 80 + next(2));
+        // Frames are milliseconds apart: starts from 0 to 400 ms, windows of 50 ms overlap.
+        let start = next(400) as i64;
+        let mut r = rec(id, &orig, &resp, start, start + 5);
+        r.first_bytes = Some((next(3), 64));
+        r.tls = next(2) == 0;
+        recs.push(r);
+    }
+    let mut naive = Vec::new();
+    for a in &recs {
+        for b in &recs {
+            let d = b.start.nanos_since(a.start);
+            if a.first_bytes == b.first_bytes
+                && a.orig.ip() != b.orig.ip()
+                && a.resp != b.resp
+                && (0..=crate::topology::MATCH_WINDOW).contains(&d)
+                && b.resp.ip() != a.orig.ip()
+            {
+                let how = if a.tls {
+                    "a TLS ClientHello"
+                } else {
+                    "the first payload"
+                };
+                naive.push((a.resp, b.orig.ip(), b.resp, how));
+            }
+        }
+    }
+    naive.sort();
+    naive.dedup();
+    assert!(naive.len() > 10, "the test data pairs something");
+    assert_eq!(relays(&recs), naive);
+}

@@ -805,6 +805,19 @@ impl FlowTable {
             .collect()
     }
 
+    /// The summary of the connection in `slot` if it is connection `id` and still in the table
+    /// (open, or closed and not yet finished): live mode judges connections that wait for an
+    /// answer before they end; the table keeps them.
+    pub fn open_summary(&self, slot: u32, id: u64) -> Option<FlowSummary> {
+        let c = self.slab.get(slot as usize)?.as_ref()?;
+        if c.id != id {
+            return None;
+        }
+        let mut s = c.summarize(EndReason::CaptureEnd);
+        s.slot = slot;
+        Some(s)
+    }
+
     /// The capture ended: finishes every connection, in order of first packet.
     pub fn finish_all(&mut self, sink: &mut impl FlowSink) {
         let mut live: Vec<(u64, u32)> = self

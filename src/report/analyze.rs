@@ -676,7 +676,14 @@ pub fn table(a: &Analysis, color: bool, width: usize) -> String {
         }
     }
     if !a.warnings.is_empty() {
-        out.push_str("\ncapture warnings (artefacts of how the capture was taken, not outages):\n");
+        out.push('\n');
+        wrap(
+            &mut out,
+            "",
+            "  ",
+            "capture warnings (artefacts of how the capture was taken, and caps the analysis hit; not outages):",
+            width,
+        );
         for w in &a.warnings {
             wrap(
                 &mut out,

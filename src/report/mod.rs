@@ -7,6 +7,8 @@ pub mod analyze;
 pub mod escape;
 pub mod flows;
 pub mod html;
+pub mod live_events;
+pub mod metrics;
 pub mod sha256;
 
 use std::io::{self, Write};

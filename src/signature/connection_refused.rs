@@ -4,9 +4,10 @@
 //! Rule: the responder's first packet is a RST while the originator is still in SYN_SENT (conn
 //! state REJ). Each finding is critical; `settle` (called by the verdict stage once the whole
 //! capture is known) lowers a verdict whose refusals were each absorbed: to info when every
-//! refused client connected to the same port on another address within `FALLBACK_WINDOW_NS`
-//! (curl trying ::1 then 127.0.0.1), to warning when every refusal was followed within
-//! `Thresholds::refused_retry_window` by a success of the same client to the same endpoint.
+//! refused client connected to the same port on another address within
+//! `Thresholds::refused_fallback_window` (curl trying ::1 then 127.0.0.1), to warning when every
+//! refusal was followed within `Thresholds::refused_retry_window` by a success of the same client
+//! to the same endpoint.
 
 use super::{arrow, Evidence, EvidenceKind, Finding, Severity, SignatureId};
 use crate::flow::{ConnState, Direction, FlowSummary};

@@ -29,6 +29,9 @@ use std::net::{IpAddr, SocketAddr};
 /// Linux's default ephemeral port range `32768–60999`: the source ports a connecting host can
 /// use towards one destination endpoint.
 pub const EPHEMERAL_PORTS: u32 = 28_232;
+/// (holder, server) groups tracked at most; beyond it closes towards new groups are not counted
+/// (bounds memory in a long live run).
+pub const MAX_TW_GROUPS: usize = 100_000;
 /// Reuse evidence frames kept per group.
 const MAX_REUSE_EVIDENCE: usize = 10;
 
@@ -172,6 +175,16 @@ impl TimeWaitTracker {
         }
     }
 
+    /// Groups and sockets held (tests: bounded over a long run).
+    pub fn retained(&self) -> usize {
+        self.groups.len()
+            + self
+                .groups
+                .values()
+                .map(|g| g.sockets.len() + g.events.len())
+                .sum::<usize>()
+    }
+
     pub fn observe(&mut self, f: &FlowSummary) {
         if f.reused_in_time_wait {
             self.reuse(f);
@@ -186,6 +199,9 @@ impl TimeWaitTracker {
         let t = closed.0;
         self.latest_close = self.latest_close.max(t);
         let settled = self.latest_close.saturating_sub(tw);
+        if self.groups.len() >= MAX_TW_GROUPS && !self.groups.contains_key(&key) {
+            return;
+        }
         let g = self.groups.entry(key).or_default();
         let fin = f.stats(first).first_fin;
         let (file, number) = fin.map_or((0, 0), |fr| (fr.file, fr.number));

@@ -44,6 +44,11 @@ pub const MAX_NOTES: usize = crate::signature::DEFAULT_MAX_NOTES;
 /// (client, endpoint) pairs whose successful connection starts are kept, and starts per pair.
 const MAX_SUCCESS_KEYS: usize = 10_000;
 const MAX_SUCCESS_TIMES: usize = 4096;
+/// Server endpoints whose connections are counted (the "of m" of verdicts) at most; beyond it a
+/// verdict's total falls back to its own count. Bounds memory in a long live run.
+pub const MAX_ENDPOINT_COUNTS: usize = 100_000;
+/// Connection attempts kept per builder for severity settling (the earliest).
+pub const MAX_ATTEMPTS: usize = 4096;
 
 #[derive(Clone, Debug)]
 pub struct Verdict {
@@ -120,6 +125,8 @@ pub struct Aggregator {
     /// (client ip, server endpoint) -> starts of its successful connections (capped), to tell a
     /// refusal that a retry absorbed from one that stood.
     success_times: FxHashMap<(IpAddr, SocketAddr), Vec<Timestamp>>,
+    /// Findings not aggregated because twice `MAX_CLIENT_BUILDERS` builders existed.
+    pub dropped_findings: u64,
 }
 
 impl Verdict {
@@ -171,14 +178,40 @@ impl Aggregator {
             endpoint_established: FxHashMap::default(),
             successes: FxHashMap::default(),
             success_times: FxHashMap::default(),
+            dropped_findings: 0,
         }
+    }
+
+    /// Verdict builders held.
+    pub fn builders(&self) -> usize {
+        self.builders.len()
+    }
+
+    /// Entries held in its tables (tests: memory stays bounded over a long run).
+    pub fn retained(&self) -> usize {
+        self.builders.len()
+            + self
+                .builders
+                .values()
+                .map(|b| b.attempts.len() + b.client_set.len() + b.findings.len())
+                .sum::<usize>()
+            + self.endpoint_flows.len()
+            + self.endpoint_established.len()
+            + self.successes.len()
+            + self.success_times.len()
     }
 
     /// Counts every finished connection (the denominators of "n of m").
     pub fn observe_flow(&mut self, f: &FlowSummary) {
-        *self.endpoint_flows.entry(f.resp).or_default() += 1;
+        let counted = self.endpoint_flows.len() < MAX_ENDPOINT_COUNTS
+            || self.endpoint_flows.contains_key(&f.resp);
+        if counted {
+            *self.endpoint_flows.entry(f.resp).or_default() += 1;
+        }
         if f.synack.is_some() || f.resp_stats.bytes > 0 {
-            *self.endpoint_established.entry(f.resp).or_default() += 1;
+            if counted {
+                *self.endpoint_established.entry(f.resp).or_default() += 1;
+            }
             let key = (same_host(f.orig.ip()), f.resp.port());
             if self.successes.len() < MAX_SUCCESS_KEYS || self.successes.contains_key(&key) {
                 let v = self.successes.entry(key).or_default();
@@ -220,6 +253,12 @@ impl Aggregator {
                 .or_insert(fd.client);
             key = (fd.signature, fd.server, rep);
             self.overflowed += 1;
+            // Representatives are one per (signature, server): past twice the cap even those
+            // stop, and such findings are only counted.
+            if self.builders.len() >= 2 * MAX_CLIENT_BUILDERS && !self.builders.contains_key(&key) {
+                self.dropped_findings += 1;
+                return;
+            }
         }
         let b = self.builders.entry(key).or_insert_with(|| Builder {
             v: Verdict {
@@ -282,7 +321,7 @@ impl Aggregator {
                 *b.tallies.entry((k, val.to_string())).or_default() += fd.weight;
             }
         }
-        if crate::signature::settles_on_attempts(fd.signature) {
+        if crate::signature::settles_on_attempts(fd.signature) && b.attempts.len() < MAX_ATTEMPTS {
             b.attempts.push((fd.client, fd.first_ts));
         }
         if let Some(f) = flow {
