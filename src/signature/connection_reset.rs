@@ -777,6 +777,17 @@ mod tests {
         assert!(w
             .wireshark_filter
             .starts_with("ipv6.addr==fd00::2 && tcp.port==80 "));
+        // Levels without connections are not listed.
+        let w = words(&Aggregate {
+            by_severity: [0, 0, 2],
+            ..test_aggregate(SignatureId::ConnectionReset, "10.0.0.2:8080", 2, 2)
+        });
+        assert!(
+            w.summary
+                .ends_with("were reset: 2 with a request outstanding"),
+            "{}",
+            w.summary
+        );
     }
 
     #[test]
