@@ -590,6 +590,32 @@ mod tests {
     }
 
     #[test]
+    fn rate_and_share_of_the_ephemeral_range_are_reported() {
+        // 300 closes 1 ms apart (1..=300 ms): 300 over 299 ms, a peak of 300 sockets.
+        let out = run(300, &burst(300));
+        assert_eq!(out.len(), 1);
+        let fd = &out[0];
+        assert_eq!(fact(fd, "closes").as_deref(), Some("300"));
+        assert_eq!(fact(fd, "close_rate_per_s").as_deref(), Some("1003.3"));
+        assert_eq!(
+            fact(fd, "ephemeral_range_share_pct").as_deref(),
+            Some("1.1")
+        );
+        assert_eq!(fact(fd, "reused_in_time_wait").as_deref(), Some("0"));
+        assert!(
+            fd.note.contains(": 1.1% of the 28 232 ports"),
+            "{}",
+            fd.note
+        );
+        assert!(
+            fd.note.contains("; 300 closes at 1003/s over 299.0ms"),
+            "{}",
+            fd.note
+        );
+        assert!(!fd.note.contains("reused"), "{}", fd.note);
+    }
+
+    #[test]
     fn peak_is_concurrent_sockets_not_distinct_tuples() {
         // Three 4-tuples, but the first TIME_WAIT has ended when the third closes.
         let flows = [
