@@ -692,6 +692,61 @@ mod tests {
     }
 
     #[test]
+    fn http_that_saw_no_request_or_was_not_followed_to_its_end_is_left_to_tcp() {
+        // The server resets with the client's bytes unacknowledged: critical by the TCP rule,
+        // however the HTTP observer's summary looks when it cannot speak for the exchanges.
+        let f = flow(rst(Direction::Resp, 0, 120, Direction::Orig));
+        let mut none_seen = http(0, 0);
+        none_seen.http.as_mut().unwrap().responses = 0;
+        let mut anomalous = http(1, 0);
+        anomalous.http.as_mut().unwrap().anomaly = Some("not HTTP");
+        let mut gap = http(1, 0);
+        gap.http.as_mut().unwrap().response_gap = true;
+        for (name, app) in [
+            ("no request", none_seen),
+            ("anomaly", anomalous),
+            ("gap", gap),
+        ] {
+            let fd = check(&f, &app).unwrap();
+            assert_eq!(
+                (fd.signature, fd.severity),
+                (SignatureId::ConnectionReset, Severity::Critical),
+                "{}",
+                name
+            );
+        }
+    }
+
+    #[test]
+    fn a_fin_in_the_rst_segment_itself_is_not_an_earlier_close() {
+        // FIN and RST in one segment: the late-bytes exception needs the FIN before the RST.
+        let mut f = flow(rst(Direction::Orig, 0, 517, Direction::Resp));
+        f.orig_stats.first_fin = Some(fr(20));
+        let fd = check(&f, &AppSummary::default()).unwrap();
+        assert!(!fd.note.contains("already sent its FIN"), "{}", fd.note);
+        assert_eq!(fd.severity, Severity::Warning);
+    }
+
+    #[test]
+    fn a_client_reset_after_the_server_spoke_last_is_not_a_give_up() {
+        let fd = check(
+            &flow(rst(Direction::Orig, 0, 0, Direction::Resp)),
+            &AppSummary::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            (fd.signature, fd.severity),
+            (SignatureId::AbortiveClose, Severity::Info)
+        );
+        assert!(
+            fd.note
+                .ends_with("after the exchange completed (nothing unacknowledged)"),
+            "{}",
+            fd.note
+        );
+    }
+
+    #[test]
     fn words_split_the_resets_by_severity() {
         use crate::signature::{test_aggregate, Aggregate};
         let w = words(&Aggregate {
@@ -722,6 +777,17 @@ mod tests {
         assert!(w
             .wireshark_filter
             .starts_with("ipv6.addr==fd00::2 && tcp.port==80 "));
+        // Levels without connections are not listed.
+        let w = words(&Aggregate {
+            by_severity: [0, 0, 2],
+            ..test_aggregate(SignatureId::ConnectionReset, "10.0.0.2:8080", 2, 2)
+        });
+        assert!(
+            w.summary
+                .ends_with("were reset: 2 with a request outstanding"),
+            "{}",
+            w.summary
+        );
     }
 
     #[test]

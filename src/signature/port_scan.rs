@@ -482,6 +482,36 @@ mod tests {
     }
 
     #[test]
+    fn targets_beyond_the_cap_are_not_counted() {
+        let mut t = ScanTracker::default();
+        let template = refused("10.0.0.2:1", 1);
+        let target = |i: u32| {
+            SocketAddr::new(
+                std::net::Ipv4Addr::from(0x0a01_0000 + i / 1000).into(),
+                1 + (i % 1000) as u16,
+            )
+        };
+        for i in 0..MAX_SCAN_TARGETS as u32 {
+            let mut f = template.clone();
+            f.resp = target(i);
+            t.observe(&f);
+        }
+        // A further refused target and a further open port: counted as attempts, not targets.
+        let mut f = template.clone();
+        f.resp = target(MAX_SCAN_TARGETS as u32);
+        t.observe(&f);
+        let mut f = open("10.0.0.2:1", 2);
+        f.resp = target(MAX_SCAN_TARGETS as u32 + 1);
+        t.observe(&f);
+        let fd = &scans(&t)[0].1;
+        assert_eq!(
+            fact(fd, "targets"),
+            Some(Fact::Count(MAX_SCAN_TARGETS as u64))
+        );
+        assert_eq!(fd.weight, MAX_SCAN_TARGETS as u64 + 2);
+    }
+
+    #[test]
     fn sources_beyond_the_cap_are_not_tracked() {
         let mut t = ScanTracker::default();
         t.observe(&refused("10.0.0.2:1", 1));

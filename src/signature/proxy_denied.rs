@@ -227,4 +227,79 @@ mod tests {
         assert!(check(&flow(), &AppSummary::default()).is_empty());
         assert!(check(&flow(), &app(Vec::new())).is_empty());
     }
+    fn words_with(
+        facts: &[(&'static str, crate::signature::Fact)],
+        n: u64,
+    ) -> crate::signature::Words {
+        words(&crate::signature::Aggregate {
+            facts,
+            ..crate::signature::test_aggregate(SignatureId::ProxyDenied, "10.0.0.9:3128", n, n)
+        })
+    }
+
+    #[test]
+    fn words_tell_authentication_from_access_rules() {
+        use crate::signature::Fact;
+        let w = words_with(
+            &[
+                ("status", Fact::from(407u16)),
+                ("reason", Fact::from("Proxy Authentication Required")),
+            ],
+            1,
+        );
+        assert_eq!(
+            w.summary,
+            "the proxy 10.0.0.9:3128 refused 1 request by policy: 407 (Proxy Authentication Required)"
+        );
+        assert_eq!(w.likely_causes.len(), 1);
+        assert!(w.likely_causes[0].contains("requires authentication"));
+        assert!(w.next_checks[0].starts_with("the proxy's access log"));
+        assert!(w.next_checks[1].contains("-x http://10.0.0.9:3128 "));
+        assert_eq!(
+            w.wireshark_filter,
+            "ip.src==10.0.0.9 && tcp.srcport==3128 && (http.response.code == 403 || http.response.code == 407)"
+        );
+        let w = words_with(
+            &[
+                ("status", Fact::from(403u16)),
+                ("reason", Fact::from("Forbidden")),
+            ],
+            3,
+        );
+        assert!(w
+            .summary
+            .contains(" refused 3 requests by policy: 403 (Forbidden)"));
+        assert_eq!(w.likely_causes.len(), 2);
+    }
+
+    #[test]
+    fn words_point_at_each_proxys_log() {
+        use crate::signature::Fact;
+        for (server, reason, log) in [
+            ("squid/6.1", "Forbidden", "squid: `access.log`"),
+            (
+                "-",
+                "Forbidden (X-Squid-Error: ERR_ACCESS_DENIED 0)",
+                "squid: `access.log`",
+            ),
+            ("tinyproxy/1.11", "Forbidden", "tinyproxy: its log"),
+            ("Apache/2.4", "Forbidden", "Apache: the error log"),
+            ("other", "Forbidden", "the proxy's access log"),
+        ] {
+            let w = words_with(
+                &[
+                    ("status", Fact::from(403u16)),
+                    ("reason", Fact::from(reason)),
+                    ("server_header", Fact::from(server)),
+                ],
+                1,
+            );
+            assert!(
+                w.next_checks[0].starts_with(log),
+                "{}: {}",
+                server,
+                w.next_checks[0]
+            );
+        }
+    }
 }

@@ -578,6 +578,60 @@ mod tests {
     }
 
     #[test]
+    fn the_peak_is_dated_and_shown_where_it_was_first_reached() {
+        // Two bursts of three closes, the second after the first's TIME_WAIT ended: the same
+        // peak twice; the first time counts, with the close that reached it as evidence.
+        let flows = [
+            client_closes(40_000, 0, 1),
+            client_closes(40_001, 0, 2),
+            client_closes(40_002, 0, 3),
+            client_closes(40_003, TW_MS + 50, TW_MS + 100),
+            client_closes(40_004, TW_MS + 50, TW_MS + 101),
+            client_closes(40_005, TW_MS + 50, TW_MS + 102),
+        ];
+        let out = run(3, &flows);
+        assert_eq!(out.len(), 1);
+        assert_eq!(peak(&out[0]), 3);
+        assert_eq!(
+            fact(&out[0], "peak_at"),
+            Some(Timestamp(T0 + 3 * NANOS_PER_MILLI).to_string())
+        );
+        let at_peak: Vec<u64> = out[0]
+            .evidence
+            .iter()
+            .filter(|e| e.description.starts_with("close at the peak: 3 sockets"))
+            .map(|e| e.frame.number)
+            .collect();
+        assert_eq!(at_peak, vec![31]);
+    }
+
+    #[test]
+    fn rate_and_share_of_the_ephemeral_range_are_reported() {
+        // 300 closes 1 ms apart (1..=300 ms): 300 over 299 ms, a peak of 300 sockets.
+        let out = run(300, &burst(300));
+        assert_eq!(out.len(), 1);
+        let fd = &out[0];
+        assert_eq!(fact(fd, "closes").as_deref(), Some("300"));
+        assert_eq!(fact(fd, "close_rate_per_s").as_deref(), Some("1003.3"));
+        assert_eq!(
+            fact(fd, "ephemeral_range_share_pct").as_deref(),
+            Some("1.1")
+        );
+        assert_eq!(fact(fd, "reused_in_time_wait").as_deref(), Some("0"));
+        assert!(
+            fd.note.contains(": 1.1% of the 28 232 ports"),
+            "{}",
+            fd.note
+        );
+        assert!(
+            fd.note.contains("; 300 closes at 1003/s over 299.0ms"),
+            "{}",
+            fd.note
+        );
+        assert!(!fd.note.contains("reused"), "{}", fd.note);
+    }
+
+    #[test]
     fn peak_is_concurrent_sockets_not_distinct_tuples() {
         // Three 4-tuples, but the first TIME_WAIT has ended when the third closes.
         let flows = [
