@@ -634,6 +634,16 @@ fn same_host(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Whether a success on `other` after a refusal on `refused` (same port) is an address fallback
+/// of the same service: the other address family (happy eyeballs: `[::1]` then `127.0.0.1`, or a
+/// name's AAAA then its A record), or another loopback address. Another address of the same
+/// family is another server — a proxy failing over from a dead backend to a live one — and does
+/// not make the dead one's refusals info.
+fn is_fallback_address(other: IpAddr, refused: IpAddr) -> bool {
+    other != refused
+        && (other.is_ipv4() != refused.is_ipv4() || same_host(other) == same_host(refused))
+}
+
 /// The aggregator's success records, as the signatures' `settle` rules ask for them.
 struct Settle<'a> {
     successes: &'a FxHashMap<(IpAddr, u16), Vec<(IpAddr, Timestamp)>>,
@@ -665,7 +675,8 @@ impl crate::signature::Successes for Settle<'_> {
             .get(&(same_host(client), server.port()))
             .is_some_and(|s| {
                 s.iter().any(|(ip, st)| {
-                    *ip != server.ip() && (0..=window_ns).contains(&st.nanos_since(t))
+                    is_fallback_address(*ip, server.ip())
+                        && (0..=window_ns).contains(&st.nanos_since(t))
                 })
             })
     }
@@ -839,11 +850,16 @@ mod tests {
 
     #[test]
     fn a_refusal_falling_back_to_another_address_within_2_s_is_info() {
+        // curl's fallback on loopback: [::1]:8080 refused, then 127.0.0.1:8080 answers.
+        let refused_v6 = |at| {
+            let mut f = refused("::1", at);
+            f.server = "[::1]:8080".parse().unwrap();
+            f
+        };
         for (ok_at, severity) in [(3_000, Severity::Info), (3_001, Severity::Critical)] {
             let mut agg = Aggregator::new(10, Thresholds::default());
-            agg.observe_flow(&failed("10.0.0.1:40001", SERVER, 1_000));
-            agg.observe_flow(&success("10.0.0.1:40002", "10.0.0.3:8080", ok_at));
-            agg.add(refused("10.0.0.1", 1_000), None);
+            agg.observe_flow(&success("127.0.0.1:40002", "127.0.0.1:8080", ok_at));
+            agg.add(refused_v6(1_000), None);
             let v = one(agg);
             assert_eq!(v.severity, severity, "success at {}", ok_at);
             assert_eq!(v.by_severity[severity as usize], 1);
@@ -853,6 +869,12 @@ mod tests {
                 severity == Severity::Info
             );
         }
+        // Another server of the same family is a failover (a proxy leaving a dead backend for a
+        // live one), not a fallback of the same service: the refusals stand.
+        let mut agg = Aggregator::new(10, Thresholds::default());
+        agg.observe_flow(&success("10.0.0.1:40002", "10.0.0.3:8080", 1_010));
+        agg.add(refused("10.0.0.1", 1_000), None);
+        assert_eq!(one(agg).severity, Severity::Critical);
     }
 
     #[test]
@@ -1317,20 +1339,25 @@ mod tests {
 
     #[test]
     fn a_fallback_to_an_address_used_before_still_counts_and_starts_are_capped() {
+        let refused_v6 = |at| {
+            let mut f = refused("::1", at);
+            f.server = "[::1]:8080".parse().unwrap();
+            f
+        };
         // The client used the other address long before: its later success right after the
         // refusal is what absorbs the refusal (not only the first success per address).
         let mut agg = Aggregator::new(10, Thresholds::default());
-        agg.observe_flow(&success("10.0.0.1:40000", "10.0.1.9:8080", 1));
-        agg.observe_flow(&success("10.0.0.1:40001", "10.0.1.9:8080", 10_010));
-        agg.add(refused("10.0.0.1", 10_000), None);
+        agg.observe_flow(&success("127.0.0.1:40000", "127.0.0.1:8080", 1));
+        agg.observe_flow(&success("127.0.0.1:40001", "127.0.0.1:8080", 10_010));
+        agg.add(refused_v6(10_000), None);
         assert_eq!(one(agg).severity, Severity::Info);
         // Beyond MAX_SUCCESS_TIMES starts for a (client host, port), later ones are not kept.
         let mut agg = Aggregator::new(10, Thresholds::default());
         for i in 0..MAX_SUCCESS_TIMES as u64 {
-            agg.observe_flow(&success("10.0.0.1:40000", "10.0.1.8:8080", 1 + i));
+            agg.observe_flow(&success("127.0.0.1:40000", "127.0.0.2:8080", 1 + i));
         }
-        agg.observe_flow(&success("10.0.0.1:40001", "10.0.1.9:8080", 100_010));
-        agg.add(refused("10.0.0.1", 100_000), None);
+        agg.observe_flow(&success("127.0.0.1:40001", "127.0.0.1:8080", 100_010));
+        agg.add(refused_v6(100_000), None);
         assert_eq!(one(agg).severity, Severity::Critical);
     }
 
