@@ -145,10 +145,11 @@ impl TimeWaitTracker {
                 .and_then(|g| g.sockets.get(&f.orig))
                 .is_some_and(|&(c0, e)| c0 <= s && s < e)
         });
-        // Not found (its close was forgotten): count the reuse where the closes are.
+        // Not found (its close was forgotten, or not captured): count the reuse where the closes
+        // are — the client-holder group if there is one, else the server-holder group.
         let holder_is_client = held.unwrap_or_else(|| {
-            !self.groups.contains_key(&Self::key(f, true))
-                && self.groups.contains_key(&Self::key(f, false))
+            self.groups.contains_key(&Self::key(f, true))
+                || !self.groups.contains_key(&Self::key(f, false))
         });
         let Some(g) = self.groups.get_mut(&Self::key(f, holder_is_client)) else {
             return;
@@ -678,6 +679,94 @@ mod tests {
         assert_eq!(fact(&fd[0], "reused_in_time_wait").as_deref(), Some("1"));
         assert!(fd[0].evidence.iter().any(|e| e.kind == EvidenceKind::Syn));
         assert!(fd[0].note.contains("1 new SYNs reused"));
+    }
+
+    /// A SYN at the very instant the old connection's TIME_WAIT began reuses it: that TIME_WAIT
+    /// ends there, so two later closes make a peak of 2, not 3.
+    #[test]
+    fn a_reuse_at_the_instant_of_the_close_ends_that_time_wait() {
+        let mut reused = client_closes(40_000, 10, 100_000);
+        reused.reused_in_time_wait = true;
+        let flows = [
+            client_closes(40_000, 0, 10),
+            reused,
+            client_closes(40_001, 15, 20),
+            client_closes(40_002, 25, 30),
+        ];
+        let fd = run(1, &flows);
+        assert_eq!(peak(&fd[0]), 2);
+        assert_eq!(fact(&fd[0], "reused_in_time_wait").as_deref(), Some("1"));
+    }
+
+    /// A reuse whose close was not seen (forgotten, or not in the capture) counts in the group
+    /// that holds the closes towards that server: here the server closes first.
+    #[test]
+    fn a_reuse_whose_close_was_not_seen_counts_where_the_closes_are() {
+        let server_closes = |port: u16, start: i64, close: i64| -> FlowSummary {
+            conn(
+                &format!("10.0.0.1:{}", port),
+                "10.0.0.2:8080",
+                start,
+                close,
+                Direction::Resp,
+            )
+        };
+        let mut flows: Vec<FlowSummary> = (0..3)
+            .map(|i| server_closes(40_000 + i, i as i64, i as i64 + 1))
+            .collect();
+        let mut reused = server_closes(41_000, 100, 200);
+        reused.reused_in_time_wait = true;
+        flows.push(reused);
+        let fd = run(3, &flows);
+        assert_eq!(fd.len(), 1);
+        assert_eq!(fact(&fd[0], "holder_side").as_deref(), Some("server"));
+        assert_eq!(fact(&fd[0], "reused_in_time_wait").as_deref(), Some("1"));
+        // With closes on both sides, the client side (the one whose ports run out) takes it.
+        let mut flows: Vec<FlowSummary> = (0..3)
+            .map(|i| server_closes(40_000 + i, i as i64, i as i64 + 1))
+            .collect();
+        flows.extend((0..3).map(|i| client_closes(40_100 + i, i as i64, i as i64 + 1)));
+        let mut reused = client_closes(41_000, 100, 200);
+        reused.reused_in_time_wait = true;
+        flows.push(reused);
+        let fd = run(3, &flows);
+        let reuses = |side: &str| {
+            fd.iter()
+                .find(|f| fact(f, "holder_side").as_deref() == Some(side))
+                .and_then(|f| fact(f, "reused_in_time_wait"))
+        };
+        assert_eq!(reuses("client").as_deref(), Some("1"));
+        assert_eq!(reuses("server").as_deref(), Some("0"));
+    }
+
+    #[test]
+    fn reuse_evidence_is_capped() {
+        let mut flows: Vec<FlowSummary> = (0..MAX_REUSE_EVIDENCE as u16 + 2)
+            .map(|i| client_closes(40_000 + i, 0, 10))
+            .collect();
+        for i in 0..MAX_REUSE_EVIDENCE as u16 + 2 {
+            let mut reused = client_closes(40_000 + i, 100 + i as i64, 200 + i as i64);
+            reused.reused_in_time_wait = true;
+            flows.push(reused);
+        }
+        let fd = run(1, &flows);
+        assert_eq!(
+            fact(&fd[0], "reused_in_time_wait").as_deref(),
+            Some(&*(MAX_REUSE_EVIDENCE + 2).to_string())
+        );
+        let syns = fd[0]
+            .evidence
+            .iter()
+            .filter(|e| e.kind == EvidenceKind::Syn)
+            .count();
+        assert_eq!(syns, MAX_REUSE_EVIDENCE);
+    }
+
+    #[test]
+    fn reuse_fix_knows_apache_by_its_httpd_alias() {
+        assert!(reuse_fix(Some("httpd")).contains("Apache httpd"));
+        assert!(reuse_fix(Some("Apache/2.4.57 (Debian)")).contains("Apache httpd"));
+        assert!(reuse_fix(Some("nginx/1.22.1")).contains("keepalive 32"));
     }
 
     #[test]
