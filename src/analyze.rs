@@ -432,47 +432,25 @@ mod tests {
 
     use super::*;
     use crate::flow::testkit::fr;
-    use crate::flow::{ConnState, DirStats, Direction, EndReason, RstInfo};
+    use crate::flow::{ConnState, DirStats, Direction, RstInfo};
     use crate::signature::Severity;
 
     /// A connection `orig` → `resp` starting at frame `n`, established with data, closed.
     fn ok(id: u64, orig: &str, resp: &str, n: u64) -> FlowSummary {
-        FlowSummary {
-            id,
-            slot: 0,
-            orig: orig.parse().unwrap(),
-            resp: resp.parse().unwrap(),
-            partial: false,
-            conn_state: ConnState::SF,
-            history: "ShADadFf".into(),
-            orig_stats: DirStats {
-                pkts: 4,
-                bytes: 100,
-                ..Default::default()
-            },
-            resp_stats: DirStats {
-                pkts: 4,
-                bytes: 1000,
-                ..Default::default()
-            },
-            first: fr(n),
-            last: fr(n + 5),
-            start: fr(n).ts,
-            end: fr(n + 5).ts,
-            syn_count: 1,
-            first_syn: Some(fr(n)),
-            last_syn: Some(fr(n)),
-            synack: Some(fr(n + 1)),
-            rtt_ns: None,
-            rst: None,
-            rst_count: 0,
-            icmp: None,
-            first_fin_from: None,
-            closed_at: None,
-            port_reused: false,
-            reused_in_time_wait: false,
-            end_reason: EndReason::Closed,
-        }
+        let mut f = crate::flow::testkit::established(id, orig, resp, n, n + 5);
+        f.conn_state = ConnState::SF;
+        f.history = "ShADadFf".into();
+        f.orig_stats = DirStats {
+            pkts: 4,
+            bytes: 100,
+            ..Default::default()
+        };
+        f.resp_stats = DirStats {
+            pkts: 4,
+            bytes: 1000,
+            ..Default::default()
+        };
+        f
     }
 
     /// A SYN answered by RST.
