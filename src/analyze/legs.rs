@@ -139,7 +139,7 @@ impl Legs {
         for (r, answer) in requests {
             if r.method == "CONNECT" {
                 self.roles
-                    .proxy_header(f.resp, "CONNECT requests (a forward proxy)");
+                    .proxy_header(f.resp, "CONNECT requests (a forward proxy)", r.frame.ts);
             }
             self.roles.request_answered(
                 f.orig.ip(),
@@ -152,7 +152,7 @@ impl Legs {
             );
         }
         if let Some(m) = &h.proxy_mark {
-            self.roles.proxy_header(f.resp, m);
+            self.roles.proxy_header(f.resp, m, f.start);
         }
         for x in &h.errors {
             if !gateway_error::GATEWAY_STATUSES.contains(&x.response.status) {

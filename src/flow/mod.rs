@@ -83,9 +83,15 @@ pub struct TrackerConfig {
     /// Longer than the largest gap between Linux SYN retransmissions (32 s with the default
     /// `tcp_syn_retries = 6`).
     pub attempt_timeout_ns: i64,
-    /// A connection closed by FIN on both sides, or reset, is finished after this much silence
-    /// (late ACKs and retransmitted FINs still land in it).
+    /// A connection reset, or closed by FINs not both acknowledged, is finished after this much
+    /// silence (late ACKs and retransmitted FINs still land in it).
     pub closed_timeout_ns: i64,
+    /// A connection whose close completed (both FINs, each acknowledged, no RST) is finished
+    /// after this much silence: nothing but capture duplicates and a FIN resent after a lost
+    /// final ACK can follow, and Linux resends no sooner than its minimum RTO (200 ms). Later
+    /// segments on the 4-tuple are counted as late (`TableStats::late_after_close`), not as a
+    /// new connection. Short, so a busy proxy's finished connections leave the table at once.
+    pub completed_close_ns: i64,
     /// How long the side that closed first holds TIME_WAIT (Linux: 60 s). A SYN on a 4-tuple
     /// closed less than this ago is flagged `reused_in_time_wait`.
     pub time_wait_ns: i64,
@@ -117,6 +123,7 @@ impl Default for TrackerConfig {
             idle_timeout_ns: 300 * NANOS_PER_SEC,
             attempt_timeout_ns: 60 * NANOS_PER_SEC,
             closed_timeout_ns: 2 * NANOS_PER_SEC,
+            completed_close_ns: 500 * NANOS_PER_MILLI,
             time_wait_ns: TIME_WAIT.nanos(),
             duplicate_window_ns: 20 * NANOS_PER_MILLI,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -218,7 +225,8 @@ pub struct IcmpInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EndReason {
-    /// Closed (both FINs, or a RST) and quiet for `closed_timeout`.
+    /// Closed (both FINs, or a RST) and quiet for `closed_timeout` (`completed_close` when both
+    /// FINs were acknowledged).
     Closed,
     /// No packet for the idle/attempt timeout.
     Idle,
@@ -274,6 +282,8 @@ struct Conn {
     reasm: [reasm::Reassembler; 2],
     /// The last acknowledgement number each direction sent with the ACK flag (RST window check).
     acked: [Option<u32>; 2],
+    /// In `FlowTable::retiring` (its close completed).
+    retire_queued: bool,
 }
 
 /// A RST may start this far below the receiver's next expected sequence number and still be
@@ -443,6 +453,9 @@ pub struct TableStats {
     pub evicted: u64,
     /// Times the table was full and evicted connections.
     pub evictions: u64,
+    /// Segments (not SYNs) on a 4-tuple whose connection had closed by FIN and was finished,
+    /// within TIME_WAIT: late segments of that connection, not counted in its record.
+    pub late_after_close: u64,
 }
 
 /// The flow table.
@@ -455,8 +468,12 @@ pub struct FlowTable {
     free: Vec<u32>,
     /// The flow of the previous segment: consecutive segments usually share it.
     last_hit: Option<(FlowKey, u32)>,
-    /// 4-tuples closed by FIN recently: when, for TIME_WAIT reuse detection.
-    recently_closed: FxHashMap<FlowKey, Timestamp>,
+    /// 4-tuples closed by FIN recently: when, and the connection's number, for TIME_WAIT reuse
+    /// detection and for segments that arrive after the connection was finished.
+    recently_closed: FxHashMap<FlowKey, (Timestamp, u64)>,
+    /// Connections whose close completed, in the order it completed: (slot, connection
+    /// number, time). Finished `completed_close` after their last segment.
+    retiring: std::collections::VecDeque<(u32, u64, Timestamp)>,
     next_id: u64,
     last_sweep: Option<Timestamp>,
     now: Timestamp,
@@ -524,6 +541,7 @@ impl FlowTable {
             free: Vec::new(),
             last_hit: None,
             recently_closed: FxHashMap::default(),
+            retiring: std::collections::VecDeque::new(),
             next_id: 0,
             last_sweep: None,
             now: Timestamp(0),
@@ -597,6 +615,7 @@ impl FlowTable {
             last_advance: [None, None],
             reasm: Default::default(),
             acked: [None, None],
+            retire_queued: false,
         }
     }
 
@@ -615,6 +634,7 @@ impl FlowTable {
             self.sweep(fr.ts, sink);
             self.last_sweep = Some(fr.ts);
         }
+        self.retire(fr.ts, sink);
         let key = FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport));
         let is_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
         let mut reused = false;
@@ -646,11 +666,24 @@ impl FlowTable {
         let idx = match idx {
             Some(i) => i,
             None => {
+                if !seg.has(flags::SYN) {
+                    if let Some(&(closed, flow)) = self.recently_closed.get(&key) {
+                        if fr.ts.nanos_since(closed) < self.cfg.time_wait_ns {
+                            // A segment of the connection that closed on this 4-tuple (a FIN
+                            // resent after a lost final ACK, a duplicate): not a new one.
+                            self.stats.late_after_close += 1;
+                            return SegmentOutcome {
+                                flow,
+                                ..SegmentOutcome::default()
+                            };
+                        }
+                    }
+                }
                 if self.map.len() >= self.cfg.max_connections.max(1) {
                     self.evict(sink);
                 }
                 let mut conn = self.new_conn(seg, fr);
-                if let Some(closed) = self.recently_closed.remove(&key) {
+                if let Some((closed, _)) = self.recently_closed.remove(&key) {
                     if is_syn && fr.ts.nanos_since(closed) < self.cfg.time_wait_ns {
                         conn.reused_in_time_wait = true;
                         reused = true;
@@ -668,8 +701,32 @@ impl FlowTable {
         self.last_seen[idx as usize] = fr.ts.0;
         let conn = self.slab[idx as usize].as_mut().expect("live slot");
         let mut out = conn.on_segment(seg, fr, &cfg, idx, sink);
+        if !conn.retire_queued && conn.close_completed() {
+            conn.retire_queued = true;
+            self.retiring.push_back((idx, conn.id, fr.ts));
+        }
         out.port_reused = reused;
         out
+    }
+
+    /// Finishes the connections whose close completed `completed_close` ago and that stayed
+    /// quiet since (one that got a segment since waits again from that segment).
+    fn retire(&mut self, now: Timestamp, sink: &mut impl FlowSink) {
+        let grace = self.cfg.completed_close_ns;
+        while let Some(&(idx, id, at)) = self.retiring.front() {
+            if now.nanos_since(at) < grace {
+                break;
+            }
+            self.retiring.pop_front();
+            let Some(c) = self.slab[idx as usize].as_ref().filter(|c| c.id == id) else {
+                continue; // finished already (superseded, evicted, expired)
+            };
+            if now.nanos_since(c.last.ts) >= grace || c.last.ts < at {
+                self.finish(idx, EndReason::Closed, sink);
+            } else {
+                self.retiring.push_back((idx, id, c.last.ts));
+            }
+        }
     }
 
     /// Attaches an ICMP error to the connection whose segment it quotes.
@@ -722,7 +779,7 @@ impl FlowTable {
         }
         if let Some(t) = conn.closed_at {
             if conn.rst.is_none() {
-                self.recently_closed.insert(key, t);
+                self.recently_closed.insert(key, (t, conn.id));
             }
         }
         let mut summary = conn.summarize(reason);
@@ -785,7 +842,8 @@ impl FlowTable {
             }
         }
         let tw = cfg.time_wait_ns;
-        self.recently_closed.retain(|_, t| now.nanos_since(*t) < tw);
+        self.recently_closed
+            .retain(|_, (t, _)| now.nanos_since(*t) < tw);
     }
 
     /// Summaries of the connection attempts still open that got no answer at all (live mode
@@ -839,6 +897,7 @@ impl FlowTable {
             self.finish(i, reason, sink);
         }
         self.recently_closed.clear();
+        self.retiring.clear();
     }
 }
 
@@ -866,6 +925,16 @@ impl SegFlags {
 }
 
 impl Conn {
+    /// Both FINs were sent and each was acknowledged, with no RST: the close completed.
+    fn close_completed(&self) -> bool {
+        self.closed_at.is_some()
+            && self.rst.is_none()
+            && (0..2).all(|d| {
+                let fin_end = self.ws[d].nextseq;
+                fin_end != 0 && self.acked[1 - d] == Some(fin_end)
+            })
+    }
+
     fn is_closed(&self) -> bool {
         self.rst.is_some()
             || (self.dir[0].state == EndpointState::Closed

@@ -1138,6 +1138,100 @@ fn closed_connection_expires_after_closed_timeout() {
     assert!(r.finish().len() == 1);
 }
 
+/// A SYN of an unrelated connection (client port 52000) at `ms`: moves capture time on.
+fn tick(r: &mut Run, ms: i64) {
+    r.at(
+        ms,
+        TcpSegment {
+            sport: 52000,
+            ..c(SYN, 77, 0, 0)
+        },
+    );
+}
+
+#[test]
+fn completed_close_is_finished_after_completed_close_without_waiting_for_a_sweep() {
+    let grace = TrackerConfig::default().completed_close_ns / MS;
+    let mut r = Run::new();
+    closed_conn(&mut r, 0, C_ISN); // final ACK at 50 ms
+    tick(&mut r, 50 + grace - 1);
+    assert!(r.done.is_empty());
+    assert_eq!(r.t.active(), 2);
+    tick(&mut r, 50 + grace);
+    assert_eq!(r.done.len(), 1);
+    assert_eq!(r.done[0].end_reason, EndReason::Closed);
+    assert_state(&r.done[0], ConnState::SF, "ShAFf");
+    assert_eq!(r.t.active(), 1);
+}
+
+#[test]
+fn a_segment_within_the_grace_restarts_the_wait() {
+    let grace = TrackerConfig::default().completed_close_ns / MS;
+    let mut r = Run::new();
+    closed_conn(&mut r, 0, C_ISN);
+    // The final ACK again (a second vantage point, or a resend), 100 ms later.
+    r.at(150, c(ACK, C_ISN + 2, S_DATA + 1, 0));
+    tick(&mut r, 50 + grace);
+    assert!(r.done.is_empty(), "retired while still receiving");
+    tick(&mut r, 150 + grace);
+    assert_eq!(r.done.len(), 1);
+    assert_eq!(r.done[0].orig_stats.pkts, 5);
+}
+
+#[test]
+fn close_without_the_final_ack_waits_for_closed_timeout() {
+    let cfg = TrackerConfig::default();
+    let mut r = Run::new();
+    r.at(0, c(SYN, C_ISN, 0, 0));
+    r.at(10, s(SYN | ACK, S_ISN, C_ISN + 1, 0));
+    r.at(20, c(ACK, C_ISN + 1, S_DATA, 0));
+    r.at(30, c(FIN | ACK, C_ISN + 1, S_DATA, 0));
+    r.at(40, s(FIN | ACK, S_DATA, C_ISN + 2, 0));
+    // The client's ACK of the server's FIN was not captured.
+    tick(&mut r, 40 + cfg.completed_close_ns / MS + 1);
+    assert!(r.done.is_empty());
+    // A FIN resent by the server still lands in the connection.
+    r.at(300, s(FIN | ACK, S_DATA, C_ISN + 2, 0));
+    let v = r.finish();
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[0].resp_stats.pkts, 3);
+}
+
+#[test]
+fn reset_connection_waits_for_closed_timeout() {
+    let cfg = TrackerConfig::default();
+    let mut r = Run::new();
+    r.exchange();
+    r.at(60, c(RST | ACK, C_END, S_END, 0));
+    tick(&mut r, 60 + cfg.completed_close_ns / MS + 1);
+    assert!(r.done.is_empty());
+    assert_eq!(r.t.active(), 2);
+}
+
+#[test]
+fn segment_after_a_finished_close_is_late_not_a_new_connection() {
+    let grace = TrackerConfig::default().completed_close_ns / MS;
+    let mut r = Run::new();
+    closed_conn(&mut r, 0, C_ISN);
+    tick(&mut r, 50 + grace);
+    assert_eq!(r.done.len(), 1);
+    // The server resends its FIN (the client's final ACK was lost after the capture point).
+    let o = r.at(50 + grace + 200, s(FIN | ACK, S_DATA, C_ISN + 2, 0));
+    assert_eq!(o.flow, 0);
+    assert!(!o.port_reused);
+    assert_eq!(r.t.stats.late_after_close, 1);
+    let v = r.finish();
+    assert_eq!(v.len(), 2, "{:?}", v.iter().map(brief).collect::<Vec<_>>());
+    // A new SYN on the 4-tuple is still a reuse in TIME_WAIT.
+    let mut r = Run::new();
+    closed_conn(&mut r, 0, C_ISN);
+    tick(&mut r, 50 + grace);
+    let o = r.at(50 + grace + 300, c(SYN, 9_000_000, 0, 0));
+    assert!(o.port_reused);
+    let v = r.finish();
+    assert!(v.iter().any(|f| f.reused_in_time_wait));
+}
+
 #[test]
 fn idle_connection_expires_after_idle_timeout() {
     let cfg = TrackerConfig::default();

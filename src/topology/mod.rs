@@ -212,15 +212,16 @@ pub struct Collector {
     starts: Vec<(IpAddr, SocketAddr, Timestamp)>,
     /// Requests carrying forwarding headers: the sending address and header.
     forwarded_from: FxHashMap<IpAddr, String>,
-    /// Endpoints that answered 502/503/504 or carried Via / X-Squid-Error, with a reason.
-    gateways: FxHashMap<SocketAddr, String>,
+    /// Endpoints that answered 502/503/504 or carried Via / X-Squid-Error, with the reason first
+    /// seen in capture time (the order connections finish in does not choose it).
+    gateways: FxHashMap<SocketAddr, (Timestamp, String)>,
     /// (proxy endpoint, request ts, error response ts).
     gateway_errors: Vec<(SocketAddr, Timestamp, Timestamp)>,
     /// Client addresses per server endpoint (to exclude the client itself from ties).
     clients_of: FxHashMap<SocketAddr, FxHashSet<IpAddr>>,
     /// Endpoints that answered 503: a gateway only when backend connections started inside the
     /// failing request tie it to a backend side (an origin server may answer 503 itself).
-    maybe_gateways: FxHashMap<SocketAddr, String>,
+    maybe_gateways: FxHashMap<SocketAddr, (Timestamp, String)>,
     /// Passthrough relays: front endpoint -> (relays seen, backend-side addresses, backends, kind).
     relays: FxHashMap<SocketAddr, Relay>,
     /// Addresses of the capturing host itself (Linux cooked captures mark each packet as sent by
@@ -326,7 +327,7 @@ impl Collector {
         } else {
             &mut self.gateways
         };
-        map.entry(server).or_insert_with(|| {
+        keep_earliest(map, server, resp_ts, || {
             if status == 503 {
                 "answered HTTP 503 while its backend connections failed".to_string()
             } else {
@@ -355,10 +356,11 @@ impl Collector {
         r.kind = kind;
     }
 
-    pub fn proxy_header(&mut self, server: SocketAddr, what: &str) {
-        self.gateways
-            .entry(server)
-            .or_insert_with(|| format!("its responses carry {}", what));
+    /// `server`'s traffic marks it as a proxy (`what`), first seen at `ts`.
+    pub fn proxy_header(&mut self, server: SocketAddr, what: &str, ts: Timestamp) {
+        keep_earliest(&mut self.gateways, server, ts, || {
+            format!("its responses carry {}", what)
+        });
     }
 
     /// Infers the roles. `given` roles come first and are never overridden.
@@ -460,9 +462,9 @@ impl Collector {
 
     /// Rule: a 503 is a gateway's when connections started inside the request it failed.
     fn promote_503_gateways(&mut self, gw_ties: &TieMap) {
-        for (f, why) in std::mem::take(&mut self.maybe_gateways) {
+        for (f, (ts, why)) in std::mem::take(&mut self.maybe_gateways) {
             if gw_ties.contains_key(&f) {
-                self.gateways.entry(f).or_insert(why);
+                keep_earliest(&mut self.gateways, f, ts, || why);
             }
         }
     }
@@ -574,7 +576,7 @@ impl Collector {
         )
             });
         }
-        if let Some(g) = self.gateways.get(&f) {
+        if let Some((_, g)) = self.gateways.get(&f) {
             evidence.push(format!("{} {}", f, g));
             if let Some(v) = gw_ties.get(&f) {
                 tie(v, &mut back, &mut backends, &mut evidence, &|n, ip, bs| {
@@ -818,6 +820,22 @@ fn merge_by_host(proxies: Vec<Proxy>) -> Vec<Proxy> {
         }
     }
     merged
+}
+
+/// Keeps for `key` the reason seen earliest in capture time (ties: the first given).
+fn keep_earliest(
+    map: &mut FxHashMap<SocketAddr, (Timestamp, String)>,
+    key: SocketAddr,
+    ts: Timestamp,
+    why: impl FnOnce() -> String,
+) {
+    match map.get_mut(&key) {
+        Some(old) if old.0 <= ts => {}
+        Some(old) => *old = (ts, why()),
+        None => {
+            map.insert(key, (ts, why()));
+        }
+    }
 }
 
 #[cfg(test)]
