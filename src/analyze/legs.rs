@@ -10,6 +10,7 @@ use crate::signature::{gateway_error, Finding};
 use crate::topology::{Collector, GivenRoles, Topology};
 use rustc_hash::FxHashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Failure / success records kept for `direct-ok-proxied-fails` (each list).
 const MAX_CHAIN_RECORDS: usize = 10_000;
@@ -24,6 +25,31 @@ pub(crate) struct Legs {
     records: Vec<correlate::ConnRecord>,
     /// Connection id → index in `records`.
     record_of: FxHashMap<u64, usize>,
+    /// The records' strings, shared.
+    strings: Interner,
+}
+
+/// Distinct strings kept shared at most; later ones are stored per record (the records are
+/// capped, so memory stays bounded either way).
+const MAX_INTERNED: usize = 65_536;
+
+/// Shares equal strings between records.
+#[derive(Clone, Default)]
+struct Interner {
+    set: rustc_hash::FxHashSet<Arc<str>>,
+}
+
+impl Interner {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.set.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = s.into();
+        if self.set.len() < MAX_INTERNED {
+            self.set.insert(a.clone());
+        }
+        a
+    }
 }
 
 /// What the legs say once the whole capture is known.
@@ -57,6 +83,10 @@ impl Legs {
 
     /// Roles (inferred, or given by the user), then the findings and pairings that need them.
     pub fn conclude(mut self, given: GivenRoles) -> Concluded {
+        // In capture order, not in the order connections finished (which the tracker's
+        // timeouts decide), so that pairing and its listing do not depend on them.
+        self.records
+            .sort_by_key(|r| (r.start, r.first.file, r.first.number));
         for (front, back, backend, kind) in correlate::relays(&self.records) {
             self.roles.relay(front, back, backend, kind);
         }
@@ -78,7 +108,7 @@ impl Legs {
         if self.records.len() >= correlate::MAX_RECORDS {
             return;
         }
-        let mut requests = Vec::new();
+        let mut requests: Vec<correlate::ReqRecord> = Vec::new();
         if let Some(h) = &app.http {
             let answered = h
                 .errors
@@ -91,19 +121,26 @@ impl Legs {
                 .filter_map(|d| d.request.as_ref().map(|q| (q, None)))
                 .chain(h.unanswered.iter().map(|q| (q, None)))
                 .chain(h.request_sample.iter().map(|q| (q, None)));
-            for (q, r) in answered
+            let strings = &mut self.strings;
+            requests = answered
                 .chain(others)
                 .take(correlate::MAX_REQUESTS_PER_CONN)
-            {
-                requests.push(correlate::ReqRecord {
+                .map(|(q, r)| correlate::ReqRecord {
                     frame: q.frame,
-                    method: q.method.clone(),
-                    target: q.target.clone(),
-                    forwarded_for: q.forwarded_for.clone(),
-                    answer: r.map(|r| (r.status, r.frame, r.server.clone())),
-                });
-            }
+                    method: strings.get(&q.method),
+                    target: strings.get(&q.target),
+                    forwarded_for: q.forwarded_for.as_deref().map(|s| strings.get(s)),
+                    answer: r.map(|r| {
+                        (
+                            r.status,
+                            r.frame,
+                            r.server.as_deref().map(|s| strings.get(s)),
+                        )
+                    }),
+                })
+                .collect();
             requests.sort_by_key(|r| (r.frame.ts, r.frame.number));
+            requests.shrink_to_fit();
         }
         self.record_of.insert(f.id, self.records.len());
         self.records.push(correlate::ConnRecord {
@@ -214,5 +251,27 @@ impl Legs {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_strings_are_shared_until_the_cap() {
+        let mut i = Interner::default();
+        let a = i.get("GET");
+        let b = i.get(&String::from("GET"));
+        assert!(Arc::ptr_eq(&a, &b));
+        for n in 0..MAX_INTERNED {
+            i.get(&n.to_string());
+        }
+        assert_eq!(i.set.len(), MAX_INTERNED);
+        let c = i.get("/after-the-cap");
+        let d = i.get("/after-the-cap");
+        assert_eq!((&*c, &*d), ("/after-the-cap", "/after-the-cap"));
+        assert!(!Arc::ptr_eq(&c, &d), "not kept beyond the cap");
+        assert!(Arc::ptr_eq(&i.get("GET"), &a));
     }
 }

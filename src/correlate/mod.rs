@@ -33,6 +33,7 @@ use crate::time::{human_duration, Timestamp, NANOS_PER_MILLI};
 use crate::topology::{Proxy, Topology};
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// Connection records kept for pairing (a capture with more connections pairs the first ones
 /// and says so in the chain notes).
@@ -46,13 +47,15 @@ const MIN_FIRST_BYTES: u16 = 32;
 
 /// An HTTP request seen on a connection and what answered it.
 #[derive(Clone, Debug)]
+/// The strings are shared (`Legs` interns them: a busy proxy repeats a few methods, targets and
+/// `Server` headers across tens of thousands of records).
 pub struct ReqRecord {
     pub frame: FrameRef,
-    pub method: String,
-    pub target: String,
-    pub forwarded_for: Option<String>,
+    pub method: Arc<str>,
+    pub target: Arc<str>,
+    pub forwarded_for: Option<Arc<str>>,
     /// (status, response frame, `Server` header).
-    pub answer: Option<(u16, FrameRef, Option<String>)>,
+    pub answer: Option<(u16, FrameRef, Option<Arc<str>>)>,
 }
 
 /// What correlation keeps of one finished connection.
@@ -365,7 +368,7 @@ fn pair<'a>(ex: &[Exchange<'a>], recs: &'a [ConnRecord]) -> Vec<Paired<'a>> {
                 .filter(|b| b.id != e.conn.id && is_backend_attempt(e.proxy, b))
         };
         // a. CONNECT authority.
-        if let Some(r) = e.request.filter(|r| r.method == "CONNECT") {
+        if let Some(r) = e.request.filter(|r| &*r.method == "CONNECT") {
             if let Ok(dst) = r.target.parse::<SocketAddr>() {
                 let hit: Vec<_> = cands()
                     .filter(|b| b.resp == dst && in_window(b.start, e.t0, e.t1))
@@ -405,7 +408,7 @@ fn pair<'a>(ex: &[Exchange<'a>], recs: &'a [ConnRecord]) -> Vec<Paired<'a>> {
             }
         }
         // d. HTTP request identity.
-        if let Some(r) = e.request.filter(|r| r.method != "CONNECT") {
+        if let Some(r) = e.request.filter(|r| &*r.method != "CONNECT") {
             let target = origin_form(&r.target);
             let client = e.conn.orig.ip().to_string();
             let mut hit: Vec<(&ConnRecord, Option<&ReqRecord>)> = Vec::new();

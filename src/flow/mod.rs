@@ -269,6 +269,8 @@ struct Conn {
     closed_at: Option<Timestamp>,
     port_reused: bool,
     reused_in_time_wait: bool,
+    /// See `FlowSummary::reused_close`.
+    reused_close: Option<(Timestamp, Direction)>,
     /// Last segment fingerprint per direction, for capture-duplicate detection.
     /// The last `DUP_RING` segment fingerprints per direction (a packet seen at two vantage
     /// points may arrive interleaved with its neighbours).
@@ -351,6 +353,10 @@ pub struct FlowSummary {
     pub closed_at: Option<Timestamp>,
     pub port_reused: bool,
     pub reused_in_time_wait: bool,
+    /// With `reused_in_time_wait`: when the connection this SYN replaced had closed, and which
+    /// side of this connection held its TIME_WAIT (sent the first FIN).
+    #[serde(skip)]
+    pub reused_close: Option<(Timestamp, Direction)>,
     pub end_reason: EndReason,
 }
 
@@ -470,7 +476,7 @@ pub struct FlowTable {
     last_hit: Option<(FlowKey, u32)>,
     /// 4-tuples closed by FIN recently: when, and the connection's number, for TIME_WAIT reuse
     /// detection and for segments that arrive after the connection was finished.
-    recently_closed: FxHashMap<FlowKey, (Timestamp, u64)>,
+    recently_closed: FxHashMap<FlowKey, Closed>,
     /// Connections whose close completed, in the order it completed: (slot, connection
     /// number, time). Finished `completed_close` after their last segment.
     retiring: std::collections::VecDeque<(u32, u64, Timestamp)>,
@@ -478,6 +484,15 @@ pub struct FlowTable {
     last_sweep: Option<Timestamp>,
     now: Timestamp,
     pub stats: TableStats,
+}
+
+/// What the table remembers of a connection closed by FIN, for TIME_WAIT.
+#[derive(Clone, Copy, Debug)]
+struct Closed {
+    at: Timestamp,
+    flow: u64,
+    /// The first FIN came from the key's `lo` endpoint (that side holds TIME_WAIT).
+    first_fin_from_lo: bool,
 }
 
 /// Segment fingerprints remembered per direction for capture-duplicate detection.
@@ -609,6 +624,7 @@ impl FlowTable {
             closed_at: None,
             port_reused: false,
             reused_in_time_wait: false,
+            reused_close: None,
             last_fp: [[None; DUP_RING]; 2],
             last_data_from: None,
             retx: [None, None],
@@ -667,8 +683,8 @@ impl FlowTable {
             Some(i) => i,
             None => {
                 if !seg.has(flags::SYN) {
-                    if let Some(&(closed, flow)) = self.recently_closed.get(&key) {
-                        if fr.ts.nanos_since(closed) < self.cfg.time_wait_ns {
+                    if let Some(&Closed { at, flow, .. }) = self.recently_closed.get(&key) {
+                        if fr.ts.nanos_since(at) < self.cfg.time_wait_ns {
                             // A segment of the connection that closed on this 4-tuple (a FIN
                             // resent after a lost final ACK, a duplicate): not a new one.
                             self.stats.late_after_close += 1;
@@ -683,9 +699,16 @@ impl FlowTable {
                     self.evict(sink);
                 }
                 let mut conn = self.new_conn(seg, fr);
-                if let Some((closed, _)) = self.recently_closed.remove(&key) {
-                    if is_syn && fr.ts.nanos_since(closed) < self.cfg.time_wait_ns {
+                if let Some(closed) = self.recently_closed.remove(&key) {
+                    if is_syn && fr.ts.nanos_since(closed.at) < self.cfg.time_wait_ns {
                         conn.reused_in_time_wait = true;
+                        let orig_is_lo = key.lo == (conn.orig.ip(), conn.orig.port());
+                        let holder = if orig_is_lo == closed.first_fin_from_lo {
+                            Direction::Orig
+                        } else {
+                            Direction::Resp
+                        };
+                        conn.reused_close = Some((closed.at, holder));
                         reused = true;
                     }
                 }
@@ -777,9 +800,20 @@ impl FlowTable {
         if self.last_hit.is_some_and(|(_, i)| i == idx) {
             self.last_hit = None;
         }
-        if let Some(t) = conn.closed_at {
+        if let (Some(at), Some(first)) = (conn.closed_at, conn.first_fin_from) {
             if conn.rst.is_none() {
-                self.recently_closed.insert(key, (t, conn.id));
+                let sender = match first {
+                    Direction::Orig => conn.orig,
+                    Direction::Resp => conn.resp,
+                };
+                self.recently_closed.insert(
+                    key,
+                    Closed {
+                        at,
+                        flow: conn.id,
+                        first_fin_from_lo: key.lo == (sender.ip(), sender.port()),
+                    },
+                );
             }
         }
         let mut summary = conn.summarize(reason);
@@ -843,7 +877,7 @@ impl FlowTable {
         }
         let tw = cfg.time_wait_ns;
         self.recently_closed
-            .retain(|_, (t, _)| now.nanos_since(*t) < tw);
+            .retain(|_, c| now.nanos_since(c.at) < tw);
     }
 
     /// Summaries of the connection attempts still open that got no answer at all (live mode
@@ -1365,6 +1399,7 @@ impl Conn {
             closed_at: self.closed_at,
             port_reused: self.port_reused,
             reused_in_time_wait: self.reused_in_time_wait,
+            reused_close: self.reused_close,
             end_reason: reason,
         }
     }

@@ -45,6 +45,7 @@ pub fn established(id: u64, orig: &str, resp: &str, first: u64, last: u64) -> Fl
         closed_at: None,
         port_reused: false,
         reused_in_time_wait: false,
+        reused_close: None,
         end_reason: EndReason::Closed,
     }
 }

@@ -1229,7 +1229,12 @@ fn segment_after_a_finished_close_is_late_not_a_new_connection() {
     let o = r.at(50 + grace + 300, c(SYN, 9_000_000, 0, 0));
     assert!(o.port_reused);
     let v = r.finish();
-    assert!(v.iter().any(|f| f.reused_in_time_wait));
+    let reused = v.iter().find(|f| f.reused_in_time_wait).expect("a reuse");
+    // The client sent the first FIN at 30 ms; both FINs were in at 40 ms.
+    assert_eq!(
+        reused.reused_close,
+        Some((Timestamp(40 * MS), Direction::Orig))
+    );
 }
 
 #[test]

@@ -288,6 +288,7 @@ mod tests {
             closed_at: None,
             port_reused: false,
             reused_in_time_wait: false,
+            reused_close: None,
             end_reason: EndReason::Closed,
         }
     }

@@ -5,11 +5,13 @@
 //! 60 s) after the close. For each (holder address, fixed peer endpoint: the endpoint connected
 //! to) this rule counts the **sockets concurrently in TIME_WAIT**: a sweep over the intervals
 //! `[close, close + time_wait)`, where a new SYN on the same 4-tuple ends the old interval early
-//! (the kernel ended that TIME_WAIT to allow the reuse); the peak is the largest number of
-//! overlapping intervals, not the number of distinct 4-tuples. Summaries arrive in the order
-//! connections finish, not in close order, so the sweep events wait in a heap until every close
-//! that could precede them has arrived (`REORDER_NS` behind the latest close): memory stays bounded
-//! by the closes of about two TIME_WAIT periods.
+//! (the kernel ended that TIME_WAIT to allow the reuse; the tracker says when the replaced
+//! connection closed and which side held it); the peak is the largest number of overlapping
+//! intervals, not the number of distinct 4-tuples. Summaries arrive in the order connections
+//! finish, not in close order, so closes wait in a heap `REORDER_NS` behind the latest close
+//! before the sweep applies them (a later one counts from the sweep's time); every TIME_WAIT
+//! lasts the same, so the ends of applied closes wait in a FIFO of 8-byte times: memory is
+//! about 8 bytes per socket in TIME_WAIT plus the closes of `REORDER_NS`.
 //!
 //! Reported when the peak reaches `time_wait_threshold` (default 1000), or when a SYN reused a
 //! 4-tuple in TIME_WAIT. Ephemeral-port pressure is said only when the holder is the connecting
@@ -23,7 +25,7 @@ use crate::time::{human_duration, Timestamp, NANOS_PER_SEC};
 use crate::topology::Hop;
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 /// Linux's default ephemeral port range `32768–60999`: the source ports a connecting host can
@@ -41,6 +43,15 @@ const END: u8 = 0;
 /// Cancels a scheduled `END` whose TIME_WAIT a reuse already ended (no frame to cite).
 const UNDO_END: u8 = 1;
 const CLOSE: u8 = 2;
+/// A close that arrived after the sweep had passed its time (see `REORDER_NS`): counted from
+/// where the sweep is; its `END` is scheduled apart.
+const LATE_CLOSE: u8 = 3;
+
+/// How far behind the latest close the sweep stays, waiting for closes that arrive out of order
+/// (summaries come when connections are finished: at most `closed_timeout` after their last
+/// segment, so a few seconds after their close). A close older than that still counts, from
+/// the sweep's time instead of its own.
+pub const REORDER_NS: i64 = 10 * NANOS_PER_SEC;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Key {
@@ -54,12 +65,14 @@ struct Key {
 
 #[derive(Clone, Default)]
 struct Group {
-    /// Per 4-tuple (its originator endpoint; the other end is `Key::server`): close time and
-    /// TIME_WAIT end of its latest socket, kept while a reuse could still shorten it.
-    sockets: FxHashMap<SocketAddr, (i64, i64)>,
-    prune_at: usize,
-    /// Sweep events not yet applied: (time, kind, frame file, frame number).
+    /// Sweep events not yet applied: closes waiting out `REORDER_NS`, and the ends and undos a
+    /// reuse or a late close scheduled: (time, kind, frame file, frame number).
     events: BinaryHeap<Reverse<(i64, u8, u16, u64)>>,
+    /// TIME_WAIT ends of the closes applied so far, in time order (every socket holds it for
+    /// the same time, and closes are applied in time order): 8 bytes per socket held.
+    ends: VecDeque<i64>,
+    /// The sweep has applied every event up to this time.
+    applied: i64,
     /// Sockets in TIME_WAIT after the events applied so far.
     held: i64,
     peak: u32,
@@ -77,33 +90,55 @@ struct Group {
 }
 
 impl Group {
+    fn unswept() -> Group {
+        Group {
+            applied: i64::MIN,
+            ..Group::default()
+        }
+    }
+
     /// Applies the events at or before `upto`, in time order, tracking the peak.
-    fn drain(&mut self, upto: i64) {
-        while let Some(&Reverse((t, kind, file, number))) = self.events.peek() {
+    fn drain(&mut self, upto: i64, time_wait: i64) {
+        loop {
+            let heap = self.events.peek().map(|r| r.0);
+            // An end from the queue goes first at an equal time (`END` sorts first).
+            let from_queue = match (heap, self.ends.front()) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(h), Some(&e)) => e <= h.0,
+            };
+            let (t, kind, file, number) = if from_queue {
+                (self.ends[0], END, 0, 0)
+            } else {
+                match heap {
+                    Some(h) => h,
+                    None => break,
+                }
+            };
             if t > upto {
                 break;
             }
-            self.events.pop();
+            if from_queue {
+                self.ends.pop_front();
+            } else {
+                self.events.pop();
+            }
+            self.applied = self.applied.max(t);
             if kind == END {
                 self.held -= 1;
                 continue;
+            }
+            if kind == CLOSE {
+                self.ends.push_back(t.saturating_add(time_wait));
             }
             self.held += 1;
             if self.held > self.peak as i64 {
                 self.peak = self.held as u32;
                 self.peak_at = Timestamp(t);
-                self.peak_frame = (kind == CLOSE).then_some((file, number));
+                self.peak_frame = (kind != UNDO_END).then_some((file, number));
             }
         }
-    }
-
-    /// Forgets sockets whose TIME_WAIT ended before `before` (amortised: when the map doubled).
-    fn prune(&mut self, before: i64) {
-        if self.sockets.len() < self.prune_at {
-            return;
-        }
-        self.sockets.retain(|_, s| s.1 > before);
-        self.prune_at = (2 * self.sockets.len()).max(1024);
+        self.applied = self.applied.max(upto);
     }
 }
 
@@ -111,7 +146,7 @@ impl Group {
 pub struct TimeWaitTracker {
     th: Thresholds,
     groups: FxHashMap<Key, Group>,
-    /// The latest close seen: events more than a TIME_WAIT before it are final.
+    /// The latest close seen: events more than `REORDER_NS` before it are final.
     latest_close: i64,
 }
 
@@ -139,50 +174,61 @@ impl TimeWaitTracker {
     /// A SYN reused a 4-tuple in TIME_WAIT: the kernel ended that TIME_WAIT at the SYN.
     fn reuse(&mut self, f: &FlowSummary) {
         let s = f.start.0;
-        let held = [true, false].into_iter().find(|&c| {
-            self.groups
-                .get(&Self::key(f, c))
-                .and_then(|g| g.sockets.get(&f.orig))
-                .is_some_and(|&(c0, e)| c0 <= s && s < e)
-        });
-        // Not found (its close was forgotten, or not captured): count the reuse where the closes
-        // are — the client-holder group if there is one, else the server-holder group.
-        let holder_is_client = held.unwrap_or_else(|| {
-            self.groups.contains_key(&Self::key(f, true))
-                || !self.groups.contains_key(&Self::key(f, false))
-        });
+        let tw = self.th.time_wait.nanos();
+        // The tracker says when the old connection closed and which side held TIME_WAIT; it is
+        // still held by this rule's clock when it closed less than `time_wait` before the SYN.
+        let held = f
+            .reused_close
+            .filter(|(c, _)| c.0 <= s && s < c.0.saturating_add(tw));
+        // Not known (a summary not from the tracker, or a shorter `time_wait` here): count the
+        // reuse where the closes are — the client-holder group if there is one, else the
+        // server-holder group.
+        let holder_is_client = match held {
+            Some((_, holder)) => holder == Direction::Orig,
+            None => {
+                self.groups.contains_key(&Self::key(f, true))
+                    || !self.groups.contains_key(&Self::key(f, false))
+            }
+        };
         let Some(g) = self.groups.get_mut(&Self::key(f, holder_is_client)) else {
             return;
         };
-        if held.is_some() {
-            if let Some(sock) = g.sockets.get_mut(&f.orig) {
-                g.events.push(Reverse((s, END, 0, 0)));
-                g.events.push(Reverse((sock.1, UNDO_END, 0, 0)));
-                sock.1 = s;
-            }
+        if let Some((closed, _)) = held {
+            g.events.push(Reverse((s, END, 0, 0)));
+            g.events
+                .push(Reverse((closed.0.saturating_add(tw), UNDO_END, 0, 0)));
         }
         g.reuses += 1;
-        if g.reuse_evidence.len() < MAX_REUSE_EVIDENCE {
-            if let Some(syn) = f.first_syn {
-                g.reuse_evidence.push(Evidence {
-                    frame: syn,
-                    kind: EvidenceKind::Syn,
-                    description: format!(
-                        "SYN {} → {} reuses a 4-tuple still in TIME_WAIT",
-                        f.orig, f.resp
-                    ),
-                });
+        // The earliest reuses in the capture (summaries arrive in the order connections finish).
+        if let Some(syn) = f.first_syn {
+            let key = |e: &Evidence| (e.frame.file, e.frame.number);
+            let at = g
+                .reuse_evidence
+                .partition_point(|e| key(e) < (syn.file, syn.number));
+            if at < MAX_REUSE_EVIDENCE {
+                g.reuse_evidence.insert(
+                    at,
+                    Evidence {
+                        frame: syn,
+                        kind: EvidenceKind::Syn,
+                        description: format!(
+                            "SYN {} → {} reuses a 4-tuple still in TIME_WAIT",
+                            f.orig, f.resp
+                        ),
+                    },
+                );
+                g.reuse_evidence.truncate(MAX_REUSE_EVIDENCE);
             }
         }
     }
 
-    /// Groups and sockets held (tests: bounded over a long run).
+    /// Groups, events and sockets held (tests: bounded over a long run).
     pub fn retained(&self) -> usize {
         self.groups.len()
             + self
                 .groups
                 .values()
-                .map(|g| g.sockets.len() + g.events.len())
+                .map(|g| g.ends.len() + g.events.len())
                 .sum::<usize>()
     }
 
@@ -199,17 +245,23 @@ impl TimeWaitTracker {
         let tw = self.th.time_wait.nanos();
         let t = closed.0;
         self.latest_close = self.latest_close.max(t);
-        let settled = self.latest_close.saturating_sub(tw);
+        let settled = self.latest_close.saturating_sub(REORDER_NS);
         if self.groups.len() >= MAX_TW_GROUPS && !self.groups.contains_key(&key) {
             return;
         }
-        let g = self.groups.entry(key).or_default();
+        let g = self.groups.entry(key).or_insert_with(Group::unswept);
         let fin = f.stats(first).first_fin;
         let (file, number) = fin.map_or((0, 0), |fr| (fr.file, fr.number));
         let end = t.saturating_add(tw);
-        g.sockets.insert(f.orig, (t, end));
-        g.events.push(Reverse((t, CLOSE, file, number)));
-        g.events.push(Reverse((end, END, 0, 0)));
+        if t > g.applied {
+            g.events.push(Reverse((t, CLOSE, file, number)));
+        } else if end > g.applied {
+            // Later than the sweep allows for: held from where the sweep is, to its own end
+            // (a TIME_WAIT that ended before the sweep's time is not counted at all).
+            g.events
+                .push(Reverse((g.applied, LATE_CLOSE, file, number)));
+            g.events.push(Reverse((end, END, 0, 0)));
+        }
         g.closes += 1;
         if g.last_client != Some(f.orig.ip()) {
             g.clients += 1;
@@ -228,15 +280,15 @@ impl TimeWaitTracker {
                 ),
             });
         }
-        g.drain(settled);
-        g.prune(settled);
+        g.drain(settled, tw);
     }
 
     pub fn findings(self) -> Vec<Finding> {
         let th = self.th;
         let mut out = Vec::new();
+        let tw = th.time_wait.nanos();
         for (k, mut g) in self.groups {
-            g.drain(i64::MAX);
+            g.drain(i64::MAX, tw);
             let pileup = g.peak >= th.time_wait_threshold;
             if !pileup && g.reuses == 0 {
                 continue;
@@ -521,6 +573,7 @@ mod tests {
             closed_at: Some(fr(n + 1, close_ms).ts),
             port_reused: false,
             reused_in_time_wait: false,
+            reused_close: None,
             end_reason: EndReason::Closed,
         }
     }
@@ -534,6 +587,14 @@ mod tests {
             close_ms,
             Direction::Orig,
         )
+    }
+
+    /// `f` with its SYN reusing the 4-tuple of a connection its client closed at `closed_ms`
+    /// (as the tracker marks it).
+    fn reuses(mut f: FlowSummary, closed_ms: i64) -> FlowSummary {
+        f.reused_in_time_wait = true;
+        f.reused_close = Some((fr(0, closed_ms).ts, Direction::Orig));
+        f
     }
 
     fn th(threshold: u32) -> Thresholds {
@@ -665,13 +726,13 @@ mod tests {
         // 40000 closes at 10 ms; a SYN reuses it at 1 s and that connection stays open for 70 s.
         // 40001 and 40002 close at 2 s and 3 s: only 2 sockets are ever in TIME_WAIT together
         // (the old 40000 ended at 1 s), then the long one closes after both expired.
-        let mut reused = client_closes(40_000, 1_000, 70_000);
-        reused.reused_in_time_wait = true;
+        let reused = reuses(client_closes(40_000, 1_000, 70_000), 10);
+        // In the order the tracker finishes them.
         let flows = [
             client_closes(40_000, 0, 10),
-            reused,
             client_closes(40_001, 1_500, 2_000),
             client_closes(40_002, 2_500, 3_000),
+            reused,
         ];
         let fd = run(1_000, &flows);
         assert_eq!(fd.len(), 1, "reported for the reuse");
@@ -685,13 +746,12 @@ mod tests {
     /// ends there, so two later closes make a peak of 2, not 3.
     #[test]
     fn a_reuse_at_the_instant_of_the_close_ends_that_time_wait() {
-        let mut reused = client_closes(40_000, 10, 100_000);
-        reused.reused_in_time_wait = true;
+        let reused = reuses(client_closes(40_000, 10, 100_000), 10);
         let flows = [
             client_closes(40_000, 0, 10),
-            reused,
             client_closes(40_001, 15, 20),
             client_closes(40_002, 25, 30),
+            reused,
         ];
         let fd = run(1, &flows);
         assert_eq!(peak(&fd[0]), 2);
@@ -778,6 +838,32 @@ mod tests {
         flows.reverse();
         assert_eq!(peak(&run(1, &flows)[0]), forward);
         assert_eq!(forward, 6);
+    }
+
+    /// A close that arrives more than `REORDER_NS` after later ones still counts, from the time
+    /// the sweep reached; one whose TIME_WAIT had already ended there does not.
+    #[test]
+    fn a_close_later_than_the_reorder_window_counts_from_the_sweep() {
+        let r = REORDER_NS / NANOS_PER_MILLI;
+        let b = TW_MS + 2 * r; // the sweep stays at b - r
+        let flows = [
+            client_closes(40_000, 0, b),
+            client_closes(40_001, 0, b - 2 * r), // late: held from b - r
+            client_closes(40_002, 0, 5),         // late, its TIME_WAIT ended before b - r
+        ];
+        let fd = run(2, &flows);
+        assert_eq!(peak(&fd[0]), 2);
+        assert_eq!(fact(&fd[0], "closes").as_deref(), Some("3"));
+        // Within the window, order does not matter: the peak is dated at the second close.
+        let flows = [
+            client_closes(40_000, 0, r / 2),
+            client_closes(40_001, 0, 10),
+        ];
+        let fd = run(2, &flows);
+        assert_eq!(
+            fact(&fd[0], "peak_at").as_deref(),
+            Some(&*fr(0, r / 2).ts.to_string())
+        );
     }
 
     #[test]

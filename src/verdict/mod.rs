@@ -96,6 +96,19 @@ struct Builder {
     /// When each note was first seen (parallel to `v.notes`): notes are kept and listed in time
     /// order, whatever order connections finished in.
     note_ts: Vec<Timestamp>,
+    /// When the finding whose facts `v.facts` holds began: the earliest finding's facts are
+    /// shown, whatever order connections finished in.
+    facts_ts: Option<Timestamp>,
+}
+
+/// Keeps the `MAX_FLOW_REFS` earliest flows (by first frame) once `flows` holds twice as many
+/// (amortised); with `all` (the verdict is final) keeps them in capture order: neither depends
+/// on the order connections finished in.
+fn keep_earliest_flows(flows: &mut Vec<FlowRef>, all: bool) {
+    if all || flows.len() > 2 * MAX_FLOW_REFS {
+        flows.sort_unstable_by_key(|f| (f.first.file, f.first.number, f.first.ts));
+        flows.truncate(MAX_FLOW_REFS);
+    }
 }
 
 /// Distinct clients remembered per verdict (beyond it, the count is a lower bound).
@@ -289,6 +302,7 @@ impl Aggregator {
             attempts: Vec::new(),
             tallies: Default::default(),
             note_ts: Vec::new(),
+            facts_ts: None,
         });
         let v = &mut b.v;
         v.severity = v.severity.max(fd.severity);
@@ -310,8 +324,9 @@ impl Aggregator {
             fd.first_ts,
             self.max_notes,
         );
-        if v.facts.is_empty() {
+        if b.facts_ts.is_none_or(|t| fd.first_ts < t) && !fd.facts.is_empty() {
             v.facts = fd.facts.clone();
+            b.facts_ts = Some(fd.first_ts);
         }
         for (k, val) in &fd.facts {
             if matches!(
@@ -325,9 +340,8 @@ impl Aggregator {
             b.attempts.push((fd.client, fd.first_ts));
         }
         if let Some(f) = flow {
-            if v.flows.len() < MAX_FLOW_REFS {
-                v.flows.push(f);
-            }
+            v.flows.push(f);
+            keep_earliest_flows(&mut v.flows, false);
         }
         // Keep the evidence of the most severe, earliest findings only (bounded).
         b.findings.push((fd.severity, fd.evidence));
@@ -399,6 +413,7 @@ impl Aggregator {
         let mut out: Vec<Verdict> = Vec::new();
         for (_, mut b) in merged {
             let v = &mut b.v;
+            keep_earliest_flows(&mut v.flows, true);
             v.clients = b.client_set.len() as u32;
             v.total_flows = self
                 .endpoint_flows
@@ -509,14 +524,12 @@ impl Builder {
             v.notes_omitted += add_note(&mut v.notes, &mut self.note_ts, n, c, t, max_notes);
         }
         v.evidence_capped |= w.evidence_capped;
-        if v.facts.is_empty() {
+        if let Some(t) = o.facts_ts.filter(|&t| self.facts_ts.is_none_or(|s| t < s)) {
             v.facts = w.facts;
+            self.facts_ts = Some(t);
         }
-        for f in w.flows {
-            if v.flows.len() < MAX_FLOW_REFS {
-                v.flows.push(f);
-            }
-        }
+        v.flows.extend(w.flows);
+        keep_earliest_flows(&mut v.flows, false);
         for c in o.client_set {
             if !self.client_set.contains(&c) && self.client_set.len() < MAX_CLIENTS {
                 self.client_set.push(c);
@@ -1282,6 +1295,36 @@ mod tests {
                 (SignatureId::ConnectionReset, Hop::ProxyToBackend, 2),
             ]
         );
+    }
+
+    /// Summaries arrive in the order connections finish (the tracker's timeouts decide it):
+    /// the facts shown and the flows listed are the earliest in the capture either way.
+    #[test]
+    fn facts_and_flows_do_not_depend_on_the_order_findings_arrive_in() {
+        let run_in = |order: &[u64]| {
+            let mut agg = Aggregator::new(10, Thresholds::default());
+            for &at in order {
+                let mut fd = refused("10.0.0.1", at);
+                fd.facts = vec![("received", at.into())];
+                let f = failed(&format!("10.0.0.1:{}", 40000 + at), SERVER, at);
+                agg.add(fd, Some(&f));
+            }
+            one(agg)
+        };
+        let forward: Vec<u64> = (1..=MAX_FLOW_REFS as u64 * 3).collect();
+        let backward: Vec<u64> = forward.iter().rev().copied().collect();
+        let (a, b) = (run_in(&forward), run_in(&backward));
+        let fact = |v: &Verdict| {
+            v.facts
+                .iter()
+                .find(|f| f.0 == "received")
+                .map(|f| f.1.to_string())
+        };
+        assert_eq!(fact(&a).as_deref(), Some("1"));
+        assert_eq!(fact(&b).as_deref(), Some("1"));
+        let firsts = |v: &Verdict| v.flows.iter().map(|f| f.first.number).collect::<Vec<_>>();
+        assert_eq!(firsts(&a), (1..=MAX_FLOW_REFS as u64).collect::<Vec<_>>());
+        assert_eq!(firsts(&b), firsts(&a));
     }
 
     #[test]
