@@ -142,6 +142,11 @@ impl Legs {
             requests.sort_by_key(|r| (r.frame.ts, r.frame.number));
             requests.shrink_to_fit();
         }
+        if self.records.len() == self.records.capacity() && self.records.len() >= 1 << 14 {
+            // Grow straight to the cap past 16 384 records rather than doubling beyond it.
+            let more = (2 * self.records.len()).min(correlate::MAX_RECORDS) - self.records.len();
+            self.records.reserve_exact(more.max(1));
+        }
         self.record_of.insert(f.id, self.records.len());
         self.records.push(correlate::ConnRecord {
             id: f.id,

@@ -788,7 +788,7 @@ impl HttpParser {
         {
             *n += 1;
         } else if self.summary.status_counts.len() < MAX_STATUS_KINDS {
-            self.summary.status_counts.push((status, 1));
+            push_small(&mut self.summary.status_counts, (status, 1));
         }
         let method = request
             .as_ref()
@@ -848,52 +848,61 @@ impl HttpParser {
             } else {
                 format!("{} {}", status, orig(resp.reason.unwrap_or("").as_bytes()))
             };
-            self.summary.denied.push(Denial {
-                request: request.clone(),
-                response: frame,
-                status,
-                server: server.clone(),
-                reason,
-            });
+            push_small(
+                &mut self.summary.denied,
+                Denial {
+                    request: request.clone(),
+                    response: frame,
+                    status,
+                    server: server.clone(),
+                    reason,
+                },
+            );
         }
         let error = status >= 500;
         // The answered request moves (no copy) into the error list, the successful sample, or the
         // plain request sample, whichever has room; every sample keeps its request.
         let mut request = request;
         if !error && (200..400).contains(&status) && self.summary.ok_sample.len() < MAX_SAMPLES {
-            self.summary.ok_sample.push(Exchange {
-                request: request.take(),
-                response: Response {
-                    frame,
-                    status,
-                    reason: orig(resp.reason.unwrap_or("").as_bytes()),
-                    server: server.clone(),
-                    via: via.clone(),
-                    body_snippet: String::new(),
-                    body_raw: Vec::new(),
+            push_small(
+                &mut self.summary.ok_sample,
+                Exchange {
+                    request: request.take(),
+                    response: Response {
+                        frame,
+                        status,
+                        reason: orig(resp.reason.unwrap_or("").as_bytes()),
+                        server: server.clone(),
+                        via: via.clone(),
+                        body_snippet: String::new(),
+                        body_raw: Vec::new(),
+                    },
                 },
-            });
+            );
         }
         if !(error && self.summary.errors.len() < MAX_ERRORS) {
             if let Some(r) = request.take() {
                 if self.summary.request_sample.len() < MAX_SAMPLES {
-                    self.summary.request_sample.push(r);
+                    push_small(&mut self.summary.request_sample, r);
                 }
             }
         }
         if error && self.summary.errors.len() < MAX_ERRORS {
-            self.summary.errors.push(Exchange {
-                request,
-                response: Response {
-                    frame,
-                    status,
-                    reason: orig(resp.reason.unwrap_or("").as_bytes()),
-                    server,
-                    via,
-                    body_snippet: String::new(),
-                    body_raw: Vec::new(),
+            push_small(
+                &mut self.summary.errors,
+                Exchange {
+                    request,
+                    response: Response {
+                        frame,
+                        status,
+                        reason: orig(resp.reason.unwrap_or("").as_bytes()),
+                        server,
+                        via,
+                        body_snippet: String::new(),
+                        body_raw: Vec::new(),
+                    },
                 },
-            });
+            );
             self.resp.snippet = !matches!(body, Body::None);
         } else {
             self.resp.snippet = false;
@@ -947,4 +956,14 @@ impl HttpParser {
         }
         self.summary.unanswered.extend(self.pending.drain(..));
     }
+}
+
+/// Pushes onto a per-connection list that usually holds one item: the first push allocates room
+/// for one, not the four `Vec` starts with (a busy proxy holds thousands of connections open,
+/// each with one exchange).
+fn push_small<T>(v: &mut Vec<T>, x: T) {
+    if v.capacity() == 0 {
+        v.reserve_exact(1);
+    }
+    v.push(x);
 }

@@ -476,7 +476,11 @@ pub struct FlowTable {
     last_hit: Option<(FlowKey, u32)>,
     /// 4-tuples closed by FIN recently: when, and the connection's number, for TIME_WAIT reuse
     /// detection and for segments that arrive after the connection was finished.
-    recently_closed: FxHashMap<FlowKey, Closed>,
+    /// Keyed by a keyed 64-bit hash of the 4-tuple (`FlowTable::tuple_id`): a minute of a busy
+    /// proxy's closes is hundreds of thousands of entries, and a full key would double them.
+    recently_closed: FxHashMap<u64, Closed>,
+    /// Keys `tuple_id` (random per table, so a capture cannot be made to collide on purpose).
+    tuple_hasher: std::collections::hash_map::RandomState,
     /// Connections whose close completed, in the order it completed: (slot, connection
     /// number, time). Finished `completed_close` after their last segment.
     retiring: std::collections::VecDeque<(u32, u64, Timestamp)>,
@@ -486,13 +490,29 @@ pub struct FlowTable {
     pub stats: TableStats,
 }
 
-/// What the table remembers of a connection closed by FIN, for TIME_WAIT.
+/// What the table remembers of a connection closed by FIN, for TIME_WAIT (16 bytes).
 #[derive(Clone, Copy, Debug)]
 struct Closed {
     at: Timestamp,
-    flow: u64,
-    /// The first FIN came from the key's `lo` endpoint (that side holds TIME_WAIT).
-    first_fin_from_lo: bool,
+    /// The connection number, and in the top bit whether the first FIN came from the key's
+    /// `lo` endpoint (that side holds TIME_WAIT).
+    flow_and_lo: u64,
+}
+
+impl Closed {
+    const LO: u64 = 1 << 63;
+    fn new(at: Timestamp, flow: u64, first_fin_from_lo: bool) -> Closed {
+        Closed {
+            at,
+            flow_and_lo: (flow & !Self::LO) | if first_fin_from_lo { Self::LO } else { 0 },
+        }
+    }
+    fn flow(self) -> u64 {
+        self.flow_and_lo & !Self::LO
+    }
+    fn first_fin_from_lo(self) -> bool {
+        self.flow_and_lo & Self::LO != 0
+    }
 }
 
 /// Segment fingerprints remembered per direction for capture-duplicate detection.
@@ -556,6 +576,7 @@ impl FlowTable {
             free: Vec::new(),
             last_hit: None,
             recently_closed: FxHashMap::default(),
+            tuple_hasher: Default::default(),
             retiring: std::collections::VecDeque::new(),
             next_id: 0,
             last_sweep: None,
@@ -566,6 +587,14 @@ impl FlowTable {
 
     pub fn active(&self) -> usize {
         self.map.len()
+    }
+
+    /// The 4-tuple's key in `recently_closed`: SipHash with this table's random keys. Two
+    /// 4-tuples share one with probability 2^-64 per pair (for a minute of 300 000 closes,
+    /// about 2 in 10^9): then a SYN could be called a reuse, or a segment late.
+    fn tuple_id(&self, key: &FlowKey) -> u64 {
+        use std::hash::BuildHasher;
+        self.tuple_hasher.hash_one(key)
     }
 
     fn alloc(&mut self, key: FlowKey, conn: Conn) -> u32 {
@@ -683,13 +712,14 @@ impl FlowTable {
             Some(i) => i,
             None => {
                 if !seg.has(flags::SYN) {
-                    if let Some(&Closed { at, flow, .. }) = self.recently_closed.get(&key) {
-                        if fr.ts.nanos_since(at) < self.cfg.time_wait_ns {
+                    let id = self.tuple_id(&key);
+                    if let Some(&closed) = self.recently_closed.get(&id) {
+                        if fr.ts.nanos_since(closed.at) < self.cfg.time_wait_ns {
                             // A segment of the connection that closed on this 4-tuple (a FIN
                             // resent after a lost final ACK, a duplicate): not a new one.
                             self.stats.late_after_close += 1;
                             return SegmentOutcome {
-                                flow,
+                                flow: closed.flow(),
                                 ..SegmentOutcome::default()
                             };
                         }
@@ -699,11 +729,12 @@ impl FlowTable {
                     self.evict(sink);
                 }
                 let mut conn = self.new_conn(seg, fr);
-                if let Some(closed) = self.recently_closed.remove(&key) {
+                let id = self.tuple_id(&key);
+                if let Some(closed) = self.recently_closed.remove(&id) {
                     if is_syn && fr.ts.nanos_since(closed.at) < self.cfg.time_wait_ns {
                         conn.reused_in_time_wait = true;
                         let orig_is_lo = key.lo == (conn.orig.ip(), conn.orig.port());
-                        let holder = if orig_is_lo == closed.first_fin_from_lo {
+                        let holder = if orig_is_lo == closed.first_fin_from_lo() {
                             Direction::Orig
                         } else {
                             Direction::Resp
@@ -806,13 +837,10 @@ impl FlowTable {
                     Direction::Orig => conn.orig,
                     Direction::Resp => conn.resp,
                 };
+                let id = self.tuple_id(&key);
                 self.recently_closed.insert(
-                    key,
-                    Closed {
-                        at,
-                        flow: conn.id,
-                        first_fin_from_lo: key.lo == (sender.ip(), sender.port()),
-                    },
+                    id,
+                    Closed::new(at, conn.id, key.lo == (sender.ip(), sender.port())),
                 );
             }
         }

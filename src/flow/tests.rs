@@ -1619,3 +1619,16 @@ fn retransmission_with_other_bytes_is_counted_as_inconsistent() {
     // The first version is what the application layer saw.
     assert_eq!(sink.data[1], body);
 }
+
+#[test]
+fn closed_record_packs_the_connection_number_and_the_closing_side() {
+    for (flow, lo) in [
+        (0, false),
+        (7, true),
+        ((1 << 63) - 1, true),
+        ((1 << 63) - 1, false),
+    ] {
+        let c = Closed::new(Timestamp(5), flow, lo);
+        assert_eq!((c.flow(), c.first_fin_from_lo()), (flow, lo));
+    }
+}

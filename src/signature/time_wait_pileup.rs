@@ -40,8 +40,6 @@ const MAX_REUSE_EVIDENCE: usize = 10;
 /// Sweep event kinds, in the order they apply at one instant (intervals are half-open: a socket
 /// whose TIME_WAIT ends at t is gone before one closed at t arrives).
 const END: u8 = 0;
-/// Cancels a scheduled `END` whose TIME_WAIT a reuse already ended (no frame to cite).
-const UNDO_END: u8 = 1;
 const CLOSE: u8 = 2;
 /// A close that arrived after the sweep had passed its time (see `REORDER_NS`): counted from
 /// where the sweep is; its `END` is scheduled apart.
@@ -65,12 +63,14 @@ struct Key {
 
 #[derive(Clone, Default)]
 struct Group {
-    /// Sweep events not yet applied: closes waiting out `REORDER_NS`, and the ends and undos a
+    /// Sweep events not yet applied: closes waiting out `REORDER_NS`, and the ends a
     /// reuse or a late close scheduled: (time, kind, frame file, frame number).
     events: BinaryHeap<Reverse<(i64, u8, u16, u64)>>,
     /// TIME_WAIT ends of the closes applied so far, in time order (every socket holds it for
     /// the same time, and closes are applied in time order): 8 bytes per socket held.
     ends: VecDeque<i64>,
+    /// Scheduled ends that a reuse made void (it ended that TIME_WAIT early): 8 bytes each.
+    cancelled: BinaryHeap<Reverse<i64>>,
     /// The sweep has applied every event up to this time.
     applied: i64,
     /// Sockets in TIME_WAIT after the events applied so far.
@@ -125,7 +125,15 @@ impl Group {
             }
             self.applied = self.applied.max(t);
             if kind == END {
-                self.held -= 1;
+                // Cancellations of ends that were never scheduled here are dropped.
+                while self.cancelled.peek().is_some_and(|c| c.0 < t) {
+                    self.cancelled.pop();
+                }
+                if self.cancelled.peek().is_some_and(|c| c.0 == t) {
+                    self.cancelled.pop();
+                } else {
+                    self.held -= 1;
+                }
                 continue;
             }
             if kind == CLOSE {
@@ -135,7 +143,7 @@ impl Group {
             if self.held > self.peak as i64 {
                 self.peak = self.held as u32;
                 self.peak_at = Timestamp(t);
-                self.peak_frame = (kind != UNDO_END).then_some((file, number));
+                self.peak_frame = Some((file, number));
             }
         }
         self.applied = self.applied.max(upto);
@@ -194,9 +202,13 @@ impl TimeWaitTracker {
             return;
         };
         if let Some((closed, _)) = held {
-            g.events.push(Reverse((s, END, 0, 0)));
-            g.events
-                .push(Reverse((closed.0.saturating_add(tw), UNDO_END, 0, 0)));
+            let end = closed.0.saturating_add(tw);
+            // When the sweep already passed that TIME_WAIT's end (the reusing connection lived
+            // long and finished late), the past is not revised.
+            if end > g.applied {
+                g.events.push(Reverse((s, END, 0, 0)));
+                g.cancelled.push(Reverse(end));
+            }
         }
         g.reuses += 1;
         // The earliest reuses in the capture (summaries arrive in the order connections finish).
@@ -228,7 +240,7 @@ impl TimeWaitTracker {
             + self
                 .groups
                 .values()
-                .map(|g| g.ends.len() + g.events.len())
+                .map(|g| g.ends.len() + g.events.len() + g.cancelled.len())
                 .sum::<usize>()
     }
 
