@@ -87,10 +87,12 @@ pub struct TrackerConfig {
     /// silence (late ACKs and retransmitted FINs still land in it).
     pub closed_timeout_ns: i64,
     /// A connection whose close completed (both FINs, each acknowledged, no RST) is finished
-    /// after this much silence: nothing but capture duplicates and a FIN resent after a lost
-    /// final ACK can follow, and Linux resends no sooner than its minimum RTO (200 ms). Later
-    /// segments on the 4-tuple are counted as late (`TableStats::late_after_close`), not as a
-    /// new connection. Short, so a busy proxy's finished connections leave the table at once.
+    /// after this much silence. Default: the capture-duplicate window, so a second copy of the
+    /// final ACK (two capture points, `-i any`) still lands in it; nothing else can follow but a
+    /// FIN resent after a lost final ACK, which Linux sends no sooner than its minimum RTO
+    /// (200 ms). Later segments on the 4-tuple are counted as late
+    /// (`TableStats::late_after_close`), not as a new connection. Short, so a busy proxy's
+    /// finished connections (thousands a second) leave the table at once.
     pub completed_close_ns: i64,
     /// How long the side that closed first holds TIME_WAIT (Linux: 60 s). A SYN on a 4-tuple
     /// closed less than this ago is flagged `reused_in_time_wait`.
@@ -123,7 +125,7 @@ impl Default for TrackerConfig {
             idle_timeout_ns: 300 * NANOS_PER_SEC,
             attempt_timeout_ns: 60 * NANOS_PER_SEC,
             closed_timeout_ns: 2 * NANOS_PER_SEC,
-            completed_close_ns: 500 * NANOS_PER_MILLI,
+            completed_close_ns: 20 * NANOS_PER_MILLI,
             time_wait_ns: TIME_WAIT.nanos(),
             duplicate_window_ns: 20 * NANOS_PER_MILLI,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -490,10 +492,13 @@ pub struct FlowTable {
     pub stats: TableStats,
 }
 
-/// What the table remembers of a connection closed by FIN, for TIME_WAIT (16 bytes).
+/// What the table remembers of a connection closed by FIN, for TIME_WAIT (24 bytes).
 #[derive(Clone, Copy, Debug)]
 struct Closed {
     at: Timestamp,
+    /// The originator's initial sequence number: a SYN with it is a late copy of that
+    /// connection's SYN, not a new connection (Wireshark keeps it in the same stream).
+    isn: Option<u32>,
     /// The connection number, and in the top bit whether the first FIN came from the key's
     /// `lo` endpoint (that side holds TIME_WAIT).
     flow_and_lo: u64,
@@ -501,9 +506,10 @@ struct Closed {
 
 impl Closed {
     const LO: u64 = 1 << 63;
-    fn new(at: Timestamp, flow: u64, first_fin_from_lo: bool) -> Closed {
+    fn new(at: Timestamp, isn: Option<u32>, flow: u64, first_fin_from_lo: bool) -> Closed {
         Closed {
             at,
+            isn,
             flow_and_lo: (flow & !Self::LO) | if first_fin_from_lo { Self::LO } else { 0 },
         }
     }
@@ -711,12 +717,16 @@ impl FlowTable {
         let idx = match idx {
             Some(i) => i,
             None => {
-                if !seg.has(flags::SYN) {
+                {
                     let id = self.tuple_id(&key);
                     if let Some(&closed) = self.recently_closed.get(&id) {
-                        if fr.ts.nanos_since(closed.at) < self.cfg.time_wait_ns {
+                        let old_syn = is_syn && closed.isn == Some(seg.seq);
+                        if (old_syn || !seg.has(flags::SYN))
+                            && fr.ts.nanos_since(closed.at) < self.cfg.time_wait_ns
+                        {
                             // A segment of the connection that closed on this 4-tuple (a FIN
-                            // resent after a lost final ACK, a duplicate): not a new one.
+                            // resent after a lost final ACK, a late copy of its SYN): not a new
+                            // one.
                             self.stats.late_after_close += 1;
                             return SegmentOutcome {
                                 flow: closed.flow(),
@@ -840,7 +850,12 @@ impl FlowTable {
                 let id = self.tuple_id(&key);
                 self.recently_closed.insert(
                     id,
-                    Closed::new(at, conn.id, key.lo == (sender.ip(), sender.port())),
+                    Closed::new(
+                        at,
+                        conn.isn_orig,
+                        conn.id,
+                        key.lo == (sender.ip(), sender.port()),
+                    ),
                 );
             }
         }

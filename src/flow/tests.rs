@@ -1169,11 +1169,11 @@ fn a_segment_within_the_grace_restarts_the_wait() {
     let grace = TrackerConfig::default().completed_close_ns / MS;
     let mut r = Run::new();
     closed_conn(&mut r, 0, C_ISN);
-    // The final ACK again (a second vantage point, or a resend), 100 ms later.
-    r.at(150, c(ACK, C_ISN + 2, S_DATA + 1, 0));
+    // The final ACK again (a resend, or a copy from a second capture point), half a grace later.
+    r.at(50 + grace / 2, c(ACK, C_ISN + 2, S_DATA + 1, 0));
     tick(&mut r, 50 + grace);
     assert!(r.done.is_empty(), "retired while still receiving");
-    tick(&mut r, 150 + grace);
+    tick(&mut r, 50 + grace / 2 + grace);
     assert_eq!(r.done.len(), 1);
     assert_eq!(r.done[0].orig_stats.pkts, 5);
 }
@@ -1628,7 +1628,7 @@ fn closed_record_packs_the_connection_number_and_the_closing_side() {
         ((1 << 63) - 1, true),
         ((1 << 63) - 1, false),
     ] {
-        let c = Closed::new(Timestamp(5), flow, lo);
+        let c = Closed::new(Timestamp(5), None, flow, lo);
         assert_eq!((c.flow(), c.first_fin_from_lo()), (flow, lo));
     }
 }

@@ -8,7 +8,10 @@
 //!
 //! Memory: at most `MAX_SCAN_SOURCES` sources with failed attempts are tracked, and
 //! `MAX_SCAN_TARGETS` distinct (host, port) targets per source; beyond them counts stop growing
-//! (a scan is recognised long before).
+//! (a scan is recognised long before). Successes of sources that have not failed (yet) are held
+//! for `RECENT_NS` of capture time only (at most `MAX_RECENT` sources): connections finish in an
+//! order the tracker's timeouts decide (a completed close within milliseconds, a refused one
+//! after `closed_timeout`), so a source's success can arrive before its earlier failures.
 
 use super::{Evidence, EvidenceKind, Finding, Severity, SignatureId, Thresholds};
 use crate::flow::{ConnState, FlowSummary, FrameRef};
@@ -24,6 +27,12 @@ pub const MAX_SCAN_TARGETS: usize = 70_000;
 pub const SCAN_FAILED_PERMILLE: u64 = 900;
 /// Open ports named in the verdict at most.
 const MAX_OPEN_LISTED: usize = 8;
+/// How long (capture time) successes of a source with no failure yet are held, waiting for its
+/// failures to arrive: longer than any connection finishes after another that ended before it
+/// (`closed_timeout`, 2 s).
+pub const RECENT_NS: i64 = 10 * crate::time::NANOS_PER_SEC;
+/// Sources with successes and no failure held at most.
+pub const MAX_RECENT: usize = 65_536;
 
 /// Whether `f` is a probe: an attempt that carried no payload either way.
 pub fn is_probe(f: &FlowSummary) -> bool {
@@ -32,6 +41,22 @@ pub fn is_probe(f: &FlowSummary) -> bool {
 
 fn failed(f: &FlowSummary) -> bool {
     f.conn_state == ConnState::REJ || super::syn_unanswered::is_unanswered_attempt(f)
+}
+
+impl Source {
+    /// An attempt of this source that was answered (`probe`: without payload).
+    fn success(&mut self, to: SocketAddr, probe: bool) {
+        self.answered += 1;
+        if probe {
+            // An open port the scan found is one of its targets too.
+            if self.targets.len() < MAX_SCAN_TARGETS {
+                self.targets.insert(to);
+            }
+            if self.open.len() < MAX_OPEN_LISTED && !self.open.contains(&to) {
+                self.open.push(to);
+            }
+        }
+    }
 }
 
 #[derive(Clone, Default)]
@@ -59,6 +84,10 @@ pub struct Scan {
 #[derive(Clone, Default)]
 pub struct ScanTracker {
     sources: FxHashMap<IpAddr, Source>,
+    /// Successes of sources not in `sources`, by source: (answered, the probes' targets (a
+    /// few), when the last one started).
+    recent: FxHashMap<IpAddr, (u64, Vec<SocketAddr>, Timestamp)>,
+    recent_prune_at: usize,
 }
 
 impl ScanTracker {
@@ -68,25 +97,27 @@ impl ScanTracker {
         }
         let ip = f.orig.ip();
         if !failed(f) {
-            // Only sources that already failed somewhere are worth counting successes for.
-            if let Some(s) = self.sources.get_mut(&ip) {
-                s.answered += 1;
-                if is_probe(f) {
-                    // An open port the scan found is one of its targets too.
-                    if s.targets.len() < MAX_SCAN_TARGETS {
-                        s.targets.insert(f.resp);
-                    }
-                    if s.open.len() < MAX_OPEN_LISTED && !s.open.contains(&f.resp) {
-                        s.open.push(f.resp);
-                    }
-                }
+            // Only sources that failed somewhere are worth counting successes for; others wait
+            // a little, in case their failures are still to come.
+            match self.sources.get_mut(&ip) {
+                Some(s) => s.success(f.resp, is_probe(f)),
+                None => self.hold_success(ip, f),
             }
             return;
         }
         if self.sources.len() >= MAX_SCAN_SOURCES && !self.sources.contains_key(&ip) {
             return;
         }
-        let s = self.sources.entry(ip).or_default();
+        let s = self.sources.entry(ip).or_insert_with(|| {
+            let mut s = Source::default();
+            if let Some((answered, probes, _)) = self.recent.remove(&ip) {
+                s.answered = answered - probes.len() as u64;
+                for t in probes {
+                    s.success(t, true);
+                }
+            }
+            s
+        });
         s.failed += 1;
         if f.conn_state == ConnState::REJ {
             s.refused += 1;
@@ -100,6 +131,24 @@ impl ScanTracker {
         }
         if s.targets.len() < MAX_SCAN_TARGETS {
             s.targets.insert(f.resp);
+        }
+    }
+
+    /// Holds a success of `ip`, which has no failure yet (see `RECENT_NS`).
+    fn hold_success(&mut self, ip: IpAddr, f: &FlowSummary) {
+        let now = f.start;
+        if self.recent.len() >= self.recent_prune_at.max(1024) {
+            self.recent.retain(|_, r| now.nanos_since(r.2) < RECENT_NS);
+            self.recent_prune_at = 2 * self.recent.len();
+        }
+        if self.recent.len() >= MAX_RECENT && !self.recent.contains_key(&ip) {
+            return;
+        }
+        let r = self.recent.entry(ip).or_insert((0, Vec::new(), now));
+        r.0 += 1;
+        r.2 = r.2.max(now);
+        if is_probe(f) && r.1.len() < MAX_OPEN_LISTED && !r.1.contains(&f.resp) {
+            r.1.push(f.resp);
         }
     }
 
@@ -460,6 +509,44 @@ mod tests {
             t.observe(&f);
         }
         assert!(scans(&t).is_empty());
+    }
+
+    /// A completed close finishes within milliseconds, a refused attempt after
+    /// `closed_timeout`: a scanner's open port can arrive before the refusals around it.
+    #[test]
+    fn successes_arriving_before_the_failures_still_count() {
+        let mut t = ScanTracker::default();
+        t.observe(&open("10.0.0.2:80", 5));
+        t.observe(&open("10.0.0.2:80", 6));
+        t.observe(&open("10.0.0.2:443", 7));
+        for p in 1..=30u64 {
+            t.observe(&refused(&format!("10.0.0.2:{}", 1000 + p), p));
+        }
+        let v = scans(&t);
+        assert_eq!(v.len(), 1);
+        let fd = &v[0].1;
+        assert_eq!(fact(fd, "answered"), Some(Fact::Count(3)));
+        assert_eq!(fact(fd, "targets"), Some(Fact::Count(32)));
+        assert!(fact(fd, "open")
+            .unwrap()
+            .to_string()
+            .contains("10.0.0.2:443"));
+        // Held only for `RECENT_NS`: a success long before the first failure is not counted.
+        let mut t = ScanTracker::default();
+        t.observe(&open("10.0.0.2:80", 5));
+        for i in 0..1024u32 {
+            let mut f = open("10.0.0.9:80", 0);
+            f.orig = SocketAddr::new(
+                IpAddr::from(std::net::Ipv4Addr::from(0x0a01_0000 + i)),
+                40000,
+            );
+            f.start = Timestamp(f.start.0 + RECENT_NS + 1_000_000_000);
+            t.observe(&f);
+        }
+        let mut late = refused("10.0.0.2:1001", 0);
+        late.start = Timestamp(late.start.0 + RECENT_NS + 1_000_000_000);
+        t.observe(&late);
+        assert_eq!(t.sources[&late.orig.ip()].answered, 0);
     }
 
     #[test]
