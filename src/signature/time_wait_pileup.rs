@@ -66,6 +66,9 @@ struct Group {
     /// Sweep events not yet applied: closes waiting out `REORDER_NS`, and the ends a
     /// reuse or a late close scheduled: (time, kind, frame file, frame number).
     events: BinaryHeap<Reverse<(i64, u8, u16, u64)>>,
+    /// Closes waiting out `REORDER_NS` that arrived in time order (nearly all): a FIFO, so
+    /// only the out-of-order ones pay for the heap.
+    in_order: VecDeque<(i64, u8, u16, u64)>,
     /// TIME_WAIT ends of the closes applied so far, in time order (every socket holds it for
     /// the same time, and closes are applied in time order): 8 bytes per socket held.
     ends: VecDeque<i64>,
@@ -100,28 +103,35 @@ impl Group {
     /// Applies the events at or before `upto`, in time order, tracking the peak.
     fn drain(&mut self, upto: i64, time_wait: i64) {
         loop {
-            let heap = self.events.peek().map(|r| r.0);
-            // An end from the queue goes first at an equal time (`END` sorts first).
-            let from_queue = match (heap, self.ends.front()) {
-                (_, None) => false,
-                (None, Some(_)) => true,
-                (Some(h), Some(&e)) => e <= h.0,
+            // The earliest of the three sources; an end goes first at an equal time (`END`
+            // sorts first).
+            let candidates = [
+                self.ends.front().map(|&e| (e, END, 0, 0)),
+                self.in_order.front().copied(),
+                self.events.peek().map(|r| r.0),
+            ];
+            let Some((source, ev)) = candidates
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| c.map(|c| (i, c)))
+                .min_by_key(|&(_, c)| c)
+            else {
+                break;
             };
-            let (t, kind, file, number) = if from_queue {
-                (self.ends[0], END, 0, 0)
-            } else {
-                match heap {
-                    Some(h) => h,
-                    None => break,
-                }
-            };
+            let (t, kind, file, number) = ev;
             if t > upto {
                 break;
             }
-            if from_queue {
-                self.ends.pop_front();
-            } else {
-                self.events.pop();
+            match source {
+                0 => {
+                    self.ends.pop_front();
+                }
+                1 => {
+                    self.in_order.pop_front();
+                }
+                _ => {
+                    self.events.pop();
+                }
             }
             self.applied = self.applied.max(t);
             if kind == END {
@@ -240,7 +250,7 @@ impl TimeWaitTracker {
             + self
                 .groups
                 .values()
-                .map(|g| g.ends.len() + g.events.len() + g.cancelled.len())
+                .map(|g| g.ends.len() + g.events.len() + g.in_order.len() + g.cancelled.len())
                 .sum::<usize>()
     }
 
@@ -266,7 +276,11 @@ impl TimeWaitTracker {
         let (file, number) = fin.map_or((0, 0), |fr| (fr.file, fr.number));
         let end = t.saturating_add(tw);
         if t > g.applied {
-            g.events.push(Reverse((t, CLOSE, file, number)));
+            if g.in_order.back().is_none_or(|b| b.0 <= t) {
+                g.in_order.push_back((t, CLOSE, file, number));
+            } else {
+                g.events.push(Reverse((t, CLOSE, file, number)));
+            }
         } else if end > g.applied {
             // Later than the sweep allows for: held from where the sweep is, to its own end
             // (a TIME_WAIT that ended before the sweep's time is not counted at all).
