@@ -90,9 +90,10 @@ pub struct TrackerConfig {
     /// after this much silence. Default: the capture-duplicate window, so a second copy of the
     /// final ACK (two capture points, `-i any`) still lands in it; nothing else can follow but a
     /// FIN resent after a lost final ACK, which Linux sends no sooner than its minimum RTO
-    /// (200 ms). Later segments on the 4-tuple are counted as late
-    /// (`TableStats::late_after_close`), not as a new connection. Short, so a busy proxy's
-    /// finished connections (thousands a second) leave the table at once.
+    /// (200 ms). Later segments without payload on the 4-tuple are counted as late
+    /// (`TableStats::late_after_close`), not as a new connection; data starts a new (partial)
+    /// one. Short, so a busy proxy's finished connections (thousands a second) leave the table
+    /// at once.
     pub completed_close_ns: i64,
     /// How long the side that closed first holds TIME_WAIT (Linux: 60 s). A SYN on a 4-tuple
     /// closed less than this ago is flagged `reused_in_time_wait`.
@@ -461,8 +462,9 @@ pub struct TableStats {
     pub evicted: u64,
     /// Times the table was full and evicted connections.
     pub evictions: u64,
-    /// Segments (not SYNs) on a 4-tuple whose connection had closed by FIN and was finished,
-    /// within TIME_WAIT: late segments of that connection, not counted in its record.
+    /// Segments without payload (not SYNs, or a copy of its SYN) on a 4-tuple whose connection
+    /// had closed by FIN and was finished, within TIME_WAIT: late segments of that connection
+    /// (a resent FIN, an ACK, a RST), not counted in its record.
     pub late_after_close: u64,
 }
 
@@ -721,7 +723,10 @@ impl FlowTable {
                     let id = self.tuple_id(&key);
                     if let Some(&closed) = self.recently_closed.get(&id) {
                         let old_syn = is_syn && closed.isn == Some(seg.seq);
-                        if (old_syn || !seg.has(flags::SYN))
+                        // Data is never late: after a completed close it can only be a new
+                        // connection whose SYN was not captured (a partial record, as before).
+                        let control = !seg.has(flags::SYN) && seg.payload_len == 0;
+                        if (old_syn || control)
                             && fr.ts.nanos_since(closed.at) < self.cfg.time_wait_ns
                         {
                             // A segment of the connection that closed on this 4-tuple (a FIN

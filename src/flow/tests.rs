@@ -1222,6 +1222,15 @@ fn segment_after_a_finished_close_is_late_not_a_new_connection() {
     assert_eq!(r.t.stats.late_after_close, 1);
     let v = r.finish();
     assert_eq!(v.len(), 2, "{:?}", v.iter().map(brief).collect::<Vec<_>>());
+    // Data on the 4-tuple is a new connection whose SYN was not captured, not a late segment.
+    let mut r = Run::new();
+    closed_conn(&mut r, 0, C_ISN);
+    tick(&mut r, 50 + grace);
+    let o = r.at(50 + grace + 200, c(PSH | ACK, 77_000, 88_000, 100));
+    assert_eq!(o.flow, 2);
+    assert_eq!(r.t.stats.late_after_close, 0);
+    let v = r.finish();
+    assert!(v.iter().any(|f| f.partial && f.orig_stats.bytes == 100));
     // A new SYN on the 4-tuple is still a reuse in TIME_WAIT.
     let mut r = Run::new();
     closed_conn(&mut r, 0, C_ISN);
