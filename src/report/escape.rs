@@ -37,7 +37,9 @@ fn needs_escape(c: char) -> bool {
 /// The text with control and invisible formatting characters shown as escapes; borrowed when
 /// there is nothing to escape.
 pub fn terminal(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(needs_escape) {
+    // Printable ASCII never needs an escape (the format characters are all outside ASCII): one
+    // range check per byte before decoding characters.
+    if s.bytes().all(|b| (b' '..=b'~').contains(&b)) || !s.chars().any(needs_escape) {
         return Cow::Borrowed(s);
     }
     let mut o = String::with_capacity(s.len() + 8);
@@ -79,6 +81,11 @@ pub fn md_text(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 16);
     let first = (!chars.is_empty()).then_some(0);
     for (i, &c) in chars.iter().enumerate() {
+        // Every rule below is about an ASCII punctuation character.
+        if !c.is_ascii_punctuation() {
+            o.push(c);
+            continue;
+        }
         let next = chars.get(i + 1).copied();
         let at_start = Some(i) == first;
         let escape = md_special(c)
@@ -148,16 +155,22 @@ pub fn md_code(s: &str, in_table: bool) -> String {
 pub fn html(s: &str) -> String {
     let s = terminal(s);
     let mut o = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
+    // The five characters are ASCII, so the text between them is copied as whole slices.
+    let mut from = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let entity = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&#39;",
+            _ => continue,
+        };
+        o.push_str(&s[from..i]);
+        o.push_str(entity);
+        from = i + 1;
     }
+    o.push_str(&s[from..]);
     o
 }
 
@@ -252,5 +265,38 @@ mod tests {
         assert!(h.starts_with("&lt;img src=&quot;https://example.invalid/x.png&quot;&gt;"));
         assert!(h.contains("\\x1b[31m"));
         assert_eq!(html("a & b 'c'"), "a &amp; b &#39;c&#39;");
+    }
+
+    /// The byte-level fast paths of `terminal` and `html` give what the character-by-character
+    /// definitions give, for every ASCII character and around multi-byte characters.
+    #[test]
+    fn fast_paths_agree_with_the_character_definitions() {
+        let mut cases: Vec<String> = (0u8..0x80)
+            .flat_map(|b| [format!("a{}b", b as char), format!("a{}é", b as char)])
+            .collect();
+        cases.extend(
+            ["", "plain text", "é<ü>\u{202e}&'\"", "\u{85}x", "日本<語>"].map(String::from),
+        );
+        for s in &cases {
+            let slow_needs = s.chars().any(needs_escape);
+            assert_eq!(
+                matches!(terminal(s), Cow::Owned(_)),
+                slow_needs,
+                "terminal({s:?})"
+            );
+            let t = terminal(s);
+            let want: String = t
+                .chars()
+                .map(|c| match c {
+                    '&' => "&amp;".to_string(),
+                    '<' => "&lt;".to_string(),
+                    '>' => "&gt;".to_string(),
+                    '"' => "&quot;".to_string(),
+                    '\'' => "&#39;".to_string(),
+                    c => c.to_string(),
+                })
+                .collect();
+            assert_eq!(html(s), want, "html({s:?})");
+        }
     }
 }
