@@ -501,25 +501,38 @@ struct Closed {
     /// The originator's initial sequence number: a SYN with it is a late copy of that
     /// connection's SYN, not a new connection (Wireshark keeps it in the same stream).
     isn: Option<u32>,
-    /// The connection number, and in the top bit whether the first FIN came from the key's
-    /// `lo` endpoint (that side holds TIME_WAIT).
+    /// The connection number; in the top bit whether the first FIN came from the key's `lo`
+    /// endpoint (that side holds TIME_WAIT), in the next whether `lo` was the originator.
     flow_and_lo: u64,
 }
 
 impl Closed {
-    const LO: u64 = 1 << 63;
-    fn new(at: Timestamp, isn: Option<u32>, flow: u64, first_fin_from_lo: bool) -> Closed {
+    const FIN_LO: u64 = 1 << 63;
+    const ORIG_LO: u64 = 1 << 62;
+    fn new(
+        at: Timestamp,
+        isn: Option<u32>,
+        flow: u64,
+        first_fin_from_lo: bool,
+        orig_is_lo: bool,
+    ) -> Closed {
+        let bit = |b: bool, m: u64| if b { m } else { 0 };
         Closed {
             at,
             isn,
-            flow_and_lo: (flow & !Self::LO) | if first_fin_from_lo { Self::LO } else { 0 },
+            flow_and_lo: (flow & !(Self::FIN_LO | Self::ORIG_LO))
+                | bit(first_fin_from_lo, Self::FIN_LO)
+                | bit(orig_is_lo, Self::ORIG_LO),
         }
     }
     fn flow(self) -> u64 {
-        self.flow_and_lo & !Self::LO
+        self.flow_and_lo & !(Self::FIN_LO | Self::ORIG_LO)
     }
     fn first_fin_from_lo(self) -> bool {
-        self.flow_and_lo & Self::LO != 0
+        self.flow_and_lo & Self::FIN_LO != 0
+    }
+    fn orig_is_lo(self) -> bool {
+        self.flow_and_lo & Self::ORIG_LO != 0
     }
 }
 
@@ -733,8 +746,14 @@ impl FlowTable {
                             // resent after a lost final ACK, a late copy of its SYN): not a new
                             // one.
                             self.stats.late_after_close += 1;
+                            let from_lo = key.lo == (seg.src, seg.sport);
                             return SegmentOutcome {
                                 flow: closed.flow(),
+                                dir: Some(if from_lo == closed.orig_is_lo() {
+                                    Direction::Orig
+                                } else {
+                                    Direction::Resp
+                                }),
                                 ..SegmentOutcome::default()
                             };
                         }
@@ -860,6 +879,7 @@ impl FlowTable {
                         conn.isn_orig,
                         conn.id,
                         key.lo == (sender.ip(), sender.port()),
+                        key.lo == (conn.orig.ip(), conn.orig.port()),
                     ),
                 );
             }

@@ -1217,9 +1217,11 @@ fn segment_after_a_finished_close_is_late_not_a_new_connection() {
     assert_eq!(r.done.len(), 1);
     // The server resends its FIN (the client's final ACK was lost after the capture point).
     let o = r.at(50 + grace + 200, s(FIN | ACK, S_DATA, C_ISN + 2, 0));
-    assert_eq!(o.flow, 0);
+    assert_eq!((o.flow, o.dir), (0, Some(Direction::Resp)));
+    let o = r.at(50 + grace + 210, c(ACK, C_ISN + 2, S_DATA + 1, 0));
+    assert_eq!((o.flow, o.dir), (0, Some(Direction::Orig)));
     assert!(!o.port_reused);
-    assert_eq!(r.t.stats.late_after_close, 1);
+    assert_eq!(r.t.stats.late_after_close, 2);
     let v = r.finish();
     assert_eq!(v.len(), 2, "{:?}", v.iter().map(brief).collect::<Vec<_>>());
     // Data on the 4-tuple is a new connection whose SYN was not captured, not a late segment.
@@ -1631,13 +1633,17 @@ fn retransmission_with_other_bytes_is_counted_as_inconsistent() {
 
 #[test]
 fn closed_record_packs_the_connection_number_and_the_closing_side() {
-    for (flow, lo) in [
-        (0, false),
-        (7, true),
-        ((1 << 63) - 1, true),
-        ((1 << 63) - 1, false),
+    let max = (1 << 62) - 1;
+    for (flow, lo, orig) in [
+        (0, false, true),
+        (7, true, false),
+        (max, true, true),
+        (max, false, false),
     ] {
-        let c = Closed::new(Timestamp(5), None, flow, lo);
-        assert_eq!((c.flow(), c.first_fin_from_lo()), (flow, lo));
+        let c = Closed::new(Timestamp(5), None, flow, lo, orig);
+        assert_eq!(
+            (c.flow(), c.first_fin_from_lo(), c.orig_is_lo()),
+            (flow, lo, orig)
+        );
     }
 }
