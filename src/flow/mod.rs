@@ -536,6 +536,16 @@ impl Closed {
     }
 }
 
+/// `Orig` when an endpoint is on the same end of a key (`lo` or not) as the originator; both
+/// flags say "is the key's `lo` end".
+fn same_side(endpoint_is_lo: bool, orig_is_lo: bool) -> Direction {
+    if endpoint_is_lo == orig_is_lo {
+        Direction::Orig
+    } else {
+        Direction::Resp
+    }
+}
+
 /// Segment fingerprints remembered per direction for capture-duplicate detection.
 pub const DUP_RING: usize = 4;
 
@@ -732,47 +742,37 @@ impl FlowTable {
         let idx = match idx {
             Some(i) => i,
             None => {
-                {
-                    let id = self.tuple_id(&key);
-                    if let Some(&closed) = self.recently_closed.get(&id) {
-                        let old_syn = is_syn && closed.isn == Some(seg.seq);
-                        // Data is never late: after a completed close it can only be a new
-                        // connection whose SYN was not captured (a partial record, as before).
-                        let control = !seg.has(flags::SYN) && seg.payload_len == 0;
-                        if (old_syn || control)
-                            && fr.ts.nanos_since(closed.at) < self.cfg.time_wait_ns
-                        {
-                            // A segment of the connection that closed on this 4-tuple (a FIN
-                            // resent after a lost final ACK, a late copy of its SYN): not a new
-                            // one.
-                            self.stats.late_after_close += 1;
-                            let from_lo = key.lo == (seg.src, seg.sport);
-                            return SegmentOutcome {
-                                flow: closed.flow(),
-                                dir: Some(if from_lo == closed.orig_is_lo() {
-                                    Direction::Orig
-                                } else {
-                                    Direction::Resp
-                                }),
-                                ..SegmentOutcome::default()
-                            };
-                        }
+                let id = self.tuple_id(&key);
+                let closed = self.recently_closed.get(&id).copied();
+                if let Some(closed) = closed {
+                    let old_syn = is_syn && closed.isn == Some(seg.seq);
+                    // Data is never late: after a completed close it can only be a new
+                    // connection whose SYN was not captured (a partial record, as before).
+                    let control = !seg.has(flags::SYN) && seg.payload_len == 0;
+                    if (old_syn || control) && fr.ts.nanos_since(closed.at) < self.cfg.time_wait_ns
+                    {
+                        // A segment of the connection that closed on this 4-tuple (a FIN resent
+                        // after a lost final ACK, a late copy of its SYN): not a new one.
+                        self.stats.late_after_close += 1;
+                        let from_lo = key.lo == (seg.src, seg.sport);
+                        return SegmentOutcome {
+                            flow: closed.flow(),
+                            dir: Some(same_side(from_lo, closed.orig_is_lo())),
+                            ..SegmentOutcome::default()
+                        };
                     }
                 }
                 if self.map.len() >= self.cfg.max_connections.max(1) {
                     self.evict(sink);
                 }
                 let mut conn = self.new_conn(seg, fr);
-                let id = self.tuple_id(&key);
-                if let Some(closed) = self.recently_closed.remove(&id) {
+                if let Some(closed) = closed {
+                    self.recently_closed.remove(&id);
                     if is_syn && fr.ts.nanos_since(closed.at) < self.cfg.time_wait_ns {
                         conn.reused_in_time_wait = true;
+                        // The new connection's side that sent the old first FIN holds TIME_WAIT.
                         let orig_is_lo = key.lo == (conn.orig.ip(), conn.orig.port());
-                        let holder = if orig_is_lo == closed.first_fin_from_lo() {
-                            Direction::Orig
-                        } else {
-                            Direction::Resp
-                        };
+                        let holder = same_side(closed.first_fin_from_lo(), orig_is_lo);
                         conn.reused_close = Some((closed.at, holder));
                         reused = true;
                     }
@@ -809,7 +809,7 @@ impl FlowTable {
             let Some(c) = self.slab[idx as usize].as_ref().filter(|c| c.id == id) else {
                 continue; // finished already (superseded, evicted, expired)
             };
-            if now.nanos_since(c.last.ts) >= grace || c.last.ts < at {
+            if now.nanos_since(c.last.ts) >= grace {
                 self.finish(idx, EndReason::Closed, sink);
             } else {
                 self.retiring.push_back((idx, id, c.last.ts));

@@ -48,13 +48,17 @@ impl Source {
     fn success(&mut self, to: SocketAddr, probe: bool) {
         self.answered += 1;
         if probe {
-            // An open port the scan found is one of its targets too.
-            if self.targets.len() < MAX_SCAN_TARGETS {
-                self.targets.insert(to);
-            }
-            if self.open.len() < MAX_OPEN_LISTED && !self.open.contains(&to) {
-                self.open.push(to);
-            }
+            self.open_port(to);
+        }
+    }
+
+    /// An open port the scan found: one of its targets too.
+    fn open_port(&mut self, to: SocketAddr) {
+        if self.targets.len() < MAX_SCAN_TARGETS {
+            self.targets.insert(to);
+        }
+        if self.open.len() < MAX_OPEN_LISTED && !self.open.contains(&to) {
+            self.open.push(to);
         }
     }
 }
@@ -111,9 +115,9 @@ impl ScanTracker {
         let s = self.sources.entry(ip).or_insert_with(|| {
             let mut s = Source::default();
             if let Some((answered, probes, _)) = self.recent.remove(&ip) {
-                s.answered = answered - probes.len() as u64;
+                s.answered = answered;
                 for t in probes {
-                    s.success(t, true);
+                    s.open_port(t);
                 }
             }
             s
