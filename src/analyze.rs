@@ -224,6 +224,20 @@ impl Observer for Analyzer {
         true
     }
 
+    /// `segment` reads only the link header (`decode::host_direction`).
+    fn wants_frame_data(&self) -> bool {
+        false
+    }
+
+    /// Only connection attempts matter here; the time of the other segments comes by `clock`.
+    fn segments(&self) -> crate::pipeline::Segments {
+        crate::pipeline::Segments::Syn
+    }
+
+    fn clock(&mut self, ts: Timestamp) {
+        self.now = self.now.max(ts);
+    }
+
     fn segment(
         &mut self,
         frame: &crate::capture::Frame<'_>,

@@ -1188,6 +1188,9 @@ impl<W: Write> Observer for FlowsObserver<'_, W> {
     fn wants_frame_data(&self) -> bool {
         false
     }
+    fn segments(&self) -> pipeline::Segments {
+        pipeline::Segments::None
+    }
 }
 
 fn flows(mut cfg: FlowsConfig, format: FlowsFormat) -> Result<Exit, Error> {

@@ -357,6 +357,7 @@ pub fn run(
     mut emit: impl FnMut(LiveEvent<'_>),
 ) -> Result<LiveResult> {
     let mut src = LiveSource::open(&cfg.source)?;
+    crate::capture::fix_malloc_trim();
     let mut tracker = cfg.tracker;
     // A closed or reset connection is judged after one quiet second instead of five.
     tracker.closed_timeout_ns = LIVE_CLOSED_TIMEOUT_NS;

@@ -1,11 +1,18 @@
 //! Wiring: pushes frames from `capture/` through `decode/` into `flow/`, and hands finished
 //! connections to an `Observer`. Holds no protocol logic.
 //!
-//! Reading files can use two threads (`Threads::Reader`): a reader thread runs libpcap (the
-//! filter, frame numbering, merging files) and `decode/`, copies each frame into a reused
-//! `FrameBatch`, and sends full batches through a bounded queue (`QUEUE_BATCHES`) to the calling
-//! thread, which runs the tracker, the application observers and the `Observer`. Frames keep
-//! their order, so every result is identical to `Threads::One` (tested on `captures/`).
+//! The pipeline has two halves. The front (`Front`) counts frames and runs the connection
+//! tracker; the back (`SinkAdapter`) runs the application parsers (TLS, HTTP) on the stream
+//! bytes the tracker delivers, and the `Observer`. Reading files can use two threads
+//! (`Threads::Reader`): a reader thread runs libpcap (the filter, frame numbering, merging
+//! files) and `decode/`, and records its output in a reused `Batch`; full batches go through a
+//! bounded queue (`QUEUE_BATCHES`) to the calling thread, which replays them in the order they
+//! were recorded. When the observer wants the application layer, the front runs on the reader
+//! thread and the batch holds what it produced (the TCP segments the observer asked for with
+//! their outcomes, stream bytes, finished connections); otherwise the batch holds decoded
+//! frames and the front runs on the calling thread. Every observer call comes in the same order
+//! with the same arguments as on one thread, so every result is identical to `Threads::One`
+//! (tested on `captures/`, `tests/threads.rs`).
 
 use crate::app::{AppEvent, AppFlow, AppSummary};
 use crate::capture::{FileInfo, Frame, OfflineSet};
@@ -30,20 +37,50 @@ pub trait Observer {
     fn wants_app(&self) -> bool {
         false
     }
-    /// Whether `segment` reads `Frame::data`. When it does not and `wants_app` is false, the
-    /// reader thread copies only each frame's headers, not its payload (`Frame::data` is then
-    /// cut after the TCP header).
+    /// Whether `segment` reads the payload in `Frame::data` or `TcpSegment::payload`. When it
+    /// does not, the reader thread copies only each TCP frame's headers (`Frame::data` is then
+    /// cut after the TCP header, and the payload is empty); the application parsers get the
+    /// stream bytes either way.
     fn wants_frame_data(&self) -> bool {
         true
     }
-    /// One decoded TCP segment and the tracker's verdict on it.
+    /// Which TCP segments `segment` is called for.
+    fn segments(&self) -> Segments {
+        Segments::All
+    }
+    /// One decoded TCP segment (of those `segments` asks for) and the tracker's verdict on it.
     fn segment(&mut self, _frame: &Frame<'_>, _seg: &TcpSegment<'_>, _outcome: &SegmentOutcome) {}
+    /// The time of TCP frames that `segment` was not called for (`Segments::Syn`, `None`): capture time
+    /// has reached `ts`. Called before the next `segment`, `flow_end` or `capture_ending` at
+    /// the latest (not necessarily once per frame).
+    fn clock(&mut self, _ts: Timestamp) {}
     /// One application-layer event (TLS hello/alert, HTTP request/response), as it happens.
     fn app_event(&mut self, _flow: u64, _ev: &AppEvent) {}
     /// Every frame has been read: the connections still open are about to end (their
     /// `flow_end` follows, with `EndReason::CaptureEnd`). `last_ts` is the capture's last frame
     /// time, so that they can be judged as they end instead of being kept until the report.
     fn capture_ending(&mut self, _last_ts: Option<Timestamp>) {}
+}
+
+/// Which TCP segments an observer's `segment` is called for (the others cost nothing to
+/// skip, which matters when the segments cross threads).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Segments {
+    All,
+    /// Only segments with SYN set (connection attempts and their answers).
+    Syn,
+    /// None: the observer needs finished connections only (and the time, by `clock`).
+    None,
+}
+
+impl Segments {
+    fn wants(self, seg: &TcpSegment<'_>) -> bool {
+        match self {
+            Segments::All => true,
+            Segments::Syn => seg.has(crate::decode::flags::SYN),
+            Segments::None => false,
+        }
+    }
 }
 
 impl<T: Observer + ?Sized> Observer for &mut T {
@@ -56,8 +93,14 @@ impl<T: Observer + ?Sized> Observer for &mut T {
     fn wants_frame_data(&self) -> bool {
         (**self).wants_frame_data()
     }
+    fn segments(&self) -> Segments {
+        (**self).segments()
+    }
     fn segment(&mut self, frame: &Frame<'_>, seg: &TcpSegment<'_>, outcome: &SegmentOutcome) {
         (**self).segment(frame, seg, outcome)
+    }
+    fn clock(&mut self, ts: Timestamp) {
+        (**self).clock(ts)
     }
     fn app_event(&mut self, flow: u64, ev: &AppEvent) {
         (**self).app_event(flow, ev)
@@ -71,9 +114,42 @@ impl<T: Observer + ?Sized> Observer for &mut T {
 /// the connection's table slot), finished connections to the observer.
 struct SinkAdapter<O: Observer> {
     obs: O,
+    segments: Segments,
     apps: Vec<Option<AppFlow>>,
     want_app: bool,
     max_pending_requests: usize,
+}
+
+/// Where the front sends what it produces: finished connections and stream bytes
+/// (`FlowSink`), each TCP segment with the tracker's outcome, and the end of the capture.
+trait FrontSink: FlowSink {
+    fn segment(&mut self, frame: &Frame<'_>, seg: &TcpSegment<'_>, outcome: &SegmentOutcome);
+    fn capture_ending(&mut self, last_ts: Option<Timestamp>);
+}
+
+impl<O: Observer> SinkAdapter<O> {
+    fn new(tracker: TrackerConfig, obs: O) -> SinkAdapter<O> {
+        SinkAdapter {
+            want_app: obs.wants_app(),
+            segments: obs.segments(),
+            obs,
+            apps: Vec::new(),
+            max_pending_requests: tracker.max_pending_requests,
+        }
+    }
+}
+
+impl<O: Observer> FrontSink for SinkAdapter<O> {
+    fn segment(&mut self, frame: &Frame<'_>, seg: &TcpSegment<'_>, outcome: &SegmentOutcome) {
+        if self.segments.wants(seg) {
+            self.obs.segment(frame, seg, outcome)
+        } else {
+            self.obs.clock(frame.ts)
+        }
+    }
+    fn capture_ending(&mut self, last_ts: Option<Timestamp>) {
+        self.obs.capture_ending(last_ts)
+    }
 }
 
 impl<O: Observer> FlowSink for SinkAdapter<O> {
@@ -441,26 +517,17 @@ fn cut_words(range: Option<(u32, u32)>, snaplen: u32) -> String {
     }
 }
 
-/// Reads every input file and runs the tracker; returns the capture summary.
-/// The stages wired together, fed one frame at a time (files or a live interface).
-pub struct Pipeline<O: Observer> {
+/// The front half of the pipeline: frame counters and the connection table.
+struct Front {
     table: FlowTable,
-    sink: SinkAdapter<O>,
     sum: CaptureSummary,
     prev_ts: Vec<Option<Timestamp>>,
 }
 
-impl<O: Observer> Pipeline<O> {
-    pub fn new(tracker: TrackerConfig, obs: O, files: usize) -> Pipeline<O> {
-        let want_app = obs.wants_app();
-        Pipeline {
+impl Front {
+    fn new(tracker: TrackerConfig, files: usize) -> Front {
+        Front {
             table: FlowTable::new(tracker),
-            sink: SinkAdapter {
-                obs,
-                apps: Vec::new(),
-                want_app,
-                max_pending_requests: tracker.max_pending_requests,
-            },
             sum: CaptureSummary {
                 max_connections: tracker.max_connections,
                 max_pending_requests: tracker.max_pending_requests,
@@ -470,13 +537,8 @@ impl<O: Observer> Pipeline<O> {
         }
     }
 
-    /// Pushes one frame through decode and the tracker.
-    pub fn frame(&mut self, frame: &Frame<'_>) {
-        self.frame_decoded(frame, decode::decode(frame.link, frame.data))
-    }
-
-    /// Pushes one frame, already decoded (by the reader thread), through the tracker.
-    fn frame_decoded(&mut self, frame: &Frame<'_>, decoded: Decoded<'_>) {
+    /// Counts one decoded frame and pushes a TCP segment through the tracker.
+    fn frame<S: FrontSink>(&mut self, frame: &Frame<'_>, decoded: Decoded<'_>, sink: &mut S) {
         let sum = &mut self.sum;
         sum.frames_matched += 1;
         if frame.caplen < frame.wire_len {
@@ -505,8 +567,8 @@ impl<O: Observer> Pipeline<O> {
         match decoded {
             Decoded::Tcp(seg) => {
                 sum.tcp_segments += 1;
-                let outcome = self.table.process(&seg, fr, &mut self.sink);
-                self.sink.obs.segment(frame, &seg, &outcome);
+                let outcome = self.table.process(&seg, fr, sink);
+                sink.segment(frame, &seg, &outcome);
             }
             Decoded::Icmp(e) => {
                 sum.icmp_errors += 1;
@@ -522,9 +584,44 @@ impl<O: Observer> Pipeline<O> {
         }
     }
 
+    /// Ends every open connection; returns the summary (files are filled in by `run`).
+    fn finish<S: FrontSink>(mut self, sink: &mut S) -> CaptureSummary {
+        sink.capture_ending(self.sum.last_ts);
+        self.table.finish_all(sink);
+        let mut s = self.sum;
+        s.frames = s.frames_matched;
+        s.table = self.table.stats;
+        s
+    }
+}
+
+/// The stages wired together on one thread, fed one frame at a time (files or a live
+/// interface).
+pub struct Pipeline<O: Observer> {
+    front: Front,
+    sink: SinkAdapter<O>,
+}
+
+impl<O: Observer> Pipeline<O> {
+    pub fn new(tracker: TrackerConfig, obs: O, files: usize) -> Pipeline<O> {
+        Pipeline {
+            front: Front::new(tracker, files),
+            sink: SinkAdapter::new(tracker, obs),
+        }
+    }
+
+    /// Pushes one frame through decode and the tracker.
+    pub fn frame(&mut self, frame: &Frame<'_>) {
+        self.front.frame(
+            frame,
+            decode::decode(frame.link, frame.data),
+            &mut self.sink,
+        )
+    }
+
     /// Time passed without frames (live capture): connections whose timeout passed end now.
     pub fn tick(&mut self, now: Timestamp) {
-        self.table.sweep(now, &mut self.sink);
+        self.front.table.sweep(now, &mut self.sink);
     }
 
     pub fn observer(&mut self) -> &mut O {
@@ -533,15 +630,15 @@ impl<O: Observer> Pipeline<O> {
 
     /// What was read so far (files and table counters are filled in by `finish`).
     pub fn summary(&self) -> CaptureSummary {
-        let mut s = self.sum.clone();
+        let mut s = self.front.sum.clone();
         s.frames = s.frames_matched;
-        s.table = self.table.stats;
+        s.table = self.front.table.stats;
         s
     }
 
     /// Open connection attempts that got no answer yet (see `FlowTable::open_attempts`).
     pub fn open_attempts(&self) -> Vec<FlowSummary> {
-        self.table.open_attempts()
+        self.front.table.open_attempts()
     }
 
     /// Open connections that wait for the server (see `AppFlow::awaiting_answer`), with what
@@ -554,23 +651,19 @@ impl<O: Observer> Pipeline<O> {
             .filter_map(|(slot, a)| a.as_ref().map(|a| (slot, a)))
             .filter(|(_, a)| a.awaiting_answer())
             .filter_map(|(slot, a)| {
-                let f = self.table.open_summary(slot as u32, a.flow)?;
+                let f = self.front.table.open_summary(slot as u32, a.flow)?;
                 Some((f, a.peek()))
             })
             .collect()
     }
 
     pub fn active_connections(&self) -> usize {
-        self.table.active()
+        self.front.table.active()
     }
 
     /// Ends every open connection; returns the observer and the summary.
     pub fn finish(mut self) -> (O, CaptureSummary) {
-        self.sink.obs.capture_ending(self.sum.last_ts);
-        self.table.finish_all(&mut self.sink);
-        let mut s = self.sum;
-        s.frames = s.frames_matched;
-        s.table = self.table.stats;
+        let s = self.front.finish(&mut self.sink);
         (self.sink.obs, s)
     }
 }
@@ -580,7 +673,8 @@ impl<O: Observer> Pipeline<O> {
 pub enum Threads {
     /// Read, decode, track and observe on the calling thread.
     One,
-    /// A reader thread reads and decodes; the calling thread tracks and observes.
+    /// A reader thread reads, decodes and tracks connections; the calling thread runs the
+    /// application parsers and observes.
     Reader,
     /// `Reader` with batches of at most this many frames (tests: many batch boundaries).
     #[doc(hidden)]
@@ -612,119 +706,320 @@ fn default_threads() -> Threads {
     }
 }
 
-/// Frames per batch sent from the reader thread (a batch is sent when it has this many frames or
-/// `BATCH_BYTES` bytes, whichever comes first).
-pub const BATCH_FRAMES: usize = 1024;
-/// Frame bytes per batch (a single larger frame makes a batch of its own).
-pub const BATCH_BYTES: usize = 512 * 1024;
-/// Full batches waiting for the tracker at most; the reader blocks when the queue is full, so at
-/// most `QUEUE_BATCHES + 2` batches exist (about 3 MiB).
-pub const QUEUE_BATCHES: usize = 4;
+/// Frames per batch sent from the reader thread (a batch is sent when it has read this many
+/// frames or holds `BATCH_BYTES` bytes, whichever comes first).
+pub const BATCH_FRAMES: usize = 512;
+/// Bytes (frames and stream data) per batch; one frame's worth more at most.
+pub const BATCH_BYTES: usize = 256 * 1024;
+/// Room reserved past `BATCH_BYTES`, so that the frame (and the stream bytes it completes) that
+/// crosses it does not make the batch's buffer double.
+const BATCH_HEADROOM: usize = 64 * 1024;
+/// Full batches waiting for the calling thread at most; the reader blocks when the queue is
+/// full, so at most `QUEUE_BATCHES + 2` batches exist (a few MiB).
+pub const QUEUE_BATCHES: usize = 2;
 
-/// A frame decoded by the reader thread. The segment's payload is empty here and re-borrowed
-/// from the batch on the tracker's side (offset and length within the frame).
+/// One thing the front produced, recorded by the reader thread and replayed, in order, into the
+/// back on the calling thread. Byte ranges point into the batch's `FrameBatch`.
+enum Rec {
+    /// `Observer::segment` for the `frame`-th frame of the batch; the payload is
+    /// `len` bytes at `off` within the frame (0 when only headers were copied).
+    Segment {
+        frame: u32,
+        seg: TcpSegment<'static>,
+        off: u32,
+        len: u32,
+        outcome: SegmentOutcome,
+    },
+    /// `StreamEvent::Data`: `len` bytes at `off` (`FrameBatch::extra`).
+    Data {
+        ctx: StreamCtx,
+        off: usize,
+        len: usize,
+    },
+    Gap {
+        ctx: StreamCtx,
+        bytes: u32,
+    },
+    End {
+        ctx: StreamCtx,
+        rst: bool,
+    },
+    /// A frame decoded by the reader thread, for the front on the calling thread (when the
+    /// tracker runs there); a TCP segment's payload is re-borrowed from the frame.
+    Decoded {
+        frame: u32,
+        d: PreDecoded,
+    },
+    /// `Observer::clock`.
+    Clock(Timestamp),
+    /// A finished connection: the next of `Batch::ends`.
+    FlowEnd,
+    CaptureEnding(Option<Timestamp>),
+}
+
+/// A decoded frame without its borrow: a TCP segment's payload is `len` bytes at `off` within
+/// the frame.
 #[derive(Clone, Copy)]
 enum PreDecoded {
-    Tcp(TcpSegment<'static>, usize, usize),
+    Tcp(TcpSegment<'static>, u32, u32),
     Icmp(crate::decode::IcmpError),
     Skip(Skip),
 }
 
-fn pre_decode(frame: &Frame<'_>) -> PreDecoded {
-    match decode::decode(frame.link, frame.data) {
+/// Records `f`, decoded, for the front on the calling thread. TCP frames are copied (up to the
+/// payload when `headers_only`); the others only by their header (the front counts them).
+fn record_decoded(b: &mut Batch, f: &Frame<'_>, headers_only: bool) {
+    let frame = b.frames.len() as u32;
+    let d = match decode::decode(f.link, f.data) {
         Decoded::Tcp(s) => {
             let off = if s.payload.is_empty() {
                 0
             } else {
-                s.payload.as_ptr() as usize - frame.data.as_ptr() as usize
+                s.payload.as_ptr() as usize - f.data.as_ptr() as usize
             };
-            let len = s.payload.len();
-            PreDecoded::Tcp(
-                TcpSegment {
-                    src: s.src,
-                    dst: s.dst,
-                    sport: s.sport,
-                    dport: s.dport,
-                    seq: s.seq,
-                    ack: s.ack,
-                    flags: s.flags,
-                    window: s.window,
-                    checksum: s.checksum,
-                    ip_id: s.ip_id,
-                    ttl: s.ttl,
-                    payload_len: s.payload_len,
-                    payload: &[],
-                    truncated: s.truncated,
-                },
-                off,
-                len,
-            )
+            let (data, len) = if headers_only && off > 0 {
+                (&f.data[..off], 0)
+            } else {
+                (f.data, s.payload.len())
+            };
+            b.frames.push(&Frame { data, ..*f });
+            PreDecoded::Tcp(TcpSegment { payload: &[], ..s }, off as u32, len as u32)
         }
-        Decoded::Icmp(e) => PreDecoded::Icmp(e),
-        Decoded::Skip(k) => PreDecoded::Skip(k),
-    }
+        other => {
+            b.frames.push(&Frame { data: &[], ..*f });
+            match other {
+                Decoded::Icmp(e) => PreDecoded::Icmp(e),
+                Decoded::Skip(k) => PreDecoded::Skip(k),
+                Decoded::Tcp(_) => unreachable!("matched above"),
+            }
+        }
+    };
+    b.log.push(Rec::Decoded { frame, d });
 }
 
+/// What the reader thread sends: copies of the TCP frames, the records, and the finished
+/// connections. Reused: emptied batches go back to the reader.
 struct Batch {
     frames: crate::capture::FrameBatch,
-    decoded: Vec<PreDecoded>,
+    log: Vec<Rec>,
+    ends: Vec<FlowSummary>,
+    /// Frames read into this batch (TCP or not).
+    read: usize,
 }
 
 impl Batch {
     fn new() -> Batch {
         Batch {
-            frames: crate::capture::FrameBatch::with_capacity(BATCH_BYTES, BATCH_FRAMES),
-            decoded: Vec::with_capacity(BATCH_FRAMES),
+            frames: crate::capture::FrameBatch::with_capacity(
+                BATCH_BYTES + BATCH_HEADROOM,
+                BATCH_FRAMES,
+            ),
+            log: Vec::with_capacity(BATCH_FRAMES * 2),
+            ends: Vec::new(),
+            read: 0,
         }
     }
     fn full(&self, max_frames: usize) -> bool {
-        self.frames.len() >= max_frames || self.frames.bytes() >= BATCH_BYTES
+        self.read >= max_frames || self.frames.bytes() >= BATCH_BYTES
+    }
+    fn clear(&mut self) {
+        self.frames.clear();
+        self.log.clear();
+        self.ends.clear();
+        self.read = 0;
     }
 }
 
-/// Reads `set` on a reader thread and feeds `p` on this one.
-fn run_reader_thread<O: Observer>(set: &mut OfflineSet, p: &mut Pipeline<O>, max_frames: usize) {
+/// The front's sink on the reader thread: records into a batch.
+struct Recorder<'a> {
+    b: &'a mut Batch,
+    clock: &'a mut Clock,
+    segments: Segments,
+    streams: bool,
+    /// Copy each TCP frame only up to its payload (nobody reads the payload of a frame; the
+    /// stream bytes are recorded separately).
+    headers_only: bool,
+}
+
+/// The time of the TCP frames not recorded (`Observer::clock`), recorded only before a record
+/// that could read it: the latest frame time (the largest, should time run backwards) and the
+/// latest the observer was told.
+#[derive(Default)]
+struct Clock {
+    latest: Option<Timestamp>,
+    recorded: Option<Timestamp>,
+}
+
+impl Recorder<'_> {
+    fn sync_clock(&mut self) {
+        if self.clock.latest != self.clock.recorded {
+            self.clock.recorded = self.clock.latest;
+            if let Some(ts) = self.clock.latest {
+                self.b.log.push(Rec::Clock(ts));
+            }
+        }
+    }
+}
+
+impl FlowSink for Recorder<'_> {
+    fn flow_end(&mut self, summary: FlowSummary) {
+        self.sync_clock();
+        self.b.ends.push(summary);
+        self.b.log.push(Rec::FlowEnd);
+    }
+    fn wants_streams(&self) -> bool {
+        self.streams
+    }
+    fn stream(&mut self, ctx: StreamCtx, ev: StreamEvent<'_>) {
+        let rec = match ev {
+            StreamEvent::Data(d) => Rec::Data {
+                ctx,
+                off: self.b.frames.push_extra(d),
+                len: d.len(),
+            },
+            StreamEvent::Gap(bytes) => Rec::Gap { ctx, bytes },
+            StreamEvent::End { rst } => Rec::End { ctx, rst },
+        };
+        self.b.log.push(rec);
+    }
+}
+
+impl FrontSink for Recorder<'_> {
+    fn segment(&mut self, frame: &Frame<'_>, seg: &TcpSegment<'_>, outcome: &SegmentOutcome) {
+        let ts = Some(frame.ts);
+        if !self.segments.wants(seg) {
+            self.clock.latest = self.clock.latest.max(ts);
+            return;
+        }
+        self.sync_clock();
+        if self.clock.latest < ts {
+            // The observer learns this time from `segment`.
+            self.clock.latest = ts;
+            self.clock.recorded = ts;
+        }
+        let off = if seg.payload.is_empty() {
+            0
+        } else {
+            seg.payload.as_ptr() as usize - frame.data.as_ptr() as usize
+        };
+        let (data, len) = if self.headers_only && !seg.payload.is_empty() {
+            (&frame.data[..off], 0)
+        } else {
+            (frame.data, seg.payload.len())
+        };
+        let index = self.b.frames.len() as u32;
+        self.b.frames.push(&Frame { data, ..*frame });
+        self.b.log.push(Rec::Segment {
+            frame: index,
+            seg: TcpSegment {
+                payload: &[],
+                ..*seg
+            },
+            off: off as u32,
+            len: len as u32,
+            outcome: *outcome,
+        });
+    }
+    fn capture_ending(&mut self, last_ts: Option<Timestamp>) {
+        self.sync_clock();
+        self.b.log.push(Rec::CaptureEnding(last_ts));
+    }
+}
+
+/// Replays a batch into the back half, in the order it was recorded (decoded frames into
+/// `front`, which is there when the tracker runs on this thread).
+fn replay<O: Observer>(b: &mut Batch, sink: &mut SinkAdapter<O>, front: &mut Option<Front>) {
+    let mut ends = b.ends.drain(..);
+    for rec in &b.log {
+        match *rec {
+            Rec::Decoded { frame, d } => {
+                let f = b.frames.frame(frame as usize);
+                let d = match d {
+                    PreDecoded::Tcp(seg, off, len) => Decoded::Tcp(TcpSegment {
+                        payload: &f.data[off as usize..(off + len) as usize],
+                        ..seg
+                    }),
+                    PreDecoded::Icmp(e) => Decoded::Icmp(e),
+                    PreDecoded::Skip(k) => Decoded::Skip(k),
+                };
+                front
+                    .as_mut()
+                    .expect("decoded frames go to a front")
+                    .frame(&f, d, sink);
+            }
+            Rec::Segment {
+                frame,
+                seg,
+                off,
+                len,
+                outcome,
+            } => {
+                let f = b.frames.frame(frame as usize);
+                let seg = TcpSegment {
+                    payload: &f.data[off as usize..(off + len) as usize],
+                    ..seg
+                };
+                sink.obs.segment(&f, &seg, &outcome);
+            }
+            Rec::Data { ctx, off, len } => {
+                sink.stream(ctx, StreamEvent::Data(b.frames.extra(off, len)))
+            }
+            Rec::Gap { ctx, bytes } => sink.stream(ctx, StreamEvent::Gap(bytes)),
+            Rec::End { ctx, rst } => sink.stream(ctx, StreamEvent::End { rst }),
+            Rec::FlowEnd => sink.flow_end(ends.next().expect("a recorded end")),
+            Rec::Clock(ts) => sink.obs.clock(ts),
+            Rec::CaptureEnding(ts) => sink.obs.capture_ending(ts),
+        }
+    }
+}
+
+/// Reads `set` on a reader thread and runs the back half on this one. The front runs on the
+/// reader thread when the observer wants the application layer (the parsers then balance the
+/// two threads), otherwise on this thread (the reader then only reads and decodes).
+fn run_reader_thread<O: Observer>(
+    set: &mut OfflineSet,
+    tracker: TrackerConfig,
+    files: usize,
+    obs: O,
+    max_frames: usize,
+) -> (O, CaptureSummary) {
     let max_frames = max_frames.clamp(1, BATCH_FRAMES);
-    // Nobody reads payload bytes: copy headers only (most of the bytes of a big capture).
-    let headers_only = !p.sink.want_app && !p.sink.obs.wants_frame_data();
+    let mut sink = SinkAdapter::new(tracker, obs);
+    let streams = sink.want_app;
+    let segments = sink.segments;
+    let headers_only = !sink.obs.wants_frame_data();
+    let mut front_here = (!streams).then(|| Front::new(tracker, files));
     use std::sync::mpsc::sync_channel;
     let (full_tx, full_rx) = sync_channel::<Batch>(QUEUE_BATCHES);
     // Emptied batches go back to the reader; this queue never fills (it can hold every batch).
     let (empty_tx, empty_rx) = sync_channel::<Batch>(QUEUE_BATCHES + 4);
-    std::thread::scope(|s| {
-        std::thread::Builder::new()
+    let sum = std::thread::scope(|s| {
+        let reader = std::thread::Builder::new()
             .name("proxyscope-reader".into())
             .spawn_scoped(s, move || {
+                let mut front = streams.then(|| Front::new(tracker, files));
+                let mut clock = Clock::default();
                 let mut b = Batch::new();
                 let mut closed = false;
                 set.run(|f| {
                     if closed {
                         return;
                     }
-                    if b.frames.bytes() + f.data.len() > BATCH_BYTES && !b.frames.is_empty() {
-                        let next = empty_rx.try_recv().unwrap_or_else(|_| Batch::new());
-                        if full_tx.send(std::mem::replace(&mut b, next)).is_err() {
-                            closed = true;
-                            return;
-                        }
+                    match &mut front {
+                        Some(front) => front.frame(
+                            f,
+                            decode::decode(f.link, f.data),
+                            &mut Recorder {
+                                b: &mut b,
+                                clock: &mut clock,
+                                segments,
+                                streams,
+                                headers_only,
+                            },
+                        ),
+                        None => record_decoded(&mut b, f, headers_only),
                     }
-                    let d = pre_decode(f);
-                    match d {
-                        PreDecoded::Tcp(_, off, _) if headers_only && off > 0 => {
-                            b.frames.push(&Frame {
-                                data: &f.data[..off],
-                                ..*f
-                            });
-                            b.decoded.push(match d {
-                                PreDecoded::Tcp(seg, off, _) => PreDecoded::Tcp(seg, off, 0),
-                                other => other,
-                            });
-                        }
-                        _ => {
-                            b.frames.push(f);
-                            b.decoded.push(d);
-                        }
-                    }
+                    b.read += 1;
                     if b.full(max_frames) {
                         let next = empty_rx.try_recv().unwrap_or_else(|_| Batch::new());
                         if full_tx.send(std::mem::replace(&mut b, next)).is_err() {
@@ -732,29 +1027,34 @@ fn run_reader_thread<O: Observer>(set: &mut OfflineSet, p: &mut Pipeline<O>, max
                         }
                     }
                 });
-                if !closed && !b.frames.is_empty() {
+                let sum = front.map(|front| {
+                    front.finish(&mut Recorder {
+                        b: &mut b,
+                        clock: &mut clock,
+                        segments,
+                        streams,
+                        headers_only,
+                    })
+                });
+                if !closed {
                     let _ = full_tx.send(b);
                 }
+                sum
             })
             .expect("spawn the reader thread");
         for mut b in full_rx {
-            for i in 0..b.frames.len() {
-                let f = b.frames.frame(i);
-                let d = match b.decoded[i] {
-                    PreDecoded::Tcp(seg, off, len) => Decoded::Tcp(TcpSegment {
-                        payload: &f.data[off..off + len],
-                        ..seg
-                    }),
-                    PreDecoded::Icmp(e) => Decoded::Icmp(e),
-                    PreDecoded::Skip(k) => Decoded::Skip(k),
-                };
-                p.frame_decoded(&f, d);
-            }
-            b.frames.clear();
-            b.decoded.clear();
+            replay(&mut b, &mut sink, &mut front_here);
+            b.clear();
             let _ = empty_tx.try_send(b);
         }
+        reader.join().expect("the reader thread")
     });
+    let sum = match (sum, front_here) {
+        (Some(sum), _) => sum,
+        (None, Some(front)) => front.finish(&mut sink),
+        (None, None) => unreachable!("the front ran on one of the threads"),
+    };
+    (sink.obs, sum)
 }
 
 /// Reads every input file and runs the tracker; returns the capture summary. Uses a reader
@@ -769,6 +1069,7 @@ pub fn run_with<O: Observer>(
     obs: &mut O,
     threads: Threads,
 ) -> Result<CaptureSummary> {
+    crate::capture::fix_malloc_trim();
     let mut set = OfflineSet::open_with(&input.files, &input.read_options())?;
     if input.files.len() > 1 {
         set.set_offsets(&OfflineSet::estimate_offsets(
@@ -776,13 +1077,16 @@ pub fn run_with<O: Observer>(
             input.filter.as_deref(),
         )?);
     }
-    let mut p = Pipeline::new(input.tracker, obs, input.files.len());
-    match threads {
-        Threads::One => set.run(|frame| p.frame(frame)),
-        Threads::Reader => run_reader_thread(&mut set, &mut p, BATCH_FRAMES),
-        Threads::ReaderBatchFrames(n) => run_reader_thread(&mut set, &mut p, n),
-    }
-    let (_, mut sum) = p.finish();
+    let files = input.files.len();
+    let (_, mut sum) = match threads {
+        Threads::One => {
+            let mut p = Pipeline::new(input.tracker, obs, files);
+            set.run(|frame| p.frame(frame));
+            p.finish()
+        }
+        Threads::Reader => run_reader_thread(&mut set, input.tracker, files, obs, BATCH_FRAMES),
+        Threads::ReaderBatchFrames(n) => run_reader_thread(&mut set, input.tracker, files, obs, n),
+    };
     sum.files = set.infos();
     sum.frames = sum.files.iter().map(|f| f.frames).sum();
     if sum.frames == 0 {

@@ -1,14 +1,21 @@
 //! The reader thread (`Threads::Reader`) gives byte-for-byte the same reports as reading on one
 //! thread, on every capture in `captures/`, with batch boundaries everywhere (batches of 1 and 7
-//! frames) and with the default batches; also for several files merged by time.
+//! frames) and with the default batches; also for several files merged by time. Below the
+//! reports, every observer call is compared: the same calls, in the same order, with the same
+//! arguments, for each way an observer can ask for segments and frame bytes.
 
 use proxyscope::analyze::{self, Analyzer};
+use proxyscope::app::{AppEvent, AppSummary};
+use proxyscope::capture::Frame;
 use proxyscope::config::InputConfig;
+use proxyscope::decode::TcpSegment;
+use proxyscope::flow::SegmentOutcome;
 use proxyscope::flow::{FlowSummary, TrackerConfig};
-use proxyscope::pipeline::{self, Observer, Threads};
+use proxyscope::pipeline::{self, Observer, Segments, Threads};
 use proxyscope::report::analyze::Report;
 use proxyscope::report::flows::FlowRow;
 use proxyscope::signature::Thresholds;
+use proxyscope::time::Timestamp;
 use proxyscope::topology::GivenRoles;
 use std::path::PathBuf;
 
@@ -31,9 +38,12 @@ impl Observer for Rows {
     fn flow_end(&mut self, s: FlowSummary, _app: Option<proxyscope::app::AppSummary>) {
         self.0.push(FlowRow::from_summary(&s, &self.1));
     }
-    // As `proxyscope flows`: the reader thread copies headers only.
+    // As `proxyscope flows`: no segments, no frame bytes.
     fn wants_frame_data(&self) -> bool {
         false
+    }
+    fn segments(&self) -> Segments {
+        Segments::None
     }
 }
 
@@ -66,8 +76,133 @@ fn captures() -> Vec<PathBuf> {
     v
 }
 
+/// Every observer call, logged. With `Segments::Syn` or `None`, the time `clock` reports is logged where
+/// `clock` promises it (at `segment`, `flow_end` and `capture_ending`), since one thread calls
+/// `clock` per skipped segment and the reader thread only when it matters.
+struct Calls {
+    app: bool,
+    segments: Segments,
+    frame_data: bool,
+    now: Option<Timestamp>,
+    log: Vec<String>,
+}
+
+impl Observer for Calls {
+    fn wants_app(&self) -> bool {
+        self.app
+    }
+    fn wants_frame_data(&self) -> bool {
+        self.frame_data
+    }
+    fn segments(&self) -> Segments {
+        self.segments
+    }
+    fn segment(&mut self, f: &Frame<'_>, seg: &TcpSegment<'_>, o: &SegmentOutcome) {
+        // Without frame data, only the headers before the payload are promised.
+        let (data, payload) = if self.frame_data {
+            (f.data, seg.payload)
+        } else {
+            (&f.data[..f.data.len() - seg.payload.len()], &[][..])
+        };
+        self.log.push(format!(
+            "segment {}#{} {:?} now {:?} data {:?} seg {:?} {} {} {} payload {:?} outcome {:?}",
+            f.file,
+            f.number,
+            f.ts,
+            self.now,
+            data,
+            seg.src,
+            seg.sport,
+            seg.flags,
+            seg.seq,
+            payload,
+            o
+        ));
+        self.now = self.now.max(Some(f.ts));
+    }
+    fn clock(&mut self, ts: Timestamp) {
+        assert_ne!(
+            self.segments,
+            Segments::All,
+            "clock only when segments are skipped"
+        );
+        self.now = self.now.max(Some(ts));
+    }
+    fn app_event(&mut self, flow: u64, ev: &AppEvent) {
+        self.log.push(format!("app {} {:?}", flow, ev));
+    }
+    fn flow_end(&mut self, s: FlowSummary, app: Option<AppSummary>) {
+        self.log
+            .push(format!("end now {:?} {:?} {:?}", self.now, s, app));
+    }
+    fn capture_ending(&mut self, last_ts: Option<Timestamp>) {
+        self.log
+            .push(format!("ending now {:?} last {:?}", self.now, last_ts));
+    }
+}
+
+fn calls(
+    files: &[PathBuf],
+    threads: Threads,
+    (app, segments, frame_data): (bool, Segments, bool),
+) -> Vec<String> {
+    let input = InputConfig {
+        files: files.to_vec(),
+        filter: None,
+        tracker: TrackerConfig::default(),
+        ..Default::default()
+    };
+    let mut c = Calls {
+        app,
+        segments,
+        frame_data,
+        now: None,
+        log: Vec::new(),
+    };
+    pipeline::run_with(&input, &mut c, threads).expect("run");
+    c.log
+}
+
+#[track_caller]
+fn same_calls(files: &[PathBuf]) {
+    // With the application layer the tracker runs on the reader thread, without it on the
+    // calling thread: both ways, every kind of segment interest.
+    for want in [
+        (true, Segments::All, true),
+        (true, Segments::All, false),
+        (true, Segments::Syn, false),
+        (true, Segments::None, false),
+        (false, Segments::All, true),
+        (false, Segments::All, false),
+        (false, Segments::Syn, false),
+    ] {
+        let one = calls(files, Threads::One, want);
+        assert!(
+            want.1 != Segments::All || one.iter().any(|l| l.starts_with("segment")),
+            "{:?}: segments were observed",
+            files
+        );
+        for t in [Threads::Reader, Threads::ReaderBatchFrames(3)] {
+            let other = calls(files, t, want);
+            if let Some(i) = (0..one.len().max(other.len())).find(|&i| one.get(i) != other.get(i)) {
+                panic!(
+                    "{:?} (app, segments, frame data: {:?}): call {} differs with {:?}:\n one thread: {:?}\n {:?}: {:?}",
+                    files,
+                    want,
+                    i,
+                    t,
+                    one.get(i),
+                    t,
+                    other.get(i)
+                );
+            }
+        }
+    }
+}
+
 #[track_caller]
 fn same(files: &[PathBuf]) {
+    same_calls(files);
     let one_a = analyze_json(files, Threads::One);
     let one_f = flows_json(files, Threads::One);
     for t in [

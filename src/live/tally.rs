@@ -159,6 +159,14 @@ impl Observer for LiveObserver {
         true
     }
 
+    fn segments(&self) -> crate::pipeline::Segments {
+        self.analyzer.segments()
+    }
+
+    fn clock(&mut self, ts: crate::time::Timestamp) {
+        self.analyzer.clock(ts)
+    }
+
     fn segment(
         &mut self,
         frame: &crate::capture::Frame<'_>,
