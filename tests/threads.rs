@@ -65,14 +65,21 @@ fn flows_json(files: &[PathBuf], threads: Threads) -> String {
     )
 }
 
+/// The lab captures and the adversarial ones (time running backwards, sequence wrap, one-byte
+/// TLS segments, inconsistent retransmissions, zero-length frames, …).
 fn captures() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir("captures")
-        .expect("captures/")
+    let mut v: Vec<PathBuf> = ["captures", "captures/adversarial"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).expect(d))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
         .collect();
     v.sort();
     assert!(v.len() > 10, "captures/ has the lab captures");
+    assert!(
+        v.iter().any(|p| p.starts_with("captures/adversarial")),
+        "captures/adversarial/ is included"
+    );
     v
 }
 
