@@ -830,9 +830,36 @@ impl Batch {
     }
 }
 
-/// The front's sink on the reader thread: records into a batch.
+/// The reader thread's end of the queue.
+struct Outbox {
+    full_tx: std::sync::mpsc::SyncSender<Batch>,
+    empty_rx: std::sync::mpsc::Receiver<Batch>,
+    /// The calling thread stopped taking batches (it stopped early): batches are dropped.
+    closed: bool,
+}
+
+impl Outbox {
+    /// Sends `b` (blocking while the queue is full) and puts an empty batch in its place.
+    fn send(&mut self, b: &mut Batch) {
+        if self.closed {
+            b.clear();
+            return;
+        }
+        let next = self.empty_rx.try_recv().unwrap_or_else(|_| Batch::new());
+        if self.full_tx.send(std::mem::replace(b, next)).is_err() {
+            self.closed = true;
+        }
+    }
+}
+
+/// The front's sink on the reader thread: records into a batch, and sends it when the
+/// connections it finished fill it (a sweep or the end of the capture can finish hundreds of
+/// thousands at once).
 struct Recorder<'a> {
     b: &'a mut Batch,
+    out: &'a mut Outbox,
+    /// Finished connections per batch at most (`BATCH_FRAMES`, fewer in tests).
+    max_ends: usize,
     clock: &'a mut Clock,
     segments: Segments,
     streams: bool,
@@ -866,6 +893,9 @@ impl FlowSink for Recorder<'_> {
         self.sync_clock();
         self.b.ends.push(summary);
         self.b.log.push(Rec::FlowEnd);
+        if self.b.ends.len() >= self.max_ends || self.b.frames.bytes() >= BATCH_BYTES {
+            self.out.send(self.b);
+        }
     }
     fn wants_streams(&self) -> bool {
         self.streams
@@ -881,6 +911,9 @@ impl FlowSink for Recorder<'_> {
             StreamEvent::End { rst } => Rec::End { ctx, rst },
         };
         self.b.log.push(rec);
+        if self.b.frames.bytes() >= BATCH_BYTES {
+            self.out.send(self.b);
+        }
     }
 }
 
@@ -999,10 +1032,14 @@ fn run_reader_thread<O: Observer>(
             .spawn_scoped(s, move || {
                 let mut front = streams.then(|| Front::new(tracker, files));
                 let mut clock = Clock::default();
+                let mut out = Outbox {
+                    full_tx,
+                    empty_rx,
+                    closed: false,
+                };
                 let mut b = Batch::new();
-                let mut closed = false;
                 set.run(|f| {
-                    if closed {
+                    if out.closed {
                         return;
                     }
                     match &mut front {
@@ -1011,6 +1048,8 @@ fn run_reader_thread<O: Observer>(
                             decode::decode(f.link, f.data),
                             &mut Recorder {
                                 b: &mut b,
+                                out: &mut out,
+                                max_ends: max_frames,
                                 clock: &mut clock,
                                 segments,
                                 streams,
@@ -1021,23 +1060,22 @@ fn run_reader_thread<O: Observer>(
                     }
                     b.read += 1;
                     if b.full(max_frames) {
-                        let next = empty_rx.try_recv().unwrap_or_else(|_| Batch::new());
-                        if full_tx.send(std::mem::replace(&mut b, next)).is_err() {
-                            closed = true;
-                        }
+                        out.send(&mut b);
                     }
                 });
                 let sum = front.map(|front| {
                     front.finish(&mut Recorder {
                         b: &mut b,
+                        out: &mut out,
+                        max_ends: max_frames,
                         clock: &mut clock,
                         segments,
                         streams,
                         headers_only,
                     })
                 });
-                if !closed {
-                    let _ = full_tx.send(b);
+                if !b.log.is_empty() {
+                    out.send(&mut b);
                 }
                 sum
             })
