@@ -1,8 +1,9 @@
 //! Whole capture files (pcap and pcapng bytes) through the full `analyze` pipeline, every output
 //! format rendered (JSON, table, Markdown). libpcap reads files, so each input is written to a
-//! file in /dev/shm (tmpfs) first. Invariants: a bad file is a one-line error, never a panic;
-//! every frame a report names is a frame of the capture; every "n of m" has n ≤ m; per-verdict
-//! counts are within their totals; the JSON report parses back to what was written.
+//! file in /dev/shm (tmpfs) first; it is read on one thread or with the reader thread.
+//! Invariants: a bad file is a one-line error, never a panic; every frame a report names is a
+//! frame of the capture; every "n of m" has n ≤ m; per-verdict counts are within their totals;
+//! the JSON report parses back to what was written.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use proxyscope::config::InputConfig;
@@ -21,13 +22,21 @@ fn path() -> &'static PathBuf {
         } else {
             std::env::temp_dir()
         };
-        proxyscope::pipeline::set_threads(Some(proxyscope::pipeline::Threads::One));
         dir.join(format!("proxyscope-fuzz-{}.pcap", std::process::id()))
     })
 }
 
 fuzz_target!(|data: &[u8]| {
     let p = path();
+    // Both ways of running the pipeline: one thread, or the reader thread that tracks and
+    // records while this one replays (chosen by the input's last byte, so that mutations
+    // cross over).
+    let threads = if data.last().is_some_and(|b| b & 1 == 1) {
+        proxyscope::pipeline::Threads::Reader
+    } else {
+        proxyscope::pipeline::Threads::One
+    };
+    proxyscope::pipeline::set_threads(Some(threads));
     std::fs::write(p, data).expect("write the capture to tmpfs");
     let input = InputConfig {
         files: vec![p.clone()],
