@@ -18,8 +18,8 @@
 //! on the hot path.
 
 // `unsafe` only where libpcap and libc are called (`capture/`: the FILE* handed to libpcap, its
-// page-aligned buffer, live-capture file descriptors). `deny` rather than `forbid` so that this
-// one module can allow it; everything else is safe Rust.
+// page-aligned buffer, live-capture file descriptors, glibc's malloc trim threshold). `deny`
+// rather than `forbid` so that this one module can allow it; everything else is safe Rust.
 #![deny(unsafe_code)]
 
 pub mod analyze;

@@ -766,37 +766,6 @@ enum PreDecoded {
     Skip(Skip),
 }
 
-/// Records `f`, decoded, for the front on the calling thread. TCP frames are copied (up to the
-/// payload when `headers_only`); the others only by their header (the front counts them).
-fn record_decoded(b: &mut Batch, f: &Frame<'_>, headers_only: bool) {
-    let frame = b.frames.len() as u32;
-    let d = match decode::decode(f.link, f.data) {
-        Decoded::Tcp(s) => {
-            let off = if s.payload.is_empty() {
-                0
-            } else {
-                s.payload.as_ptr() as usize - f.data.as_ptr() as usize
-            };
-            let (data, len) = if headers_only && off > 0 {
-                (&f.data[..off], 0)
-            } else {
-                (f.data, s.payload.len())
-            };
-            b.frames.push(&Frame { data, ..*f });
-            PreDecoded::Tcp(TcpSegment { payload: &[], ..s }, off as u32, len as u32)
-        }
-        other => {
-            b.frames.push(&Frame { data: &[], ..*f });
-            match other {
-                Decoded::Icmp(e) => PreDecoded::Icmp(e),
-                Decoded::Skip(k) => PreDecoded::Skip(k),
-                Decoded::Tcp(_) => unreachable!("matched above"),
-            }
-        }
-    };
-    b.log.push(Rec::Decoded { frame, d });
-}
-
 /// What the reader thread sends: copies of the TCP frames, the records, and the finished
 /// connections. Reused: emptied batches go back to the reader.
 struct Batch {
@@ -830,71 +799,101 @@ impl Batch {
     }
 }
 
-/// The reader thread's end of the queue.
-struct Outbox {
+/// The reader thread's side: the batch being filled, the queue it goes through, and the front's
+/// sink (`FlowSink`, `FrontSink`) that records into it. A batch is sent when its frames are read
+/// (`Batch::full`) and also as soon as the connections it finished or the bytes it holds fill it
+/// (a sweep or the end of the capture can finish hundreds of thousands at once).
+struct Recorder {
+    b: Batch,
     full_tx: std::sync::mpsc::SyncSender<Batch>,
     empty_rx: std::sync::mpsc::Receiver<Batch>,
     /// The calling thread stopped taking batches (it stopped early): batches are dropped.
     closed: bool,
-}
-
-impl Outbox {
-    /// Sends `b` (blocking while the queue is full) and puts an empty batch in its place.
-    fn send(&mut self, b: &mut Batch) {
-        if self.closed {
-            b.clear();
-            return;
-        }
-        let next = self.empty_rx.try_recv().unwrap_or_else(|_| Batch::new());
-        if self.full_tx.send(std::mem::replace(b, next)).is_err() {
-            self.closed = true;
-        }
-    }
-}
-
-/// The front's sink on the reader thread: records into a batch, and sends it when the
-/// connections it finished fill it (a sweep or the end of the capture can finish hundreds of
-/// thousands at once).
-struct Recorder<'a> {
-    b: &'a mut Batch,
-    out: &'a mut Outbox,
     /// Finished connections per batch at most (`BATCH_FRAMES`, fewer in tests).
     max_ends: usize,
-    clock: &'a mut Clock,
     segments: Segments,
     streams: bool,
     /// Copy each TCP frame only up to its payload (nobody reads the payload of a frame; the
     /// stream bytes are recorded separately).
     headers_only: bool,
-}
-
-/// The time of the TCP frames not recorded (`Observer::clock`), recorded only before a record
-/// that could read it: the latest frame time (the largest, should time run backwards) and the
-/// latest the observer was told.
-#[derive(Default)]
-struct Clock {
+    /// The time of the TCP frames not recorded (`Observer::clock`), recorded only before a
+    /// record that could read it: the latest frame time (the largest, should time run
+    /// backwards) and the latest the observer was told.
     latest: Option<Timestamp>,
-    recorded: Option<Timestamp>,
+    told: Option<Timestamp>,
 }
 
-impl Recorder<'_> {
+/// Where `payload` starts within `data` (0 when empty), and the bytes of the frame to copy with
+/// the payload's length in them: up to the payload when `headers_only`.
+fn frame_cut<'a>(data: &'a [u8], payload: &[u8], headers_only: bool) -> (usize, &'a [u8], usize) {
+    if payload.is_empty() {
+        return (0, data, 0);
+    }
+    let off = payload.as_ptr() as usize - data.as_ptr() as usize;
+    if headers_only {
+        (off, &data[..off], 0)
+    } else {
+        (off, data, payload.len())
+    }
+}
+
+impl Recorder {
+    /// Sends the batch (blocking while the queue is full) and starts an empty one.
+    fn send(&mut self) {
+        if self.closed {
+            self.b.clear();
+            return;
+        }
+        let next = self.empty_rx.try_recv().unwrap_or_else(|_| Batch::new());
+        if self
+            .full_tx
+            .send(std::mem::replace(&mut self.b, next))
+            .is_err()
+        {
+            self.closed = true;
+        }
+    }
+
     fn sync_clock(&mut self) {
-        if self.clock.latest != self.clock.recorded {
-            self.clock.recorded = self.clock.latest;
-            if let Some(ts) = self.clock.latest {
+        if self.latest != self.told {
+            self.told = self.latest;
+            if let Some(ts) = self.latest {
                 self.b.log.push(Rec::Clock(ts));
             }
         }
     }
+
+    /// Records `f`, decoded, for the front on the calling thread. TCP frames are copied (up to
+    /// the payload when `headers_only`); the others only by their header (the front counts
+    /// them).
+    fn decoded(&mut self, f: &Frame<'_>) {
+        let frame = self.b.frames.len() as u32;
+        let d = match decode::decode(f.link, f.data) {
+            Decoded::Tcp(s) => {
+                let (off, data, len) = frame_cut(f.data, s.payload, self.headers_only);
+                self.b.frames.push(&Frame { data, ..*f });
+                PreDecoded::Tcp(TcpSegment { payload: &[], ..s }, off as u32, len as u32)
+            }
+            Decoded::Icmp(e) => {
+                self.b.frames.push(&Frame { data: &[], ..*f });
+                PreDecoded::Icmp(e)
+            }
+            Decoded::Skip(k) => {
+                self.b.frames.push(&Frame { data: &[], ..*f });
+                PreDecoded::Skip(k)
+            }
+        };
+        self.b.log.push(Rec::Decoded { frame, d });
+    }
 }
 
-impl FlowSink for Recorder<'_> {
+impl FlowSink for Recorder {
     fn flow_end(&mut self, summary: FlowSummary) {
         self.sync_clock();
         self.b.ends.push(summary);
         self.b.log.push(Rec::FlowEnd);
         if self.b.ends.len() >= self.max_ends || self.b.frames.bytes() >= BATCH_BYTES {
-            self.out.send(self.b);
+            self.send();
         }
     }
     fn wants_streams(&self) -> bool {
@@ -912,34 +911,25 @@ impl FlowSink for Recorder<'_> {
         };
         self.b.log.push(rec);
         if self.b.frames.bytes() >= BATCH_BYTES {
-            self.out.send(self.b);
+            self.send();
         }
     }
 }
 
-impl FrontSink for Recorder<'_> {
+impl FrontSink for Recorder {
     fn segment(&mut self, frame: &Frame<'_>, seg: &TcpSegment<'_>, outcome: &SegmentOutcome) {
         let ts = Some(frame.ts);
         if !self.segments.wants(seg) {
-            self.clock.latest = self.clock.latest.max(ts);
+            self.latest = self.latest.max(ts);
             return;
         }
         self.sync_clock();
-        if self.clock.latest < ts {
+        if self.latest < ts {
             // The observer learns this time from `segment`.
-            self.clock.latest = ts;
-            self.clock.recorded = ts;
+            self.latest = ts;
+            self.told = ts;
         }
-        let off = if seg.payload.is_empty() {
-            0
-        } else {
-            seg.payload.as_ptr() as usize - frame.data.as_ptr() as usize
-        };
-        let (data, len) = if self.headers_only && !seg.payload.is_empty() {
-            (&frame.data[..off], 0)
-        } else {
-            (frame.data, seg.payload.len())
-        };
+        let (off, data, len) = frame_cut(frame.data, seg.payload, self.headers_only);
         let index = self.b.frames.len() as u32;
         self.b.frames.push(&Frame { data, ..*frame });
         self.b.log.push(Rec::Segment {
@@ -1031,51 +1021,34 @@ fn run_reader_thread<O: Observer>(
             .name("proxyscope-reader".into())
             .spawn_scoped(s, move || {
                 let mut front = streams.then(|| Front::new(tracker, files));
-                let mut clock = Clock::default();
-                let mut out = Outbox {
+                let mut rec = Recorder {
+                    b: Batch::new(),
                     full_tx,
                     empty_rx,
                     closed: false,
+                    max_ends: max_frames,
+                    segments,
+                    streams,
+                    headers_only,
+                    latest: None,
+                    told: None,
                 };
-                let mut b = Batch::new();
                 set.run(|f| {
-                    if out.closed {
+                    if rec.closed {
                         return;
                     }
                     match &mut front {
-                        Some(front) => front.frame(
-                            f,
-                            decode::decode(f.link, f.data),
-                            &mut Recorder {
-                                b: &mut b,
-                                out: &mut out,
-                                max_ends: max_frames,
-                                clock: &mut clock,
-                                segments,
-                                streams,
-                                headers_only,
-                            },
-                        ),
-                        None => record_decoded(&mut b, f, headers_only),
+                        Some(front) => front.frame(f, decode::decode(f.link, f.data), &mut rec),
+                        None => rec.decoded(f),
                     }
-                    b.read += 1;
-                    if b.full(max_frames) {
-                        out.send(&mut b);
+                    rec.b.read += 1;
+                    if rec.b.full(max_frames) {
+                        rec.send();
                     }
                 });
-                let sum = front.map(|front| {
-                    front.finish(&mut Recorder {
-                        b: &mut b,
-                        out: &mut out,
-                        max_ends: max_frames,
-                        clock: &mut clock,
-                        segments,
-                        streams,
-                        headers_only,
-                    })
-                });
-                if !b.log.is_empty() {
-                    out.send(&mut b);
+                let sum = front.map(|front| front.finish(&mut rec));
+                if !rec.b.log.is_empty() {
+                    rec.send();
                 }
                 sum
             })
