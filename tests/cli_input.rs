@@ -885,3 +885,39 @@ fn progress_line_only_on_a_terminal() {
         s
     );
 }
+
+/// A regular capture is memory-mapped; when another program truncates it while it is being read
+/// (tcpdump's `-W` ring reopening a file, `logrotate copytruncate`), the run ends with a one-line
+/// error and exit 2 instead of dying of SIGBUS.
+#[test]
+fn a_file_truncated_while_read_is_a_one_line_error() {
+    let big = TempPath::new("truncated-under", ".pcap");
+    {
+        // A real pcap file header, then 512 MiB of zeros (sparse): 33 M empty records, seconds
+        // of reading.
+        let mut head = vec![0u8; 24];
+        std::fs::File::open(refused())
+            .unwrap()
+            .read_exact(&mut head)
+            .unwrap();
+        let mut f = std::fs::File::create(big.path()).unwrap();
+        f.write_all(&head).unwrap();
+        f.set_len(24 + (512 << 20)).unwrap();
+    }
+    let child = Command::new(common::bin())
+        .args(["analyze", "--format", "json"])
+        .arg(big.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run proxyscope");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(big.path())
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    one_line_error(&out, &["input file shrank while it was being read"]);
+}

@@ -1,4 +1,5 @@
-//! Capture sources: saved files (pcap and pcapng, through libpcap) and live interfaces.
+//! Capture sources: saved files (pcap and pcapng: mapped and read by `stream::RecordReader`,
+//! libpcap when mapping fails) and live interfaces.
 //!
 //! Owns: the `pcap` crate, file opening, link-type checks, the BPF filter, merging several files
 //! in timestamp order, frame numbering, libpcap's drop counters. Must not: decode headers or keep
@@ -15,6 +16,7 @@
 //!   `FileInfo::stopped_early` warning, never a panic.
 
 pub mod live;
+pub mod mapped;
 pub mod pcapng;
 pub mod stream;
 use crate::error::{Error, Result};
@@ -493,7 +495,10 @@ fn open_reason(e: &std::io::Error) -> String {
 
 /// How an input will be read, decided from its type and first bytes.
 enum Opened {
-    /// A regular uncompressed pcap/pcapng file: libpcap opens it by path.
+    /// A regular uncompressed pcap/pcapng file, mapped: our reader borrows records in place.
+    Mapped(mapped::Mapped),
+    /// A regular uncompressed pcap/pcapng file that could not be mapped: libpcap opens it by
+    /// path.
     Libpcap { pcapng: bool },
     /// Everything else, through our reader (after decompression when `compression` is set).
     Stream {
@@ -509,13 +514,13 @@ fn open_input(path: &Path, progress: &Option<Arc<Progress>>) -> Result<(Opened, 
         path: path.to_path_buf(),
         reason,
     };
-    let (mut file, regular) = if path.as_os_str() == "-" {
+    let (mut file, regular, len) = if path.as_os_str() == "-" {
         use std::os::fd::AsFd;
         let fd = std::io::stdin()
             .as_fd()
             .try_clone_to_owned()
             .map_err(|e| open_err(open_reason(&e)))?;
-        (std::fs::File::from(fd), false)
+        (std::fs::File::from(fd), false, 0)
     } else {
         let f = std::fs::File::open(path).map_err(|e| open_err(open_reason(&e)))?;
         let meta = f.metadata().map_err(|e| open_err(open_reason(&e)))?;
@@ -533,7 +538,7 @@ fn open_input(path: &Path, progress: &Option<Arc<Progress>>) -> Result<(Opened, 
                 p.total.fetch_add(meta.len(), Ordering::Relaxed);
             }
         }
-        (f, meta.is_file())
+        (f, meta.is_file(), meta.len())
     };
     let mut head = [0u8; 8];
     let mut n = 0;
@@ -553,6 +558,11 @@ fn open_input(path: &Path, progress: &Option<Arc<Progress>>) -> Result<(Opened, 
         });
     }
     let magic = stream::sniff(&head[..n]);
+    // A regular capture file is mapped (records borrowed in place); should that fail, libpcap
+    // reads it.
+    let map = (regular && matches!(magic, Magic::Pcap | Magic::Pcapng))
+        .then(|| mapped::Mapped::new(&file, len).ok())
+        .flatten();
     let src = || -> Box<dyn Read + Send> {
         let chained = std::io::Cursor::new(head[..n].to_vec()).chain(file);
         if let Some(p) = progress {
@@ -565,8 +575,11 @@ fn open_input(path: &Path, progress: &Option<Arc<Progress>>) -> Result<(Opened, 
         })
     };
     let opened = match magic {
-        Magic::Pcap | Magic::Pcapng if regular => Opened::Libpcap {
-            pcapng: magic == Magic::Pcapng,
+        Magic::Pcap | Magic::Pcapng if regular => match map {
+            Some(m) => Opened::Mapped(m),
+            None => Opened::Libpcap {
+                pcapng: magic == Magic::Pcapng,
+            },
         },
         Magic::Pcap | Magic::Pcapng => Opened::Stream {
             src: src(),
@@ -659,7 +672,25 @@ impl CaptureFile {
 
     pub fn open_with(path: &Path, index: u16, opts: &ReadOptions) -> Result<CaptureFile> {
         let (opened, regular) = open_input(path, &opts.progress)?;
+        CaptureFile::from_opened(path, index, opts, opened, regular)
+    }
+
+    fn from_opened(
+        path: &Path,
+        index: u16,
+        opts: &ReadOptions,
+        opened: Opened,
+        regular: bool,
+    ) -> Result<CaptureFile> {
         let (backend, dlt, snaplen, compression, pcapng_fallback) = match opened {
+            Opened::Mapped(m) => {
+                let r = RecordReader::mapped(m).map_err(|e| Error::NotACapture {
+                    path: path.to_path_buf(),
+                    reason: e.0,
+                })?;
+                let (lt, snaplen) = r.first_link();
+                (Backend::Stream(Box::new(r)), lt, snaplen, None, false)
+            }
             Opened::Libpcap { pcapng } => {
                 let (cap, buf) = open_offline(path)?;
                 let dlt = cap.get_datalink().0;
@@ -742,21 +773,23 @@ impl CaptureFile {
         p.frames
             .fetch_add(self.unreported_frames, Ordering::Relaxed);
         self.unreported_frames = 0;
-        if let Backend::Libpcap { cap, .. } = &self.backend {
+        let pos = match &self.backend {
             // SAFETY: the handle and its FILE are valid while `cap` lives; ftell only reads.
-            let pos = unsafe {
+            Backend::Libpcap { cap, .. } => unsafe {
                 let fp = pcap_file(cap.as_ptr() as *mut libc::c_void);
                 if fp.is_null() {
                     -1
                 } else {
                     libc::ftell(fp)
                 }
-            };
-            if pos >= 0 && pos as u64 > self.reported_pos {
-                p.bytes
-                    .fetch_add(pos as u64 - self.reported_pos, Ordering::Relaxed);
-                self.reported_pos = pos as u64;
-            }
+            },
+            // A stream counts its bytes as it reads them (`CountingReader`); a mapping by position.
+            Backend::Stream(r) => r.mapped_position().map_or(-1, |p| p as i64),
+        };
+        if pos >= 0 && pos as u64 > self.reported_pos {
+            p.bytes
+                .fetch_add(pos as u64 - self.reported_pos, Ordering::Relaxed);
+            self.reported_pos = pos as u64;
         }
     }
 
@@ -1186,4 +1219,92 @@ pub fn write_selected(
     }
     w.finish().map_err(out_err)?;
     Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The mapped reader against libpcap, record by record.
+
+    use super::*;
+
+    /// Every capture file under `dir` (recursively).
+    fn captures(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                captures(&p, out);
+            } else if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
+                out.push(p);
+            }
+        }
+    }
+
+    /// What one reader yields: every frame's header and bytes, then the file's facts.
+    fn read_all(path: &Path, libpcap: bool) -> Option<(Vec<String>, String)> {
+        let opts = ReadOptions::default();
+        let (opened, regular) = open_input(path, &None).ok()?;
+        let opened = match (libpcap, opened) {
+            (true, Opened::Mapped(m)) => {
+                let pcapng = stream::sniff(m.bytes()) == Magic::Pcapng;
+                Opened::Libpcap { pcapng }
+            }
+            (_, o) => o,
+        };
+        let mut f = CaptureFile::from_opened(path, 0, &opts, opened, regular).ok()?;
+        let mut frames = Vec::new();
+        while let Some(fr) = f.next_frame() {
+            frames.push(format!(
+                "{} {:?} {} {} {:?} {:?}",
+                fr.number, fr.ts, fr.caplen, fr.wire_len, fr.link, fr.data
+            ));
+        }
+        let i = f.info();
+        let facts = format!(
+            "frames {} link {:?} dlt {} truncated {} stopped {}",
+            i.frames,
+            i.link,
+            i.dlt,
+            i.frames_truncated,
+            i.stopped_early.is_some()
+        );
+        Some((frames, facts))
+    }
+
+    /// Regular files are mapped and read by our reader; libpcap reads them when mapping fails.
+    /// Both must give the same frames (numbers, times, lengths, bytes) on every capture of the
+    /// repository, the damaged ones included.
+    #[test]
+    fn mapped_reader_matches_libpcap_on_every_capture() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        captures(&root.join("captures"), &mut files);
+        captures(&root.join("tests"), &mut files);
+        // The public corpus beside the checkout, when there is one (CI has it; a user's clone
+        // does not, and the repository's captures above are enough for the test).
+        captures(&root.join("../shared/corpus"), &mut files);
+        assert!(files.len() > 20, "captures found: {}", files.len());
+        let mut compared = 0;
+        for p in &files {
+            let (Some(mapped), Some(lib)) = (read_all(p, false), read_all(p, true)) else {
+                // Unreadable by one of them: both must refuse it.
+                assert_eq!(
+                    read_all(p, false).is_some(),
+                    read_all(p, true).is_some(),
+                    "{}: one reader opens it, the other does not",
+                    p.display()
+                );
+                continue;
+            };
+            assert_eq!(mapped.1, lib.1, "{}", p.display());
+            assert_eq!(mapped.0.len(), lib.0.len(), "{}", p.display());
+            for (a, b) in mapped.0.iter().zip(&lib.0) {
+                assert_eq!(a, b, "{}", p.display());
+            }
+            compared += 1;
+        }
+        assert!(compared > 20, "compared {}", compared);
+    }
 }
