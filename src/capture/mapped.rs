@@ -61,8 +61,12 @@ impl Mapped {
             return Err(io::Error::last_os_error());
         }
         LIVE.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: advice on our own mapping; failure only loses the hint.
-        unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
+        // SAFETY: advice on our own mapping; failure only loses the hint. No huge pages: the kernel
+        // would map page-cache folios of 2 MiB whole, and the resident set with them.
+        unsafe {
+            libc::madvise(ptr, len, libc::MADV_SEQUENTIAL);
+            libc::madvise(ptr, len, libc::MADV_NOHUGEPAGE);
+        };
         Ok(Mapped {
             ptr,
             len,
