@@ -125,8 +125,8 @@ impl Endpoints {
                 add_name(e, host);
             }
             for sv in &h.servers {
-                if e.server_headers.len() < MAX_NAMES && !e.server_headers.contains(sv) {
-                    e.server_headers.push(sv.clone());
+                if e.server_headers.len() < MAX_NAMES && !e.server_headers.iter().any(|x| sv == x) {
+                    e.server_headers.push(sv.to_string());
                 }
             }
         }

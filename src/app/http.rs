@@ -10,8 +10,10 @@
 //! resynchronise on the next message start (the request whose response was lost is forgotten,
 //! and `response_gap` is set so that no "no response byte" conclusion is drawn).
 
+use super::text::ShortText;
 use crate::flow::{Direction, FrameRef};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 /// Largest request or response header block buffered.
@@ -37,23 +39,23 @@ const MAX_FIELD: usize = 256;
 #[derive(Clone, Debug, Serialize)]
 pub struct Request {
     pub frame: FrameRef,
-    pub method: String,
-    pub target: String,
-    pub host: Option<String>,
+    pub method: ShortText,
+    pub target: ShortText,
+    pub host: Option<ShortText>,
     /// When the whole request (headers and body) had been sent.
     #[serde(skip)]
     pub complete_at: Option<FrameRef>,
     /// Proxy headers naming the client (`X-Forwarded-For`, `X-Real-IP`, `Forwarded`, `Via`).
-    pub forwarded_for: Option<String>,
+    pub forwarded_for: Option<ShortText>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Response {
     pub frame: FrameRef,
     pub status: u16,
-    pub reason: String,
-    pub server: Option<String>,
-    pub via: Option<String>,
+    pub reason: ShortText,
+    pub server: Option<ShortText>,
+    pub via: Option<ShortText>,
     /// The first `BODY_SNIPPET` bytes of the body as text (set when the connection ends, from
     /// `body_raw`, so a character split across segments decodes whole).
     pub body_snippet: String,
@@ -83,8 +85,8 @@ pub struct HttpSummary {
     /// unanswered requests were waiting: 0 means the server sent nothing at all.
     pub bytes_after_unanswered: u64,
     /// Hosts seen in requests (first few).
-    pub hosts: Vec<String>,
-    pub servers: Vec<String>,
+    pub hosts: Vec<ShortText>,
+    pub servers: Vec<ShortText>,
     /// A CONNECT tunnel was established (TLS follows inside).
     pub tunnel: bool,
     /// The response stream had a gap (bytes not captured): "no response byte" cannot be claimed.
@@ -95,7 +97,7 @@ pub struct HttpSummary {
     /// The first exchanges answered below 400 (at most `MAX_SAMPLES`).
     pub ok_sample: Vec<Exchange>,
     /// A `Via` or `X-Squid-Error` header seen in a response: the responder is a proxy.
-    pub proxy_mark: Option<String>,
+    pub proxy_mark: Option<ShortText>,
     /// The last response's body had not ended (declared `Content-Length` not reached, chunked
     /// terminator not seen) when the connection ended.
     pub truncated: Option<Truncation>,
@@ -130,9 +132,9 @@ pub struct Denial {
     pub request: Option<Request>,
     pub response: FrameRef,
     pub status: u16,
-    pub server: Option<String>,
+    pub server: Option<ShortText>,
     /// `X-Squid-Error`, `Proxy-Authenticate` scheme, or the product's own words.
-    pub reason: String,
+    pub reason: ShortText,
 }
 
 #[derive(Debug, Default)]
@@ -267,9 +269,14 @@ fn find_message_start(dir: Direction, b: &[u8]) -> Option<usize> {
     None
 }
 
-fn text(b: &[u8]) -> String {
-    let b = &b[..b.len().min(MAX_FIELD)];
-    String::from_utf8_lossy(b).into_owned()
+/// The first `MAX_FIELD` bytes of a field, invalid UTF-8 replaced (borrowed when valid, so that
+/// it can be joined to other text before anything is copied).
+fn lossy(b: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(&b[..b.len().min(MAX_FIELD)])
+}
+
+fn text(b: &[u8]) -> ShortText {
+    lossy(b).into()
 }
 
 /// A C0 control other than tab, CR and LF, or DEL: httparse refuses these in a request target,
@@ -708,9 +715,13 @@ impl HttpParser {
         let orig = |v: &[u8]| text(original(block, parsed, v));
         let method = req.method.unwrap_or("");
         let host = header(req.headers, "host").map(orig);
+        // Name and value joined into one string, not copied twice.
         let fwd = ["x-forwarded-for", "x-real-ip", "forwarded", "via"]
             .iter()
-            .find_map(|n| header(req.headers, n).map(|v| format!("{}: {}", n, orig(v))));
+            .find_map(|n| {
+                let v = lossy(original(block, parsed, header(req.headers, n)?));
+                Some(ShortText::concat(&[n, ": ", &v]))
+            });
         let body = if is_chunked(req.headers) {
             Body::Chunked(Chunk::Size)
         } else {
@@ -720,21 +731,22 @@ impl HttpParser {
             }
         };
         let complete = matches!(body, Body::None);
+        // Copied only when it is new to the list (most requests repeat a host already there).
+        if let Some(h) = &host {
+            if self.summary.hosts.len() < 4 && !self.summary.hosts.contains(h) {
+                push_small(&mut self.summary.hosts, h.clone());
+            }
+        }
         let r = Request {
             frame,
             method: text(method.as_bytes()),
             target: orig(req.path.unwrap_or("").as_bytes()),
-            host: host.clone(),
+            host,
             complete_at: complete.then_some(frame),
             forwarded_for: fwd,
         };
         self.summary.requests += 1;
         self.events.push(super::AppEvent::HttpRequest { frame });
-        if let Some(h) = host {
-            if self.summary.hosts.len() < 4 && !self.summary.hosts.contains(&h) {
-                self.summary.hosts.push(h);
-            }
-        }
         if self.pending.len() < self.max_pending() {
             self.pending.push_back(r);
         } else {
@@ -759,14 +771,21 @@ impl HttpParser {
         let status = resp.code.unwrap_or(0);
         let server = header(resp.headers, "server").map(orig);
         let via = header(resp.headers, "via").map(orig);
+        // Joined to its name where it is used (never copied on its own).
+        let squid_error =
+            header(resp.headers, "x-squid-error").map(|v| lossy(original(block, parsed, v)));
         if self.summary.proxy_mark.is_none() {
-            self.summary.proxy_mark = via.as_ref().map(|v| format!("Via: {}", v)).or_else(|| {
-                header(resp.headers, "x-squid-error").map(|v| format!("X-Squid-Error: {}", orig(v)))
-            });
+            self.summary.proxy_mark = via
+                .as_ref()
+                .map(|v| ShortText::concat(&["Via: ", v]))
+                .or_else(|| {
+                    let e = squid_error.as_ref()?;
+                    Some(ShortText::concat(&["X-Squid-Error: ", e]))
+                });
         }
         if let Some(s) = &server {
             if self.summary.servers.len() < 4 && !self.summary.servers.contains(s) {
-                self.summary.servers.push(s.clone());
+                push_small(&mut self.summary.servers, s.clone());
             }
         }
         // 1xx (except 101) are interim: the request stays pending.
@@ -790,10 +809,7 @@ impl HttpParser {
         } else if self.summary.status_counts.len() < MAX_STATUS_KINDS {
             push_small(&mut self.summary.status_counts, (status, 1));
         }
-        let method = request
-            .as_ref()
-            .map(|r| r.method.clone())
-            .unwrap_or_default();
+        let method: &str = request.as_ref().map_or("", |r| &r.method);
         let no_body =
             method == "HEAD" || (100..200).contains(&status) || status == 204 || status == 304;
         let body = if no_body {
@@ -830,7 +846,6 @@ impl HttpParser {
         // A proxy refusing by policy: 407 is a proxy's status by definition (RFC 9110
         // §15.5.8); a 403 is a proxy's when it answers a CONNECT or an absolute-form target
         // (only a forward proxy receives those) or carries squid's `X-Squid-Error`.
-        let squid_error = header(resp.headers, "x-squid-error").map(orig);
         let forward = request.as_ref().is_some_and(|r| {
             r.method == "CONNECT"
                 || r.target.starts_with("http://")
@@ -840,13 +855,13 @@ impl HttpParser {
             && self.summary.denied.len() < MAX_ERRORS
         {
             let reason = if let Some(e) = &squid_error {
-                format!("X-Squid-Error: {}", e)
+                ShortText::concat(&["X-Squid-Error: ", e])
             } else if let Some(a) = header(resp.headers, "proxy-authenticate") {
-                let a = orig(a);
-                let scheme = a.split_whitespace().next().unwrap_or("").to_string();
-                format!("Proxy-Authenticate: {}", scheme)
+                let a = lossy(original(block, parsed, a));
+                let scheme = a.split_whitespace().next().unwrap_or("");
+                ShortText::concat(&["Proxy-Authenticate: ", scheme])
             } else {
-                format!("{} {}", status, orig(resp.reason.unwrap_or("").as_bytes()))
+                format!("{} {}", status, orig(resp.reason.unwrap_or("").as_bytes())).into()
             };
             push_small(
                 &mut self.summary.denied,
@@ -859,54 +874,38 @@ impl HttpParser {
                 },
             );
         }
-        let error = status >= 500;
         // The answered request moves (no copy) into the error list, the successful sample, or the
-        // plain request sample, whichever has room; every sample keeps its request.
+        // plain request sample, whichever has room; every sample keeps its request. An error
+        // (≥ 500) is never a success (< 400), so the response's strings move too.
+        let kept_error = status >= 500 && self.summary.errors.len() < MAX_ERRORS;
+        let ok = (200..400).contains(&status) && self.summary.ok_sample.len() < MAX_SAMPLES;
         let mut request = request;
-        if !error && (200..400).contains(&status) && self.summary.ok_sample.len() < MAX_SAMPLES {
-            push_small(
-                &mut self.summary.ok_sample,
-                Exchange {
-                    request: request.take(),
-                    response: Response {
-                        frame,
-                        status,
-                        reason: orig(resp.reason.unwrap_or("").as_bytes()),
-                        server: server.clone(),
-                        via: via.clone(),
-                        body_snippet: String::new(),
-                        body_raw: Vec::new(),
-                    },
+        if kept_error || ok {
+            let exchange = Exchange {
+                request: request.take(),
+                response: Response {
+                    frame,
+                    status,
+                    reason: orig(resp.reason.unwrap_or("").as_bytes()),
+                    server,
+                    via,
+                    body_snippet: String::new(),
+                    body_raw: Vec::new(),
                 },
-            );
+            };
+            let list = if kept_error {
+                &mut self.summary.errors
+            } else {
+                &mut self.summary.ok_sample
+            };
+            push_small(list, exchange);
         }
-        if !(error && self.summary.errors.len() < MAX_ERRORS) {
-            if let Some(r) = request.take() {
-                if self.summary.request_sample.len() < MAX_SAMPLES {
-                    push_small(&mut self.summary.request_sample, r);
-                }
+        if let Some(r) = request {
+            if self.summary.request_sample.len() < MAX_SAMPLES {
+                push_small(&mut self.summary.request_sample, r);
             }
         }
-        if error && self.summary.errors.len() < MAX_ERRORS {
-            push_small(
-                &mut self.summary.errors,
-                Exchange {
-                    request,
-                    response: Response {
-                        frame,
-                        status,
-                        reason: orig(resp.reason.unwrap_or("").as_bytes()),
-                        server,
-                        via,
-                        body_snippet: String::new(),
-                        body_raw: Vec::new(),
-                    },
-                },
-            );
-            self.resp.snippet = !matches!(body, Body::None);
-        } else {
-            self.resp.snippet = false;
-        }
+        self.resp.snippet = kept_error && !matches!(body, Body::None);
         self.resp.body = body;
     }
 

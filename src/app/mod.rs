@@ -6,6 +6,7 @@
 //! named caps (`tls::MAX_HANDSHAKE_MSG`, `http::MAX_HEADER_BYTES`, `http::MAX_PIPELINE`, …).
 
 pub mod http;
+pub mod text;
 pub mod tls;
 
 use crate::flow::{Direction, FrameRef, StreamEvent};

@@ -2795,7 +2795,7 @@ fn request_complete_frame_does_not_move_to_the_next_requests_first_bytes() {
     let done: Vec<(String, u64)> = h
         .unanswered
         .iter()
-        .map(|r| (r.target.clone(), r.complete_at.unwrap().number))
+        .map(|r| (r.target.to_string(), r.complete_at.unwrap().number))
         .collect();
     assert_eq!(done, [("/a".into(), 1), ("/b".into(), 3), ("/c".into(), 4)]);
 }

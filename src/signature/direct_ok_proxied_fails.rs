@@ -7,6 +7,7 @@
 //! error, warning for a policy refusal (403/407: the proxy's rule, not an outage).
 
 use super::{Evidence, EvidenceKind, Finding, Severity, SignatureId};
+use crate::app::text::ShortText;
 use crate::correlate;
 use crate::flow::FrameRef;
 use crate::topology::Topology;
@@ -18,8 +19,8 @@ pub struct FrontFailure {
     pub client: IpAddr,
     pub server: SocketAddr,
     pub status: u16,
-    pub method: String,
-    pub target: String,
+    pub method: ShortText,
+    pub target: ShortText,
     pub response: FrameRef,
 }
 
@@ -28,8 +29,8 @@ pub struct FrontFailure {
 pub struct DirectOk {
     pub client: IpAddr,
     pub server: SocketAddr,
-    pub method: String,
-    pub target: String,
+    pub method: ShortText,
+    pub target: ShortText,
     pub status: u16,
     pub response: FrameRef,
 }

@@ -177,7 +177,7 @@ mod tests {
             frame: fr(4),
             method: "GET".into(),
             target: "/api".into(),
-            host: host.map(str::to_string),
+            host: host.map(Into::into),
             complete_at: complete.map(fr),
             forwarded_for: None,
         }
@@ -188,7 +188,7 @@ mod tests {
             frame: fr(18),
             status,
             reason: "Bad Gateway".into(),
-            server: server.map(str::to_string),
+            server: server.map(Into::into),
             via: None,
             body_snippet: body.into(),
             body_raw: Vec::new(),
