@@ -122,25 +122,26 @@ impl Legs {
                 .chain(h.unanswered.iter().map(|q| (q, None)))
                 .chain(h.request_sample.iter().map(|q| (q, None)));
             let strings = &mut self.strings;
-            requests = answered
+            // Sized before it is filled: one allocation of exactly the final size (collecting
+            // would start at four and need a trim, a second allocation per connection).
+            let kept = answered
                 .chain(others)
-                .take(correlate::MAX_REQUESTS_PER_CONN)
-                .map(|(q, r)| correlate::ReqRecord {
-                    frame: q.frame,
-                    method: strings.get(&q.method),
-                    target: strings.get(&q.target),
-                    forwarded_for: q.forwarded_for.as_deref().map(|s| strings.get(s)),
-                    answer: r.map(|r| {
-                        (
-                            r.status,
-                            r.frame,
-                            r.server.as_deref().map(|s| strings.get(s)),
-                        )
-                    }),
-                })
-                .collect();
+                .take(correlate::MAX_REQUESTS_PER_CONN);
+            requests = Vec::with_capacity(kept.clone().count());
+            requests.extend(kept.map(|(q, r)| correlate::ReqRecord {
+                frame: q.frame,
+                method: strings.get(&q.method),
+                target: strings.get(&q.target),
+                forwarded_for: q.forwarded_for.as_deref().map(|s| strings.get(s)),
+                answer: r.map(|r| {
+                    (
+                        r.status,
+                        r.frame,
+                        r.server.as_deref().map(|s| strings.get(s)),
+                    )
+                }),
+            }));
             requests.sort_by_key(|r| (r.frame.ts, r.frame.number));
-            requests.shrink_to_fit();
         }
         if self.records.len() == self.records.capacity() && self.records.len() >= 1 << 14 {
             // Grow straight to the cap past 16 384 records rather than doubling beyond it.

@@ -20,6 +20,7 @@
 //! Memory: at most `MAX_REQUESTS` request records and `MAX_CONNECT_STARTS` connection starts are
 //! kept for matching (a sample is enough to recognise a proxy); roles are per endpoint.
 
+use crate::app::text::ShortText;
 use crate::time::{Timestamp, NANOS_PER_MILLI};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
@@ -154,8 +155,9 @@ impl Topology {
 struct Req {
     client: IpAddr,
     server: SocketAddr,
-    method: Box<str>,
-    target: Box<str>,
+    /// Copied per request: inline when short (no allocation per connection).
+    method: ShortText,
+    target: ShortText,
     ts: Timestamp,
     /// (status, response time) when the response was seen.
     answer: Option<(u16, Timestamp)>,
