@@ -179,7 +179,7 @@ struct DirState {
 pub struct HttpParser {
     req: DirState,
     resp: DirState,
-    pending: VecDeque<Request>,
+    pending: Pending,
     /// Set when a CONNECT got a 2xx: bytes that follow are the tunnel's.
     pub tunnel: bool,
     /// 101 Switching Protocols: no more HTTP/1 on this connection.
@@ -196,6 +196,51 @@ pub struct HttpParser {
     body_of: Option<BodyProgress>,
     /// Requests kept waiting for their response at most (0 = `MAX_PIPELINE`).
     max_pending: usize,
+}
+
+/// Requests waiting for their response, the oldest first. The oldest is kept in place: most
+/// connections have one request waiting at a time, and a `VecDeque` allocates on its first push.
+#[derive(Debug, Default)]
+struct Pending {
+    /// The oldest; None only when `rest` is empty too.
+    front: Option<Request>,
+    rest: VecDeque<Request>,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.front.is_some() as usize + self.rest.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.front.is_none()
+    }
+
+    fn push_back(&mut self, r: Request) {
+        if self.front.is_none() {
+            self.front = Some(r);
+        } else {
+            self.rest.push_back(r);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Request> {
+        let r = self.front.take();
+        self.front = self.rest.pop_front();
+        r
+    }
+
+    fn back_mut(&mut self) -> Option<&mut Request> {
+        self.rest.back_mut().or(self.front.as_mut())
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Request> {
+        self.front.iter().chain(&self.rest)
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = Request> + '_ {
+        self.front.take().into_iter().chain(self.rest.drain(..))
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -953,7 +998,7 @@ impl HttpParser {
         if !self.pending.is_empty() {
             self.summary.bytes_after_unanswered = self.resp_bytes_while_pending;
         }
-        self.summary.unanswered.extend(self.pending.drain(..));
+        self.summary.unanswered.extend(self.pending.drain());
     }
 }
 
@@ -965,4 +1010,58 @@ fn push_small<T>(v: &mut Vec<T>, x: T) {
         v.reserve_exact(1);
     }
     v.push(x);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::testkit::fr;
+
+    fn req(n: u64) -> Request {
+        Request {
+            frame: fr(n),
+            method: "GET".into(),
+            target: ShortText::new(&format!("/{}", n)),
+            host: None,
+            complete_at: None,
+            forwarded_for: None,
+        }
+    }
+
+    fn frames<'a>(it: impl Iterator<Item = &'a Request>) -> Vec<u64> {
+        it.map(|r| r.frame.number).collect()
+    }
+
+    #[test]
+    fn pending_requests_keep_their_order_across_the_inline_front() {
+        let mut p = Pending::default();
+        assert_eq!((p.is_empty(), p.len()), (true, 0));
+        assert!(p.pop_front().is_none());
+        assert!(p.back_mut().is_none());
+        p.push_back(req(1));
+        assert_eq!(
+            (p.len(), p.rest.len()),
+            (1, 0),
+            "the first one is kept in place"
+        );
+        p.back_mut().unwrap().complete_at = Some(fr(9));
+        p.push_back(req(2));
+        p.push_back(req(3));
+        assert_eq!(p.back_mut().unwrap().frame.number, 3, "back is the newest");
+        assert_eq!(frames(p.iter()), [1, 2, 3]);
+        assert_eq!(p.pop_front().unwrap().complete_at, Some(fr(9)));
+        assert_eq!(frames(p.iter()), [2, 3]);
+        p.push_back(req(4));
+        assert_eq!(p.len(), 3);
+        assert_eq!(p.pop_front().unwrap().frame.number, 2);
+        assert_eq!(p.pop_front().unwrap().frame.number, 3);
+        assert_eq!(p.back_mut().unwrap().frame.number, 4);
+        p.push_back(req(5));
+        let drained: Vec<u64> = p.drain().map(|r| r.frame.number).collect();
+        assert_eq!(drained, [4, 5]);
+        assert_eq!((p.is_empty(), p.len()), (true, 0));
+        assert!(p.iter().next().is_none());
+        p.push_back(req(6));
+        assert_eq!(frames(p.iter()), [6]);
+    }
 }
