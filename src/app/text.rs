@@ -83,6 +83,16 @@ impl ShortText {
         }
     }
 
+    /// The text's bytes, without the UTF-8 check of `as_str`: equality and order use them (a
+    /// `str`'s equality and order are its bytes'), so comparing two texts — the topology's
+    /// request matching compares millions — costs no validation.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..*len as usize],
+            Repr::Heap(s) => s.as_bytes(),
+        }
+    }
+
     /// Whether the text is stored inline (for the boundary tests).
     #[cfg(test)]
     fn is_inline(&self) -> bool {
@@ -165,7 +175,7 @@ impl Serialize for ShortText {
 // requires: a set of `ShortText` can be searched by `&str`.
 impl PartialEq for ShortText {
     fn eq(&self, other: &ShortText) -> bool {
-        self.as_str() == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -173,37 +183,37 @@ impl Eq for ShortText {}
 
 impl PartialEq<str> for ShortText {
     fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
+        self.as_bytes() == other.as_bytes()
     }
 }
 
 impl PartialEq<&str> for ShortText {
     fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
+        self.as_bytes() == other.as_bytes()
     }
 }
 
 impl PartialEq<String> for ShortText {
     fn eq(&self, other: &String) -> bool {
-        self.as_str() == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
 impl PartialEq<ShortText> for str {
     fn eq(&self, other: &ShortText) -> bool {
-        self == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
 impl PartialEq<ShortText> for &str {
     fn eq(&self, other: &ShortText) -> bool {
-        *self == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
 impl PartialEq<ShortText> for String {
     fn eq(&self, other: &ShortText) -> bool {
-        self.as_str() == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -215,7 +225,7 @@ impl PartialOrd for ShortText {
 
 impl Ord for ShortText {
     fn cmp(&self, other: &ShortText) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
