@@ -792,6 +792,12 @@ pub fn relays(recs: &[ConnRecord]) -> Vec<(SocketAddr, IpAddr, SocketAddr, &'sta
     let mut seen: rustc_hash::FxHashSet<(SocketAddr, IpAddr, SocketAddr, &'static str)> =
         Default::default();
     for group in by_bytes.values_mut() {
+        // A relay's two connections come from different hosts: a group from one host (a load
+        // generator's identical requests, tens of thousands) holds no pair, and is not scanned.
+        let first_ip = group[0].orig.ip();
+        if group.iter().all(|r| r.orig.ip() == first_ip) {
+            continue;
+        }
         group.sort_by_key(|r| r.start);
         for a in group.iter() {
             let lo = group.partition_point(|b| b.start < a.start);
