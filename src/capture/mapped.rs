@@ -160,6 +160,44 @@ mod tests {
         assert_eq!(m.bytes(), &data[..]);
     }
 
+    /// Resident pages of the mapping starting at `addr`, from `/proc/self/smaps` (KiB).
+    fn mapping_rss_kib(addr: usize) -> Option<u64> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+        let head = format!("{:x}-", addr);
+        let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&head));
+        lines.next()?;
+        // The first `Rss:` after the mapping's header line is its own (every mapping has one).
+        lines
+            .find_map(|l| l.strip_prefix("Rss:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Reading a whole file through the mapping leaves only the last stretch resident: memory
+    /// follows the reader's position, never the file's size.
+    #[test]
+    fn reading_through_keeps_the_resident_set_small() {
+        let mut f = tempfile();
+        let len = 64 << 20;
+        f.write_all(&vec![7u8; len]).unwrap();
+        let mut m = Mapped::new(&f, len as u64).unwrap();
+        assert!(
+            mapping_rss_kib(m.ptr as usize).is_some(),
+            "the mapping is not in /proc/self/smaps"
+        );
+        let mut sum = 0u64;
+        for pos in (0..len).step_by(4096) {
+            m.release_before(pos);
+            sum += m.bytes()[pos] as u64;
+        }
+        assert_eq!(sum, 7 * (len as u64 / 4096));
+        let rss = mapping_rss_kib(m.ptr as usize).unwrap();
+        assert!(
+            rss <= 4 * 1024,
+            "{} KiB of a 64 MiB file resident after reading it through",
+            rss
+        );
+    }
+
     #[test]
     fn an_empty_file_is_not_mapped() {
         let f = tempfile();
