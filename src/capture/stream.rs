@@ -248,13 +248,12 @@ impl RecordReader {
     /// Reads the file header (pcap) or up to the first interface (pcapng). `Err` carries why the
     /// stream is not a capture.
     pub fn new(src: Box<dyn Read + Send>) -> Result<RecordReader, StreamError> {
-        RecordReader::with_store(src, Store::Buffer(vec![0; READ_CHUNK]), 0)
+        RecordReader::with_store(src, Store::Buffer(vec![0; READ_CHUNK]))
     }
 
     /// A reader over a whole mapped file: records are borrowed from the mapping.
     pub fn mapped(m: Mapped) -> Result<RecordReader, StreamError> {
-        let end = m.bytes().len();
-        RecordReader::with_store(Box::new(io::empty()), Store::Mapped(m), end)
+        RecordReader::with_store(Box::new(io::empty()), Store::Mapped(m))
     }
 
     /// Bytes of a mapped file parsed so far (None when reading from a stream).
@@ -262,13 +261,12 @@ impl RecordReader {
         matches!(self.buf, Store::Mapped(_)).then_some(self.pos as u64)
     }
 
-    fn with_store(
-        src: Box<dyn Read + Send>,
-        buf: Store,
-        end: usize,
-    ) -> Result<RecordReader, StreamError> {
-        // A mapping holds the whole file: there is nothing more to read.
-        let eof = matches!(buf, Store::Mapped(_));
+    fn with_store(src: Box<dyn Read + Send>, buf: Store) -> Result<RecordReader, StreamError> {
+        // A mapping holds the whole file: all of it is there, and there is nothing more to read.
+        let (end, eof) = match &buf {
+            Store::Buffer(_) => (0, false),
+            Store::Mapped(m) => (m.bytes().len(), true),
+        };
         let mut r = RecordReader {
             src,
             buf,

@@ -397,35 +397,6 @@ impl Collector {
     fn request_matches(&self) -> (TieMap, FxHashMap<(SocketAddr, IpAddr), u32>) {
         let mut votes = TieMap::default();
         let mut opened: FxHashMap<(SocketAddr, IpAddr), u32> = FxHashMap::default();
-        // One request's matches are gathered here and applied to the maps once per distinct
-        // key, not once per matching pair (a load generator's identical requests match every
-        // backend request in the window). Keys keep their first-occurrence order, so the maps
-        // receive them in the order one update per pair would give. Applied early when a list
-        // grows past `GATHER`, so that looking a key up here stays cheap.
-        const GATHER: usize = 32;
-        let mut m_clients: Vec<(IpAddr, u32)> = Vec::new();
-        let mut m_servers: Vec<(IpAddr, SocketAddr)> = Vec::new();
-        let mut m_opened: Vec<(IpAddr, u32)> = Vec::new();
-        let mut apply = |server: SocketAddr,
-                         m_clients: &mut Vec<(IpAddr, u32)>,
-                         m_servers: &mut Vec<(IpAddr, SocketAddr)>,
-                         m_opened: &mut Vec<(IpAddr, u32)>| {
-            for &(c, n) in m_opened.iter() {
-                *opened.entry((server, c)).or_default() += n;
-            }
-            if !m_clients.is_empty() {
-                let v = votes.entry(server).or_default();
-                for &(c, n) in m_clients.iter() {
-                    v.entry(c).or_default().0 += n;
-                }
-                for &(c, b) in m_servers.iter() {
-                    v.entry(c).or_default().1.insert(b);
-                }
-            }
-            m_clients.clear();
-            m_servers.clear();
-            m_opened.clear();
-        };
         for (i, r) in self.requests.iter().enumerate() {
             // Where the connections started after this request begin (found once per request).
             let mut lo: Option<usize> = None;
@@ -460,25 +431,18 @@ impl Collector {
                             .take_while(|st| st.2 <= r2.ts)
                             .any(|st| st.0 == r2.client && st.1 == r2.server)
                         {
-                            match m_opened.iter_mut().find(|(c, _)| *c == r2.client) {
-                                Some((_, n)) => *n += 1,
-                                None => m_opened.push((r2.client, 1)),
-                            }
+                            *opened.entry((r.server, r2.client)).or_default() += 1;
                         }
                     }
-                    match m_clients.iter_mut().find(|(c, _)| *c == r2.client) {
-                        Some((_, n)) => *n += 1,
-                        None => m_clients.push((r2.client, 1)),
-                    }
-                    if !m_servers.contains(&(r2.client, r2.server)) {
-                        m_servers.push((r2.client, r2.server));
-                    }
-                    if m_clients.len().max(m_servers.len()).max(m_opened.len()) > GATHER {
-                        apply(r.server, &mut m_clients, &mut m_servers, &mut m_opened);
-                    }
+                    let e = votes
+                        .entry(r.server)
+                        .or_default()
+                        .entry(r2.client)
+                        .or_default();
+                    e.0 += 1;
+                    e.1.insert(r2.server);
                 }
             }
-            apply(r.server, &mut m_clients, &mut m_servers, &mut m_opened);
         }
         (votes, opened)
     }
