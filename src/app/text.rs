@@ -63,11 +63,6 @@ impl ShortText {
         }
     }
 
-    /// `b` as text, invalid UTF-8 replaced by U+FFFD (as `String::from_utf8_lossy`).
-    pub fn from_utf8_lossy(b: &[u8]) -> ShortText {
-        String::from_utf8_lossy(b).into()
-    }
-
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Inline { len, bytes } => {
@@ -270,7 +265,7 @@ mod tests {
                 ShortText::new(&s),
                 ShortText::from(s.as_str()),
                 ShortText::from(s.clone()),
-                ShortText::from_utf8_lossy(s.as_bytes()),
+                ShortText::from(String::from_utf8_lossy(s.as_bytes())),
             ] {
                 assert_eq!(t.as_str(), s, "round trip of {:?}", s);
                 assert_eq!(t.len(), s.len());
@@ -309,7 +304,7 @@ mod tests {
             inputs.push([vec![b'a'; n], b"\xff".to_vec()].concat());
         }
         for b in &inputs {
-            let t = ShortText::from_utf8_lossy(b);
+            let t = ShortText::from(String::from_utf8_lossy(b));
             let s = String::from_utf8_lossy(b);
             assert_eq!(t, *s);
             assert_eq!(t.is_inline(), s.len() <= INLINE);
