@@ -293,6 +293,111 @@ impl std::fmt::Debug for History {
     }
 }
 
+/// A finished connection's history letters, kept in place (at most `HISTORY_MAX` ASCII bytes):
+/// a `String` here cost an allocation on the tracker's thread and a free on the other one per
+/// connection. Reads, compares, prints and serializes as a `str`.
+#[derive(Clone, Copy)]
+pub struct HistoryText {
+    buf: [u8; HISTORY_MAX],
+    len: u8,
+}
+
+impl HistoryText {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("")
+    }
+}
+
+impl Default for HistoryText {
+    fn default() -> Self {
+        HistoryText {
+            buf: [0; HISTORY_MAX],
+            len: 0,
+        }
+    }
+}
+
+impl From<&History> for HistoryText {
+    fn from(h: &History) -> Self {
+        HistoryText {
+            buf: h.buf,
+            len: h.len,
+        }
+    }
+}
+
+/// Its first `HISTORY_MAX` bytes, cut at a character boundary (the tracker writes only ASCII).
+impl From<&str> for HistoryText {
+    fn from(s: &str) -> Self {
+        let mut end = s.len().min(HISTORY_MAX);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut t = HistoryText::default();
+        t.buf[..end].copy_from_slice(&s.as_bytes()[..end]);
+        t.len = end as u8;
+        t
+    }
+}
+
+impl std::ops::Deref for HistoryText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for HistoryText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for HistoryText {}
+
+/// Ordered as its text (rows sort by it).
+impl PartialOrd for HistoryText {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for HistoryText {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialEq<&str> for HistoryText {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<str> for HistoryText {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl std::fmt::Display for HistoryText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for HistoryText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for HistoryText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::EndpointState::*;

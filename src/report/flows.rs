@@ -6,7 +6,7 @@
 //! rather than by the capture's size. The table is streamed too, in pages of `TABLE_PAGE` rows
 //! (each page is its own table with its header; the summary line then comes last).
 
-use crate::flow::{Direction, FlowSummary};
+use crate::flow::{Direction, FlowSummary, HistoryText};
 use crate::time::{human_duration, Timestamp};
 use serde::Serialize;
 use std::cmp::Reverse;
@@ -25,7 +25,7 @@ pub struct FlowRow {
     pub orig: String,
     pub resp: String,
     pub conn_state: &'static str,
-    pub history: String,
+    pub history: HistoryText,
     pub orig_pkts: u64,
     pub resp_pkts: u64,
     pub orig_bytes: u64,
@@ -89,7 +89,7 @@ impl FlowRow {
             orig: s.orig.to_string(),
             resp: s.resp.to_string(),
             conn_state: s.conn_state.name(),
-            history: s.history.clone(),
+            history: s.history,
             orig_pkts: o.pkts,
             resp_pkts: r.pkts,
             orig_bytes: o.bytes,
@@ -311,7 +311,7 @@ pub fn conn_log_line(row: &FlowRow) -> String {
     let history = if row.history.is_empty() {
         "-".to_string()
     } else {
-        row.history.clone()
+        row.history.to_string()
     };
     [
         ts,
@@ -526,7 +526,7 @@ pub fn table(rows: &mut [FlowRow], color: bool, width: usize) -> String {
             Cell::new(&r.orig),
             Cell::new(&r.resp),
             state,
-            Cell::new(&r.history),
+            Cell::new(r.history),
             Cell::new(format!("{}/{}", r.orig_pkts, r.resp_pkts))
                 .set_alignment(CellAlignment::Right),
             Cell::new(format!("{}/{}", r.orig_bytes, r.resp_bytes))
