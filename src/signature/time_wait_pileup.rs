@@ -8,7 +8,8 @@
 //! (the kernel ended that TIME_WAIT to allow the reuse; the tracker says when the replaced
 //! connection closed and which side held it); the peak is the largest number of overlapping
 //! intervals, not the number of distinct 4-tuples. Summaries arrive in the order connections
-//! finish, not in close order, so closes wait in a heap `REORDER_NS` behind the latest close
+//! finish, not in close order, so closes wait `REORDER_NS` behind the latest close (in a FIFO
+//! when they arrive in time order, nearly always; in a heap otherwise)
 //! before the sweep applies them (a later one counts from the sweep's time); every TIME_WAIT
 //! lasts the same, so the ends of applied closes wait in a FIFO of 8-byte times: memory is
 //! about 8 bytes per socket in TIME_WAIT plus the closes of `REORDER_NS`.
@@ -61,19 +62,67 @@ struct Key {
     holder_is_client: bool,
 }
 
+/// A min-queue for values that arrive nearly in order: those not below the last in-order one
+/// wait in a FIFO, only the others pay for the heap.
+#[derive(Clone, Debug)]
+struct MinQueue<T> {
+    fifo: VecDeque<T>,
+    heap: BinaryHeap<Reverse<T>>,
+}
+
+impl<T> Default for MinQueue<T> {
+    fn default() -> Self {
+        MinQueue {
+            fifo: VecDeque::new(),
+            heap: BinaryHeap::new(),
+        }
+    }
+}
+
+impl<T: Ord + Copy> MinQueue<T> {
+    fn push(&mut self, x: T) {
+        if self.fifo.back().is_none_or(|b| *b <= x) {
+            self.fifo.push_back(x);
+        } else {
+            self.heap.push(Reverse(x));
+        }
+    }
+
+    fn peek(&self) -> Option<T> {
+        match (self.fifo.front(), self.heap.peek()) {
+            (Some(&a), Some(&Reverse(b))) => Some(a.min(b)),
+            (a, b) => a.copied().or(b.map(|r| r.0)),
+        }
+    }
+
+    fn pop(&mut self) -> Option<T> {
+        match (self.fifo.front(), self.heap.peek()) {
+            (Some(a), Some(Reverse(b))) if b < a => self.heap.pop().map(|r| r.0),
+            (Some(_), _) => self.fifo.pop_front(),
+            _ => self.heap.pop().map(|r| r.0),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.fifo.len() + self.heap.len()
+    }
+}
+
+/// A sweep event: (time, kind, frame file, frame number).
+type Event = (i64, u8, u16, u64);
+
 #[derive(Clone, Default)]
 struct Group {
-    /// Sweep events not yet applied: closes waiting out `REORDER_NS`, and the ends a
-    /// reuse or a late close scheduled: (time, kind, frame file, frame number).
-    events: BinaryHeap<Reverse<(i64, u8, u16, u64)>>,
-    /// Closes waiting out `REORDER_NS` that arrived in time order (nearly all): a FIFO, so
-    /// only the out-of-order ones pay for the heap.
-    in_order: VecDeque<(i64, u8, u16, u64)>,
+    /// Closes waiting out `REORDER_NS` (nearly all arrive in time order).
+    waiting: MinQueue<Event>,
+    /// The ends that reuses scheduled (at the reusing SYN), and the late closes with their ends.
+    reuse_ends: MinQueue<Event>,
+    late: MinQueue<Event>,
     /// TIME_WAIT ends of the closes applied so far, in time order (every socket holds it for
     /// the same time, and closes are applied in time order): 8 bytes per socket held.
     ends: VecDeque<i64>,
     /// Scheduled ends that a reuse made void (it ended that TIME_WAIT early): 8 bytes each.
-    cancelled: BinaryHeap<Reverse<i64>>,
+    cancelled: MinQueue<i64>,
     /// The sweep has applied every event up to this time.
     applied: i64,
     /// Sockets in TIME_WAIT after the events applied so far.
@@ -107,8 +156,9 @@ impl Group {
             // sorts first).
             let candidates = [
                 self.ends.front().map(|&e| (e, END, 0, 0)),
-                self.in_order.front().copied(),
-                self.events.peek().map(|r| r.0),
+                self.waiting.peek(),
+                self.reuse_ends.peek(),
+                self.late.peek(),
             ];
             let Some((source, ev)) = candidates
                 .iter()
@@ -127,19 +177,22 @@ impl Group {
                     self.ends.pop_front();
                 }
                 1 => {
-                    self.in_order.pop_front();
+                    self.waiting.pop();
+                }
+                2 => {
+                    self.reuse_ends.pop();
                 }
                 _ => {
-                    self.events.pop();
+                    self.late.pop();
                 }
             }
             self.applied = self.applied.max(t);
             if kind == END {
                 // Cancellations of ends that were never scheduled here are dropped.
-                while self.cancelled.peek().is_some_and(|c| c.0 < t) {
+                while self.cancelled.peek().is_some_and(|c| c < t) {
                     self.cancelled.pop();
                 }
-                if self.cancelled.peek().is_some_and(|c| c.0 == t) {
+                if self.cancelled.peek() == Some(t) {
                     self.cancelled.pop();
                 } else {
                     self.held -= 1;
@@ -216,8 +269,8 @@ impl TimeWaitTracker {
             // When the sweep already passed that TIME_WAIT's end (the reusing connection lived
             // long and finished late), the past is not revised.
             if end > g.applied {
-                g.events.push(Reverse((s, END, 0, 0)));
-                g.cancelled.push(Reverse(end));
+                g.reuse_ends.push((s, END, 0, 0));
+                g.cancelled.push(end);
             }
         }
         g.reuses += 1;
@@ -250,7 +303,13 @@ impl TimeWaitTracker {
             + self
                 .groups
                 .values()
-                .map(|g| g.ends.len() + g.events.len() + g.in_order.len() + g.cancelled.len())
+                .map(|g| {
+                    g.ends.len()
+                        + g.waiting.len()
+                        + g.reuse_ends.len()
+                        + g.late.len()
+                        + g.cancelled.len()
+                })
                 .sum::<usize>()
     }
 
@@ -276,17 +335,12 @@ impl TimeWaitTracker {
         let (file, number) = fin.map_or((0, 0), |fr| (fr.file, fr.number));
         let end = t.saturating_add(tw);
         if t > g.applied {
-            if g.in_order.back().is_none_or(|b| b.0 <= t) {
-                g.in_order.push_back((t, CLOSE, file, number));
-            } else {
-                g.events.push(Reverse((t, CLOSE, file, number)));
-            }
+            g.waiting.push((t, CLOSE, file, number));
         } else if end > g.applied {
             // Later than the sweep allows for: held from where the sweep is, to its own end
             // (a TIME_WAIT that ended before the sweep's time is not counted at all).
-            g.events
-                .push(Reverse((g.applied, LATE_CLOSE, file, number)));
-            g.events.push(Reverse((end, END, 0, 0)));
+            g.late.push((g.applied, LATE_CLOSE, file, number));
+            g.late.push((end, END, 0, 0));
         }
         g.closes += 1;
         if g.last_client != Some(f.orig.ip()) {
@@ -533,6 +587,43 @@ mod tests {
 
     const T0: i64 = 1_700_000_000_000_000_000;
     const TW_MS: i64 = 60_000;
+
+    /// `MinQueue` pops in the order a heap does, whatever share of its pushes arrive in order.
+    #[test]
+    fn min_queue_pops_like_a_heap() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for disorder in [0, 1, 10, 50, 100] {
+            let mut q = MinQueue::default();
+            let mut heap = BinaryHeap::new();
+            let mut t: i64 = 0;
+            for _ in 0..5000 {
+                if next() % 3 == 0 {
+                    assert_eq!(q.pop(), heap.pop().map(|r: Reverse<i64>| r.0));
+                } else {
+                    t += (next() % 5) as i64;
+                    let v = if (next() % 100) < disorder {
+                        t - (next() % 50) as i64
+                    } else {
+                        t
+                    };
+                    q.push(v);
+                    heap.push(Reverse(v));
+                }
+                assert_eq!(q.peek(), heap.peek().map(|r| r.0));
+                assert_eq!(q.len(), heap.len());
+            }
+            while let Some(Reverse(v)) = heap.pop() {
+                assert_eq!(q.pop(), Some(v));
+            }
+            assert_eq!(q.pop(), None);
+        }
+    }
 
     fn fr(n: u64, ms: i64) -> FrameRef {
         FrameRef {
