@@ -1221,26 +1221,28 @@ pub fn write_selected(
     Ok(map)
 }
 
+/// Every capture file (`.pcap`, `.pcapng`) under `dir`, recursively, appended to `out` (tests
+/// that run over all the captures there are).
+#[cfg(test)]
+pub(crate) fn capture_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            capture_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
+            out.push(p);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The mapped reader against libpcap, record by record.
 
     use super::*;
-
-    /// Every capture file under `dir` (recursively).
-    fn captures(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                captures(&p, out);
-            } else if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
-                out.push(p);
-            }
-        }
-    }
 
     /// What one reader yields: every frame's header and bytes, then the file's facts.
     fn read_all(path: &Path, libpcap: bool) -> Option<(Vec<String>, String)> {
@@ -1280,11 +1282,11 @@ mod tests {
     fn mapped_reader_matches_libpcap_on_every_capture() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut files = Vec::new();
-        captures(&root.join("captures"), &mut files);
-        captures(&root.join("tests"), &mut files);
+        capture_files(&root.join("captures"), &mut files);
+        capture_files(&root.join("tests"), &mut files);
         // The public corpus beside the checkout, when there is one (CI has it; a user's clone
         // does not, and the repository's captures above are enough for the test).
-        captures(&root.join("../shared/corpus"), &mut files);
+        capture_files(&root.join("../shared/corpus"), &mut files);
         assert!(files.len() > 20, "captures found: {}", files.len());
         let mut compared = 0;
         for p in &files {

@@ -125,6 +125,12 @@ fn be16(d: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]))
 }
 
+/// The big-endian u32 at `at` (the caller checked the length).
+#[inline]
+fn be32(d: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]])
+}
+
 /// Returns the network-layer bytes of a frame (starting at the IP header), or why not.
 pub fn network_layer(link: LinkType, data: &[u8]) -> Result<&[u8], Skip> {
     let (ethertype, off) = match link {
@@ -233,6 +239,57 @@ pub fn decode(link: LinkType, data: &[u8]) -> Decoded<'_> {
 }
 
 fn decode_ip(ip: &[u8]) -> Decoded<'_> {
+    match plain_ipv4_tcp(ip) {
+        Some(seg) => Decoded::Tcp(seg),
+        None => decode_ip_general(ip),
+    }
+}
+
+/// The common case read directly (etherparse's general slicing was 5 % of a connection-heavy
+/// capture's run): an unfragmented IPv4 packet (options allowed) whose protocol is TCP, with a
+/// total length and a TCP data offset that fit the captured bytes (Ethernet padding after the
+/// total length allowed). Anything else (IPv6, AH, fragments, a total length of 0 or beyond the
+/// capture, a short or cut TCP header) returns None and goes through `decode_ip_general`. The
+/// result is the one `decode_ip_general` gives: a test compares both on every frame of the
+/// repository's captures and on every frame with its header bytes mutated.
+#[inline]
+fn plain_ipv4_tcp(ip: &[u8]) -> Option<TcpSegment<'_>> {
+    let vihl = *ip.first()?;
+    let ihl = (vihl & 0x0f) as usize * 4;
+    if vihl >> 4 != 4 || ihl < 20 || ip.len() < ihl || ip[9] != 6 {
+        return None;
+    }
+    let total = be16(ip, 2)? as usize;
+    // More fragments, or a fragment offset: not this path.
+    if be16(ip, 6)? & 0x3fff != 0 || total < ihl + 20 || total > ip.len() {
+        return None;
+    }
+    let tcp = &ip[ihl..total];
+    let doff = (tcp[12] >> 4) as usize * 4;
+    if doff < 20 || doff > tcp.len() {
+        return None;
+    }
+    let payload = &tcp[doff..];
+    Some(TcpSegment {
+        src: IpAddr::V4(Ipv4Addr::from(be32(ip, 12))),
+        dst: IpAddr::V4(Ipv4Addr::from(be32(ip, 16))),
+        sport: u16::from_be_bytes([tcp[0], tcp[1]]),
+        dport: u16::from_be_bytes([tcp[2], tcp[3]]),
+        seq: be32(tcp, 4),
+        ack: be32(tcp, 8),
+        flags: tcp[13],
+        window: u16::from_be_bytes([tcp[14], tcp[15]]),
+        checksum: u16::from_be_bytes([tcp[16], tcp[17]]),
+        ip_id: Some(u16::from_be_bytes([ip[4], ip[5]])),
+        ttl: ip[8],
+        payload_len: payload.len() as u32,
+        payload,
+        truncated: false,
+    })
+}
+
+/// Any IP packet, through etherparse.
+fn decode_ip_general(ip: &[u8]) -> Decoded<'_> {
     let Ok(pkt) = LaxSlicedPacket::from_ip(ip) else {
         return Decoded::Skip(Skip::Malformed);
     };

@@ -783,3 +783,89 @@ fn skip_reason_names_are_stable() {
     assert_eq!(Skip::Fragment.name(), "ip-fragment");
     assert_eq!(Skip::Malformed.name(), "malformed");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The IPv4/TCP fast path against etherparse
+// ---------------------------------------------------------------------------------------------
+
+/// What both paths must agree on, field by field (`Decoded` has no `PartialEq`: its `Debug`
+/// prints every field, the payload bytes included).
+fn both(ip: &[u8]) -> (String, String, bool) {
+    let fast = plain_ipv4_tcp(ip);
+    let general = format!("{:?}", decode_ip_general(ip));
+    let taken = fast.is_some();
+    let via = format!("{:?}", decode_ip(ip));
+    (via, general, taken)
+}
+
+/// `decode_ip` (the fast path first) gives what etherparse's general slicing gives, on every
+/// frame of the repository's captures (and `../shared/corpus` when it is beside the checkout),
+/// and on each IPv4 frame with every header byte (IP and TCP) and the length cut in turn.
+#[test]
+fn plain_ipv4_tcp_agrees_with_etherparse_on_every_frame() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for d in ["captures", "tests", "../shared/corpus"] {
+        crate::capture::capture_files(&root.join(d), &mut files);
+    }
+    let (mut frames, mut fast, mut mutated, mut mutated_fast) = (0u64, 0u64, 0u64, 0u64);
+    for p in &files {
+        let Ok(mut set) = crate::capture::OfflineSet::open(std::slice::from_ref(p), None) else {
+            continue;
+        };
+        set.run(|fr| {
+            let Ok(ip) = network_layer(fr.link, fr.data) else {
+                return;
+            };
+            frames += 1;
+            let (via, general, taken) = both(ip);
+            assert_eq!(via, general, "{} frame {}", p.display(), fr.number);
+            fast += taken as u64;
+            // Mutations (up to a budget): every byte of the IP and TCP headers set to values
+            // that move the checked fields across their limits, then every shorter length.
+            if !taken || mutated > 400_000 {
+                return;
+            }
+            let hdr = ip.len().min((ip[0] & 0x0f) as usize * 4 + 60);
+            let mut m = ip.to_vec();
+            for i in 0..hdr {
+                for v in [
+                    0u8, 1, 4, 5, 6, 0x0f, 0x10, 0x20, 0x3f, 0x40, 0x45, 0x4f, 0x50, 0xff,
+                ] {
+                    let keep = m[i];
+                    m[i] = v;
+                    let (via, general, taken) = both(&m);
+                    assert_eq!(
+                        via,
+                        general,
+                        "{} frame {} byte {i} = {v:#x}",
+                        p.display(),
+                        fr.number
+                    );
+                    mutated += 1;
+                    mutated_fast += taken as u64;
+                    m[i] = keep;
+                }
+            }
+            for cut in 0..ip.len().min(hdr + 8) {
+                let (via, general, _) = both(&ip[..cut]);
+                assert_eq!(
+                    via,
+                    general,
+                    "{} frame {} cut at {cut}",
+                    p.display(),
+                    fr.number
+                );
+            }
+        });
+    }
+    assert!(frames > 10_000, "frames compared: {frames}");
+    assert!(
+        fast > 10_000,
+        "fast path taken for {fast} of {frames} frames"
+    );
+    assert!(
+        mutated_fast > 0 && mutated_fast < mutated,
+        "mutations: {mutated}, on the fast path: {mutated_fast}"
+    );
+}
