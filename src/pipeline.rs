@@ -116,6 +116,8 @@ struct SinkAdapter<O: Observer> {
     obs: O,
     segments: Segments,
     apps: Vec<Option<AppFlow>>,
+    /// Parsers of finished connections, for the next ones.
+    spares: crate::app::Spares,
     want_app: bool,
     max_pending_requests: usize,
 }
@@ -134,6 +136,7 @@ impl<O: Observer> SinkAdapter<O> {
             segments: obs.segments(),
             obs,
             apps: Vec::new(),
+            spares: Default::default(),
             max_pending_requests: tracker.max_pending_requests,
         }
     }
@@ -161,7 +164,10 @@ impl<O: Observer> FlowSink for SinkAdapter<O> {
                 .get_mut(slot)
                 .and_then(Option::take)
                 .filter(|a| a.flow == summary.id);
-            Some(a.map(AppFlow::finish).unwrap_or_default())
+            Some(
+                a.map(|a| a.finish_with(&mut self.spares))
+                    .unwrap_or_default(),
+            )
         } else {
             None
         };
@@ -186,7 +192,9 @@ impl<O: Observer> FlowSink for SinkAdapter<O> {
         }
         let app = a.as_mut().expect("just set");
         let obs = &mut self.obs;
-        app.event(ctx.dir, ctx.frame, ev, &mut |e| obs.app_event(ctx.flow, e));
+        app.event_with(ctx.dir, ctx.frame, ev, &mut self.spares, &mut |e| {
+            obs.app_event(ctx.flow, e)
+        });
     }
 }
 

@@ -17,8 +17,9 @@ const SNIFF_BYTES: usize = 8;
 /// Stream bytes per direction fingerprinted for passthrough pairing (a TLS ClientHello's first
 /// 64 bytes hold its 32-byte random: unique per connection).
 pub const FIRST_BYTES: usize = 64;
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+/// Start and multiplier of the first-bytes hash (`fingerprint`).
+const FP_SEED: u64 = 0xcbf2_9ce4_8422_2325;
+const FP_MUL: u64 = 0x9e37_79b9_7f4a_7c15;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -72,8 +73,10 @@ pub struct AppFlow {
     proto: Proto,
     sniff: [[u8; SNIFF_BYTES]; 2],
     sniff_len: [u8; 2],
-    /// Running FNV-1a over the first `FIRST_BYTES` bytes per direction, and how many so far.
+    /// Running hash over the first `FIRST_BYTES` bytes per direction (`fingerprint`), the bytes of
+    /// an unfinished 8-byte word, and how many bytes so far.
     first_hash: [u64; 2],
+    first_word: [u64; 2],
     first_len: [u16; 2],
     /// The fingerprint is complete (enough bytes, or a gap ended it).
     first_done: [bool; 2],
@@ -107,10 +110,23 @@ impl AppFlow {
         ev: StreamEvent<'_>,
         out: &mut impl FnMut(&AppEvent),
     ) {
+        self.event_with(dir, frame, ev, &mut Spares::default(), out)
+    }
+
+    /// `event`, taking a new HTTP parser from `spares` when the connection turns out to speak
+    /// HTTP.
+    pub fn event_with(
+        &mut self,
+        dir: Direction,
+        frame: FrameRef,
+        ev: StreamEvent<'_>,
+        spares: &mut Spares,
+        out: &mut impl FnMut(&AppEvent),
+    ) {
         match ev {
             StreamEvent::Data(b) => {
                 self.fingerprint(dir, b);
-                self.data(dir, frame, b);
+                self.data(dir, frame, b, spares);
                 for p in [
                     self.http.as_mut().map(|h| &mut h.events),
                     self.tls.as_mut().map(|t| &mut t.events),
@@ -149,7 +165,7 @@ impl AppFlow {
         }
     }
 
-    fn data(&mut self, dir: Direction, frame: FrameRef, b: &[u8]) {
+    fn data(&mut self, dir: Direction, frame: FrameRef, b: &[u8], spares: &mut Spares) {
         if self.proto == Proto::Unknown {
             let di = dir.idx();
             let have = self.sniff_len[di] as usize;
@@ -173,11 +189,7 @@ impl AppFlow {
                     self.proto = p;
                     match p {
                         Proto::Tls => self.tls = Some(Box::default()),
-                        Proto::Http => {
-                            self.http = Some(Box::new(http::HttpParser::with_max_pending(
-                                self.max_pending,
-                            )))
-                        }
+                        Proto::Http => self.http = Some(spares.http(self.max_pending)),
                         _ => return,
                     }
                     // Replay what was sniffed before this chunk, then the chunk.
@@ -215,23 +227,57 @@ impl AppFlow {
         }
     }
 
-    /// Feeds the first-bytes fingerprint (no allocation; stops after `FIRST_BYTES`).
+    /// Feeds the first-bytes fingerprint (no allocation; stops after `FIRST_BYTES`). The bytes
+    /// are hashed as little-endian 8-byte words (a word split across segments waits in
+    /// `first_word`), so that the hash does not depend on how the stream was segmented and costs
+    /// one multiplication per 8 bytes, not per byte.
     fn fingerprint(&mut self, dir: Direction, b: &[u8]) {
         let i = dir.idx();
         if self.first_done[i] {
             return;
         }
         if self.first_len[i] == 0 {
-            self.first_hash[i] = FNV_OFFSET;
+            self.first_hash[i] = FP_SEED;
+            self.first_word[i] = 0;
         }
         let take = (FIRST_BYTES - self.first_len[i] as usize).min(b.len());
-        for &c in &b[..take] {
-            self.first_hash[i] = (self.first_hash[i] ^ c as u64).wrapping_mul(FNV_PRIME);
+        let (mut h, mut w, mut len) = (self.first_hash[i], self.first_word[i], self.first_len[i]);
+        let mut rest = &b[..take];
+        while len % 8 != 0 && !rest.is_empty() {
+            w |= (rest[0] as u64) << (8 * (len % 8));
+            len += 1;
+            rest = &rest[1..];
+            if len % 8 == 0 {
+                h = fp_mix(h, w);
+                w = 0;
+            }
         }
-        self.first_len[i] += take as u16;
-        if self.first_len[i] as usize >= FIRST_BYTES {
+        let mut words = rest.chunks_exact(8);
+        for c in &mut words {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(c);
+            h = fp_mix(h, u64::from_le_bytes(word));
+            len += 8;
+        }
+        for (k, &c) in words.remainder().iter().enumerate() {
+            w |= (c as u64) << (8 * k);
+            len += 1;
+        }
+        (self.first_hash[i], self.first_word[i], self.first_len[i]) = (h, w, len);
+        if len as usize >= FIRST_BYTES {
             self.first_done[i] = true;
         }
+    }
+
+    /// The fingerprint of direction `i` so far: (hash, bytes hashed), None before any byte.
+    fn first_bytes(&self, i: usize) -> Option<(u64, u16)> {
+        let len = self.first_len[i];
+        let h = if len % 8 != 0 {
+            fp_mix(self.first_hash[i], self.first_word[i])
+        } else {
+            self.first_hash[i]
+        };
+        (len > 0).then_some((h, len))
     }
 
     /// Whether the connection waits for the server: an HTTP request without a response, a
@@ -260,29 +306,71 @@ impl AppFlow {
     /// mode judges still-open connections for time-based verdicts). Unlike `finish`, a body
     /// still being read is not called truncated and error bodies are not cut into snippets.
     pub fn peek(&self) -> AppSummary {
-        let fp =
-            |i: usize| (self.first_len[i] > 0).then_some((self.first_hash[i], self.first_len[i]));
         AppSummary {
-            first_bytes: [fp(0), fp(1)],
+            first_bytes: [self.first_bytes(0), self.first_bytes(1)],
             proto: self.proto,
             tls: self.tls.as_ref().map(|t| t.summary.clone()),
             http: self.http.as_ref().map(|h| h.peek()),
         }
     }
 
-    pub fn finish(mut self) -> AppSummary {
-        if let Some(h) = &mut self.http {
-            h.finish();
-        }
-        let fp =
-            |i: usize| (self.first_len[i] > 0).then_some((self.first_hash[i], self.first_len[i]));
+    pub fn finish(self) -> AppSummary {
+        self.finish_with(&mut Spares::default())
+    }
+
+    /// `finish`, giving the HTTP parser back to `spares` for a later connection.
+    pub fn finish_with(self, spares: &mut Spares) -> AppSummary {
         AppSummary {
-            first_bytes: [fp(0), fp(1)],
+            first_bytes: [self.first_bytes(0), self.first_bytes(1)],
             proto: self.proto,
             tls: self.tls.map(|t| t.summary),
-            http: self.http.map(|h| h.summary),
+            http: self.http.map(|mut h| {
+                h.finish();
+                let s = std::mem::take(&mut h.summary);
+                spares.put(h);
+                s
+            }),
         }
     }
+}
+
+/// HTTP parsers of finished connections, kept for the next ones (`AppFlow::event_with`,
+/// `AppFlow::finish_with`): a busy proxy's capture opens and closes thousands of connections a
+/// second, and each new parser was a kilobyte allocated, plus its event list, and freed soon
+/// after. A parser taken from here is reset to a new parser's state (`HttpParser::reset`);
+/// at most `MAX_SPARES` wait.
+#[derive(Default)]
+pub struct Spares {
+    // Boxed: an `AppFlow` holds its parser boxed, and the box itself is what is reused.
+    #[allow(clippy::vec_box)]
+    http: Vec<Box<http::HttpParser>>,
+}
+
+/// Parsers kept in `Spares` at most (a few suffice: one connection ends, another begins).
+const MAX_SPARES: usize = 16;
+
+impl Spares {
+    fn http(&mut self, max_pending: usize) -> Box<http::HttpParser> {
+        match self.http.pop() {
+            Some(mut h) => {
+                h.reset(max_pending);
+                h
+            }
+            None => Box::new(http::HttpParser::with_max_pending(max_pending)),
+        }
+    }
+
+    fn put(&mut self, h: Box<http::HttpParser>) {
+        if self.http.len() < MAX_SPARES {
+            self.http.push(h);
+        }
+    }
+}
+
+/// One step of the first-bytes hash: an 8-byte word mixed in (rotated so that every bit of the
+/// word reaches the high half of the state after the multiplication).
+fn fp_mix(h: u64, w: u64) -> u64 {
+    (h.rotate_left(26) ^ w).wrapping_mul(FP_MUL)
 }
 
 #[cfg(test)]

@@ -3171,3 +3171,88 @@ fn an_unanswered_client_hello_is_awaited_until_the_server_answers() {
     f.data(dir, &unhex(hex));
     assert!(!f.flow.awaiting_answer(), "the server's alert answers it");
 }
+
+/// The first-bytes fingerprint is the same however the stream was cut into segments (words
+/// split across segments wait for their last byte), covers exactly the first `FIRST_BYTES`
+/// bytes, and tells apart streams that differ in any one of them.
+#[test]
+fn first_bytes_fingerprint_ignores_segmentation_and_sees_every_byte() {
+    let stream: Vec<u8> = (0..100u32).map(|i| (i * 37 + 11) as u8).collect();
+    let fp = |cuts: &[usize], s: &[u8]| {
+        let mut f = AppFlow::new(1);
+        let mut at = 0;
+        for &c in cuts.iter().chain([s.len()].iter()) {
+            f.event(Orig, fr(1), StreamEvent::Data(&s[at..c]), &mut |_| {});
+            at = c;
+        }
+        f.finish().first_bytes[0]
+    };
+    let whole = fp(&[], &stream);
+    assert_eq!(whole.map(|w| w.1), Some(FIRST_BYTES as u16));
+    for piece in 1..=17 {
+        let cuts: Vec<usize> = (1..stream.len()).step_by(piece).collect();
+        assert_eq!(fp(&cuts, &stream), whole, "pieces of {piece}");
+    }
+    assert_eq!(fp(&[3, 4, 60, 63, 64, 65], &stream), whole);
+    // Every byte of the first 64 counts, none after them.
+    for i in 0..stream.len() {
+        let mut other = stream.clone();
+        other[i] ^= 0x80;
+        assert_eq!(fp(&[], &other) == whole, i >= FIRST_BYTES, "byte {i}");
+    }
+    // A shorter stream: its own length, and a prefix is not the whole.
+    for n in [1, 7, 8, 9, 33] {
+        let short = fp(&[], &stream[..n]);
+        assert_eq!(short.map(|s| s.1), Some(n as u16));
+        assert_eq!(fp(&[n / 2], &stream[..n]), short);
+        assert_ne!(short.map(|s| s.0), whole.map(|w| w.0));
+    }
+}
+
+/// A parser taken from `Spares` after a connection that ended in the middle of everything
+/// (pipelined requests waiting, a header block half buffered, a chunked body, a gap) behaves as
+/// a new one: the next connection's summary and events are those of a fresh `AppFlow`.
+#[test]
+fn spare_parsers_start_the_next_connection_afresh() {
+    let messy: &[(Direction, &[u8])] = &[
+        (Orig, b"GET /a HTTP/1.1\r\nHost: one\r\n\r\nGET /b HTTP/1.1\r\nHost: two\r\n\r\nPOST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345"),
+        (Resp, b"HTTP/1.1 502 Bad Gateway\r\nServer: s1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nerr"),
+        (Resp, b"or\r\n0\r\n\r\nHTTP/1.1 200 OK\r\nServer: s2\r\nContent-Len"),
+    ];
+    let next: &[(Direction, &[u8])] = &[
+        (Orig, b"GET /next HTTP/1.1\r\nHost: three\r\n\r\n"),
+        (
+            Resp,
+            b"HTTP/1.1 503 Unavailable\r\nContent-Length: 4\r\n\r\nbusy",
+        ),
+    ];
+    let feed = |f: &mut AppFlow, spares: &mut Spares, msgs: &[(Direction, &[u8])]| {
+        let mut events = Vec::new();
+        for (i, (dir, b)) in msgs.iter().enumerate() {
+            let ev = StreamEvent::Data(b);
+            f.event_with(*dir, fr(i as u64 + 1), ev, spares, &mut |e| events.push(*e));
+        }
+        f.event_with(Resp, fr(9), StreamEvent::Gap(3), spares, &mut |e| {
+            events.push(*e)
+        });
+        events
+    };
+    let mut spares = Spares::default();
+    let mut first = AppFlow::with_max_pending(1, 2);
+    feed(&mut first, &mut spares, messy);
+    let s = first.finish_with(&mut spares);
+    assert_eq!(s.http.as_ref().map(|h| h.requests), Some(3));
+    assert_eq!(spares.http.len(), 1, "the parser went back to the spares");
+
+    let mut reused = AppFlow::with_max_pending(2, 8);
+    let ev_reused = feed(&mut reused, &mut spares, next);
+    assert!(spares.http.is_empty(), "the spare parser was taken");
+    let mut fresh = AppFlow::with_max_pending(2, 8);
+    let ev_fresh = feed(&mut fresh, &mut Spares::default(), next);
+    assert_eq!(ev_reused, ev_fresh);
+    let (a, b) = (reused.finish(), fresh.finish());
+    assert_eq!(
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&b).unwrap()
+    );
+}
