@@ -125,12 +125,6 @@ fn be16(d: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]))
 }
 
-/// The big-endian u32 at `at` (the caller checked the length).
-#[inline]
-fn be32(d: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]])
-}
-
 /// Returns the network-layer bytes of a frame (starting at the IP header), or why not.
 pub fn network_layer(link: LinkType, data: &[u8]) -> Result<&[u8], Skip> {
     let (ethertype, off) = match link {
@@ -254,34 +248,36 @@ fn decode_ip(ip: &[u8]) -> Decoded<'_> {
 /// repository's captures and on every frame with its header bytes mutated.
 #[inline]
 fn plain_ipv4_tcp(ip: &[u8]) -> Option<TcpSegment<'_>> {
-    let vihl = *ip.first()?;
-    let ihl = (vihl & 0x0f) as usize * 4;
-    if vihl >> 4 != 4 || ihl < 20 || ip.len() < ihl || ip[9] != 6 {
+    // Fixed-size views of both headers: the field reads below need no bounds checks.
+    let h: &[u8; 20] = ip.get(..20)?.try_into().ok()?;
+    let ihl = (h[0] & 0x0f) as usize * 4;
+    if h[0] >> 4 != 4 || ihl < 20 || ip.len() < ihl || h[9] != 6 {
         return None;
     }
-    let total = be16(ip, 2)? as usize;
+    let total = u16::from_be_bytes([h[2], h[3]]) as usize;
     // More fragments, or a fragment offset: not this path.
-    if be16(ip, 6)? & 0x3fff != 0 || total < ihl + 20 || total > ip.len() {
+    if u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 || total < ihl + 20 || total > ip.len() {
         return None;
     }
     let tcp = &ip[ihl..total];
-    let doff = (tcp[12] >> 4) as usize * 4;
+    let t: &[u8; 20] = tcp.get(..20)?.try_into().ok()?;
+    let doff = (t[12] >> 4) as usize * 4;
     if doff < 20 || doff > tcp.len() {
         return None;
     }
     let payload = &tcp[doff..];
     Some(TcpSegment {
-        src: IpAddr::V4(Ipv4Addr::from(be32(ip, 12))),
-        dst: IpAddr::V4(Ipv4Addr::from(be32(ip, 16))),
-        sport: u16::from_be_bytes([tcp[0], tcp[1]]),
-        dport: u16::from_be_bytes([tcp[2], tcp[3]]),
-        seq: be32(tcp, 4),
-        ack: be32(tcp, 8),
-        flags: tcp[13],
-        window: u16::from_be_bytes([tcp[14], tcp[15]]),
-        checksum: u16::from_be_bytes([tcp[16], tcp[17]]),
-        ip_id: Some(u16::from_be_bytes([ip[4], ip[5]])),
-        ttl: ip[8],
+        src: IpAddr::V4(Ipv4Addr::from([h[12], h[13], h[14], h[15]])),
+        dst: IpAddr::V4(Ipv4Addr::from([h[16], h[17], h[18], h[19]])),
+        sport: u16::from_be_bytes([t[0], t[1]]),
+        dport: u16::from_be_bytes([t[2], t[3]]),
+        seq: u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
+        ack: u32::from_be_bytes([t[8], t[9], t[10], t[11]]),
+        flags: t[13],
+        window: u16::from_be_bytes([t[14], t[15]]),
+        checksum: u16::from_be_bytes([t[16], t[17]]),
+        ip_id: Some(u16::from_be_bytes([h[4], h[5]])),
+        ttl: h[8],
         payload_len: payload.len() as u32,
         payload,
         truncated: false,
