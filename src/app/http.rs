@@ -10,6 +10,7 @@
 //! resynchronise on the next message start (the request whose response was lost is forgotten,
 //! and `response_gap` is set so that no "no response byte" conclusion is drawn).
 
+use super::few::Few;
 use super::text::ShortText;
 use crate::flow::{Direction, FrameRef};
 use serde::Serialize;
@@ -75,7 +76,7 @@ pub struct HttpSummary {
     pub requests: u32,
     pub responses: u32,
     /// (status, count), at most `MAX_STATUS_KINDS` kinds.
-    pub status_counts: Vec<(u16, u32)>,
+    pub status_counts: Few<(u16, u32)>,
     /// Exchanges answered with 5xx (first `MAX_ERRORS`).
     pub errors: Vec<Exchange>,
     /// Requests with no response when the connection ended (the oldest first, at most
@@ -85,8 +86,8 @@ pub struct HttpSummary {
     /// unanswered requests were waiting: 0 means the server sent nothing at all.
     pub bytes_after_unanswered: u64,
     /// Hosts seen in requests (first few).
-    pub hosts: Vec<ShortText>,
-    pub servers: Vec<ShortText>,
+    pub hosts: Few<ShortText>,
+    pub servers: Few<ShortText>,
     /// A CONNECT tunnel was established (TLS follows inside).
     pub tunnel: bool,
     /// The response stream had a gap (bytes not captured): "no response byte" cannot be claimed.
@@ -798,7 +799,7 @@ impl HttpParser {
         // Copied only when it is new to the list (most requests repeat a host already there).
         if let Some(h) = &host {
             if self.summary.hosts.len() < 4 && !self.summary.hosts.contains(h) {
-                push_small(&mut self.summary.hosts, h.clone());
+                self.summary.hosts.push(h.clone());
             }
         }
         let r = Request {
@@ -851,7 +852,7 @@ impl HttpParser {
         }
         if let Some(s) = &server {
             if self.summary.servers.len() < 4 && !self.summary.servers.contains(s) {
-                push_small(&mut self.summary.servers, s.clone());
+                self.summary.servers.push(s.clone());
             }
         }
         // 1xx (except 101) are interim: the request stays pending.
@@ -873,7 +874,7 @@ impl HttpParser {
         {
             *n += 1;
         } else if self.summary.status_counts.len() < MAX_STATUS_KINDS {
-            push_small(&mut self.summary.status_counts, (status, 1));
+            self.summary.status_counts.push((status, 1));
         }
         let method: &str = request.as_ref().map_or("", |r| &r.method);
         let no_body =
