@@ -3200,12 +3200,18 @@ fn first_bytes_fingerprint_ignores_segmentation_and_sees_every_byte() {
         other[i] ^= 0x80;
         assert_eq!(fp(&[], &other) == whole, i >= FIRST_BYTES, "byte {i}");
     }
-    // A shorter stream: its own length, and a prefix is not the whole.
+    // A shorter stream (a word left unfinished): its own length, every byte of it counts, and a
+    // prefix is not the whole.
     for n in [1, 7, 8, 9, 33] {
         let short = fp(&[], &stream[..n]);
         assert_eq!(short.map(|s| s.1), Some(n as u16));
         assert_eq!(fp(&[n / 2], &stream[..n]), short);
         assert_ne!(short.map(|s| s.0), whole.map(|w| w.0));
+        for i in 0..n {
+            let mut other = stream[..n].to_vec();
+            other[i] ^= 0x80;
+            assert_ne!(fp(&[], &other), short, "{n} bytes, byte {i}");
+        }
     }
 }
 
