@@ -310,7 +310,12 @@ fn find_message_start(dir: Direction, b: &[u8]) -> Option<usize> {
 /// The first `MAX_FIELD` bytes of a field, invalid UTF-8 replaced (borrowed when valid, so that
 /// it can be joined to other text before anything is copied).
 fn lossy(b: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(&b[..b.len().min(MAX_FIELD)])
+    let b = &b[..b.len().min(MAX_FIELD)];
+    // Valid nearly always: `from_utf8` checks it faster than `from_utf8_lossy`'s chunking.
+    match std::str::from_utf8(b) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
+    }
 }
 
 fn text(b: &[u8]) -> ShortText {
@@ -357,8 +362,13 @@ fn header<'a>(hs: &'a [httparse::Header<'a>], name: &str) -> Option<&'a [u8]> {
 }
 
 fn content_length(hs: &[httparse::Header<'_>]) -> Option<u64> {
-    header(hs, "content-length")
-        .and_then(|v| std::str::from_utf8(v).ok())
+    let v = header(hs, "content-length")?;
+    // Plain digits (nearly always), read as they are; at most 19 cannot overflow a u64.
+    if (1..=19).contains(&v.len()) && v.iter().all(u8::is_ascii_digit) {
+        return Some(v.iter().fold(0, |n, &d| n * 10 + (d - b'0') as u64));
+    }
+    std::str::from_utf8(v)
+        .ok()
         .and_then(|s| s.trim().parse().ok())
 }
 
@@ -876,12 +886,13 @@ impl HttpParser {
         } else if self.summary.status_counts.len() < MAX_STATUS_KINDS {
             self.summary.status_counts.push((status, 1));
         }
-        let method: &str = request.as_ref().map_or("", |r| &r.method);
+        // Compared as bytes (a `ShortText` read as a `str` is checked for UTF-8 first).
+        let method: &[u8] = request.as_ref().map_or(b"", |r| r.method.as_bytes());
         let no_body =
-            method == "HEAD" || (100..200).contains(&status) || status == 204 || status == 304;
+            method == b"HEAD" || (100..200).contains(&status) || status == 204 || status == 304;
         let body = if no_body {
             Body::None
-        } else if method == "CONNECT" && (200..300).contains(&status) {
+        } else if method == b"CONNECT" && (200..300).contains(&status) {
             self.tunnel = true;
             self.summary.tunnel = true;
             Body::None
@@ -915,8 +926,8 @@ impl HttpParser {
         // (only a forward proxy receives those) or carries squid's `X-Squid-Error`.
         let forward = request.as_ref().is_some_and(|r| {
             r.method == "CONNECT"
-                || r.target.starts_with("http://")
-                || r.target.starts_with("https://")
+                || r.target.as_bytes().starts_with(b"http://")
+                || r.target.as_bytes().starts_with(b"https://")
         });
         if (status == 407 || (status == 403 && (forward || squid_error.is_some())))
             && self.summary.denied.len() < MAX_ERRORS
@@ -1085,5 +1096,60 @@ mod tests {
         assert!(p.iter().next().is_none());
         p.push_back(req(6));
         assert_eq!(frames(p.iter()), [6]);
+    }
+
+    /// The plain-digits path of `content_length` gives what parsing the trimmed text gives.
+    #[test]
+    fn content_length_digits_read_as_parsing_would() {
+        let general = |v: &[u8]| -> Option<u64> {
+            std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+        };
+        let values: [&[u8]; 14] = [
+            b"0",
+            b"5",
+            b"007",
+            b"1234567890123456789",
+            b"9999999999999999999",
+            b"18446744073709551615",
+            b"18446744073709551616",
+            b"00000000000000000001",
+            b"",
+            b" 42 ",
+            b"+5",
+            b"5a",
+            b"-1",
+            "\u{a0}7".as_bytes(),
+        ];
+        for v in values {
+            let hs = [httparse::Header {
+                name: "Content-Length",
+                value: v,
+            }];
+            assert_eq!(
+                content_length(&hs),
+                general(v),
+                "{:?}",
+                String::from_utf8_lossy(v)
+            );
+        }
+        for n in [
+            0u64,
+            1,
+            9,
+            10,
+            99,
+            1 << 40,
+            u64::MAX / 10,
+            999_999_999_999_999_999,
+        ] {
+            let v = n.to_string();
+            let hs = [httparse::Header {
+                name: "content-length",
+                value: v.as_bytes(),
+            }];
+            assert_eq!(content_length(&hs), Some(n));
+        }
     }
 }
