@@ -8,9 +8,9 @@
 //! (the kernel ended that TIME_WAIT to allow the reuse; the tracker says when the replaced
 //! connection closed and which side held it); the peak is the largest number of overlapping
 //! intervals, not the number of distinct 4-tuples. Summaries arrive in the order connections
-//! finish, not in close order, so closes wait `REORDER_NS` behind the latest close (in a FIFO
-//! when they arrive in time order, nearly always; in a heap otherwise)
-//! before the sweep applies them (a later one counts from the sweep's time); every TIME_WAIT
+//! finish, not in close order, so closes wait `REORDER_NS` behind the latest close before the
+//! sweep applies them (in a FIFO when they arrive in time order, nearly always; in a heap
+//! otherwise), and a later one counts from the sweep's time; every TIME_WAIT
 //! lasts the same, so the ends of applied closes wait in a FIFO of 8-byte times: memory is
 //! about 8 bytes per socket in TIME_WAIT plus the closes of `REORDER_NS`.
 //!
@@ -115,8 +115,9 @@ type Event = (i64, u8, u16, u64);
 struct Group {
     /// Closes waiting out `REORDER_NS` (nearly all arrive in time order).
     waiting: MinQueue<Event>,
-    /// The ends that reuses scheduled (at the reusing SYN), and the late closes with their ends.
+    /// The ends that reuses scheduled (at the reusing SYN).
     reuse_ends: MinQueue<Event>,
+    /// Closes that came after the sweep had passed their time, with their ends.
     late: MinQueue<Event>,
     /// TIME_WAIT ends of the closes applied so far, in time order (every socket holds it for
     /// the same time, and closes are applied in time order): 8 bytes per socket held.
