@@ -163,6 +163,60 @@ struct Req {
     answer: Option<(u16, Timestamp)>,
 }
 
+/// The requests (sorted by time) as request matching compares them: client address, server
+/// endpoint and method + target replaced by small ids, so that a pair is compared as numbers.
+struct Slim {
+    reqs: Vec<SlimReq>,
+    /// Client address of each client id.
+    clients: Vec<IpAddr>,
+    /// Server endpoint of each server id.
+    servers: Vec<SocketAddr>,
+}
+
+struct SlimReq {
+    ts: i64,
+    client: u32,
+    server: u32,
+    /// Method and target.
+    what: u32,
+    /// The response's status and time, when it was seen.
+    status: u16,
+    answer_ts: Option<i64>,
+}
+
+impl Slim {
+    fn of(requests: &[Req]) -> Slim {
+        let mut clients: FxHashMap<IpAddr, u32> = FxHashMap::default();
+        let mut servers: FxHashMap<SocketAddr, u32> = FxHashMap::default();
+        let mut whats: FxHashMap<(&str, &str), u32> = FxHashMap::default();
+        fn id<K: std::hash::Hash + Eq>(m: &mut FxHashMap<K, u32>, k: K) -> u32 {
+            let n = m.len() as u32;
+            *m.entry(k).or_insert(n)
+        }
+        let reqs = requests
+            .iter()
+            .map(|r| SlimReq {
+                ts: r.ts.0,
+                client: id(&mut clients, r.client),
+                server: id(&mut servers, r.server),
+                what: id(&mut whats, (&*r.method, &*r.target)),
+                status: r.answer.map_or(0, |a| a.0),
+                answer_ts: r.answer.map(|a| a.1 .0),
+            })
+            .collect();
+        fn by_id<K: Copy>(m: FxHashMap<K, u32>) -> Vec<K> {
+            let mut v: Vec<(u32, K)> = m.into_iter().map(|(k, i)| (i, k)).collect();
+            v.sort_unstable_by_key(|x| x.0);
+            v.into_iter().map(|x| x.1).collect()
+        }
+        Slim {
+            reqs,
+            clients: by_id(clients),
+            servers: by_id(servers),
+        }
+    }
+}
+
 /// "1 request", "3 requests".
 fn count(n: u32, what: &str) -> String {
     format!("{} {}{}", n, what, if n == 1 { "" } else { "s" })
@@ -394,55 +448,90 @@ impl Collector {
     /// Rule: request match. Returns, per front endpoint, the backend-side addresses its requests
     /// left from (matches, backends), and the (front, back address) pairs where a matched
     /// request's backend connection was opened on demand and its answer relayed.
+    ///
+    /// Every pair of requests less than `MATCH_WINDOW` apart is looked at, so on a busy proxy
+    /// (thousands of requests in a window) this is the inference's hot loop, and `live` runs it
+    /// at every verdict check: the pairs are compared as numbers (addresses and method + target
+    /// replaced by small ids), and one request's matches are gathered before they are counted
+    /// into the maps, in the order they were found (so the maps are built exactly as one insert
+    /// per match would build them).
     fn request_matches(&self) -> (TieMap, FxHashMap<(SocketAddr, IpAddr), u32>) {
+        let slim = Slim::of(&self.requests);
         let mut votes = TieMap::default();
         let mut opened: FxHashMap<(SocketAddr, IpAddr), u32> = FxHashMap::default();
-        for (i, r) in self.requests.iter().enumerate() {
+        // One request's matches: per backend-side address (client id), in the order first
+        // matched: (client id, matches, relayed-and-opened matches); and the (client id, server
+        // id) pairs seen, in order, for the backend sets.
+        let mut per_client: Vec<(u32, u32, u32)> = Vec::new();
+        let mut client_at: FxHashMap<u32, usize> = FxHashMap::default();
+        let mut servers: Vec<(u32, u32)> = Vec::new();
+        let mut server_seen: FxHashSet<(u32, u32)> = FxHashSet::default();
+        for (i, r) in slim.reqs.iter().enumerate() {
             // Where the connections started after this request begin (found once per request).
             let mut lo: Option<usize> = None;
-            for r2 in self.requests[i + 1..].iter() {
-                if r2.ts.nanos_since(r.ts) > MATCH_WINDOW {
+            // A proxy forwards a request while its client is still waiting for the answer: a
+            // "match" sent after the first request was answered is the client's next request
+            // (short think time), not a forwarded one. The requests are in time order, so the
+            // look stops at the answer, or at the end of the window if that comes first.
+            let until = r.answer_ts.map_or(i64::MAX, |ta| ta.saturating_sub(r.ts));
+            for (j, r2) in slim.reqs[i + 1..].iter().enumerate() {
+                let after = r2.ts.saturating_sub(r.ts);
+                if after > MATCH_WINDOW || after > until {
                     break;
                 }
-                // A proxy forwards a request while its client is still waiting for the answer:
-                // a "match" sent after the first request was answered is the client's next
-                // request (short think time), not a forwarded one.
-                let forwarded_in_time = r.answer.is_none_or(|(_, ta)| r2.ts <= ta);
-                if r2.client != r.client
-                    && r2.server != r.server
-                    && r2.method == r.method
-                    && r2.target == r.target
-                    && forwarded_in_time
-                {
-                    // A second hint from the same match: the answers match too — the backend
-                    // answered with the same status before the front did — and the backend
-                    // connection was opened after the client's request arrived (a proxy
-                    // connects on demand and relays the answer).
-                    let relayed = matches!(
-                        (r.answer, r2.answer),
-                        (Some((s1, t1)), Some((s2, t2))) if s1 == s2 && t2 <= t1
-                    );
-                    if relayed {
-                        let lo = *lo.get_or_insert_with(|| {
-                            self.starts.partition_point(|st| st.2 .0 < r.ts.0)
-                        });
-                        if self.starts[lo..]
-                            .iter()
-                            .take_while(|st| st.2 <= r2.ts)
-                            .any(|st| st.0 == r2.client && st.1 == r2.server)
-                        {
-                            *opened.entry((r.server, r2.client)).or_default() += 1;
-                        }
-                    }
-                    let e = votes
-                        .entry(r.server)
-                        .or_default()
-                        .entry(r2.client)
-                        .or_default();
-                    e.0 += 1;
-                    e.1.insert(r2.server);
+                if r2.client == r.client || r2.server == r.server || r2.what != r.what {
+                    continue;
+                }
+                let q2 = &self.requests[i + 1 + j];
+                // A second hint from the same match: the answers match too — the backend
+                // answered with the same status before the front did — and the backend
+                // connection was opened after the client's request arrived (a proxy
+                // connects on demand and relays the answer).
+                let relayed = matches!(
+                    (r.answer_ts, r2.answer_ts),
+                    (Some(t1), Some(t2)) if r.status == r2.status && t2 <= t1
+                );
+                let was_opened = relayed && {
+                    let lo =
+                        *lo.get_or_insert_with(|| self.starts.partition_point(|st| st.2 .0 < r.ts));
+                    self.starts[lo..]
+                        .iter()
+                        .take_while(|st| st.2 <= q2.ts)
+                        .any(|st| st.0 == q2.client && st.1 == q2.server)
+                };
+                let k = *client_at.entry(r2.client).or_insert_with(|| {
+                    per_client.push((r2.client, 0, 0));
+                    per_client.len() - 1
+                });
+                per_client[k].1 += 1;
+                per_client[k].2 += u32::from(was_opened);
+                if server_seen.insert((r2.client, r2.server)) {
+                    servers.push((r2.client, r2.server));
                 }
             }
+            if per_client.is_empty() {
+                continue;
+            }
+            let front = self.requests[i].server;
+            let v = votes.entry(front).or_default();
+            for &(c, n, o) in &per_client {
+                let ip = slim.clients[c as usize];
+                let e = v.entry(ip).or_default();
+                e.0 += n;
+                e.1.extend(
+                    servers
+                        .iter()
+                        .filter(|s| s.0 == c)
+                        .map(|s| slim.servers[s.1 as usize]),
+                );
+                if o > 0 {
+                    *opened.entry((front, ip)).or_default() += o;
+                }
+            }
+            per_client.clear();
+            client_at.clear();
+            servers.clear();
+            server_seen.clear();
         }
         (votes, opened)
     }
@@ -890,6 +979,118 @@ mod tests {
             })
         );
         assert_eq!(RoleAddr::parse("nonsense"), None);
+    }
+
+    /// The rule as written first: every pair in the window, one map insert per match.
+    fn request_matches_by_definition(
+        c: &Collector,
+    ) -> (TieMap, FxHashMap<(SocketAddr, IpAddr), u32>) {
+        let mut votes = TieMap::default();
+        let mut opened: FxHashMap<(SocketAddr, IpAddr), u32> = FxHashMap::default();
+        for (i, r) in c.requests.iter().enumerate() {
+            for r2 in c.requests[i + 1..].iter() {
+                if r2.ts.nanos_since(r.ts) > MATCH_WINDOW {
+                    break;
+                }
+                let forwarded_in_time = r.answer.is_none_or(|(_, ta)| r2.ts <= ta);
+                if r2.client != r.client
+                    && r2.server != r.server
+                    && r2.method == r.method
+                    && r2.target == r.target
+                    && forwarded_in_time
+                {
+                    let relayed = matches!(
+                        (r.answer, r2.answer),
+                        (Some((s1, t1)), Some((s2, t2))) if s1 == s2 && t2 <= t1
+                    );
+                    if relayed
+                        && c.starts.iter().any(|st| {
+                            st.2 >= r.ts && st.2 <= r2.ts && st.0 == r2.client && st.1 == r2.server
+                        })
+                    {
+                        *opened.entry((r.server, r2.client)).or_default() += 1;
+                    }
+                    let e = votes
+                        .entry(r.server)
+                        .or_default()
+                        .entry(r2.client)
+                        .or_default();
+                    e.0 += 1;
+                    e.1.insert(r2.server);
+                }
+            }
+        }
+        (votes, opened)
+    }
+
+    /// Maps as lists in iteration order: equal lists mean the maps were built alike.
+    type Listed = Vec<(SocketAddr, Vec<(IpAddr, u32, Vec<SocketAddr>)>)>;
+
+    fn in_order(t: &TieMap) -> Listed {
+        t.iter()
+            .map(|(f, v)| {
+                let inner = v
+                    .iter()
+                    .map(|(ip, (n, bs))| (*ip, *n, bs.iter().copied().collect()))
+                    .collect();
+                (*f, inner)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn request_matching_counts_every_pair_the_rule_defines() {
+        // Pseudo-random requests between few clients, servers and targets, close in time, with
+        // and without answers, and connection starts among them: the matching used by `infer`
+        // must build the same maps, in the same order, as one insert per matching pair.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let clients = ["10.0.0.1", "10.0.0.2", "10.0.9.9", "::1"];
+        let servers = ["10.0.0.1:80", "10.0.1.1:8080", "10.0.1.2:8080", "[::1]:81"];
+        let targets = ["/", "/a", "/b"];
+        let mut matched = 0;
+        for round in 0..200 {
+            let mut c = Collector::default();
+            let n = 5 + next(60);
+            // Spread: from requests all inside one window to requests far apart.
+            let spread = [2, 20, 80, 400][round % 4];
+            for _ in 0..n {
+                let ts = t(next(spread) as i64);
+                let client = ip(clients[next(4) as usize]);
+                let server = ep(servers[next(4) as usize]);
+                if next(3) == 0 {
+                    c.connection(SocketAddr::new(client, 40000), server, ts);
+                }
+                let answer = match next(3) {
+                    0 => None,
+                    _ => Some((
+                        [200, 502][next(2) as usize],
+                        t(ts.0 / NANOS_PER_MILLI + next(60) as i64),
+                    )),
+                };
+                let method = if next(5) == 0 { "POST" } else { "GET" };
+                let target = targets[next(3) as usize];
+                c.request_answered(client, server, method, target, ts, None, answer);
+            }
+            c.requests.sort_by_key(|r| r.ts);
+            c.starts.sort_by_key(|s| s.2);
+            let (v1, o1) = c.request_matches();
+            let (v2, o2) = request_matches_by_definition(&c);
+            assert_eq!(in_order(&v1), in_order(&v2), "votes, round {}", round);
+            let mut o1: Vec<_> = o1.into_iter().collect();
+            let mut o2: Vec<_> = o2.into_iter().collect();
+            o1.sort();
+            o2.sort();
+            assert_eq!(o1, o2, "opened, round {}", round);
+            matched += v2.values().map(|v| v.len()).sum::<usize>();
+        }
+        // The rounds do exercise matches (not only empty maps).
+        assert!(matched > 100, "{} matches", matched);
     }
 
     #[test]
