@@ -18,8 +18,8 @@
 //! the final report would say the same if the capture stopped then.
 //!
 //! Two threads: the capture thread reads libpcap (and writes `--write`), copies frames into
-//! batches of `BATCH_FRAMES` and sends them, with the ticks in between, through a queue of
-//! `QUEUE_BATCHES`; the calling thread analyses, concludes the snapshots and emits the events.
+//! batches of `BATCH_FRAMES` and sends them, with the ticks in between, through a queue bounded
+//! at `QUEUE_BYTES`; the calling thread analyses, concludes the snapshots and emits the events.
 //! Reading the kernel ring never waits for a snapshot, so a slow tick is absorbed by the queue
 //! and the kernel buffer instead of becoming kernel drops at once.
 //!
@@ -143,10 +143,23 @@ pub const SNAPSHOT_SPACING: u32 = 4;
 /// Frames per batch handed from the capture thread to the analysis thread.
 pub const BATCH_FRAMES: usize = 256;
 
-/// Batches queued between the two threads at most. When the analysis falls this far behind, the
-/// capture thread waits, the kernel buffer (`-B`) fills, and the kernel drops (counted, reported):
-/// memory stays bounded (about `QUEUE_BATCHES × BATCH_FRAMES × snaplen` bytes).
-pub const QUEUE_BATCHES: usize = 128;
+/// Bytes of batches (frame bytes as captured, plus their headers) handed to the analysis thread
+/// and not yet given back, at most. When the analysis falls this far behind, the capture thread
+/// waits, the kernel buffer (`-B`) fills, and the kernel drops (counted, reported).
+///
+/// The queue is bounded by bytes, not by frames, because that is where it beats the kernel
+/// ring: libpcap's ring (TPACKET_V2, which immediate mode uses) gives every frame a slot of the
+/// snaplen, about 2 KiB, so the default 32 MiB ring holds about 16 000 frames whatever their
+/// size, while a batch keeps each frame's captured bytes only. 64 MiB (the most the queue could
+/// hold when it was bounded at 128 batches of 256 full-snaplen frames) hold about 16 000 such
+/// frames too, but about 280 000 of a busy proxy's small ones (230 bytes each with headers, on
+/// capture B): close to a second of a 300 k packet/s burst, against 50 ms in the ring.
+pub const QUEUE_BYTES: usize = 64 << 20;
+
+/// Messages (batches and ticks) queued at most: a second bound that the byte bound reaches first
+/// (64 MiB of batches of 256 frames are at least 1 000 batches only for frames of 250 bytes or
+/// more).
+const QUEUE_MESSAGES: usize = 4096;
 
 /// One captured frame's header in a batch; its bytes are `data[off..off + caplen]`.
 struct FrameMeta {
@@ -196,6 +209,61 @@ impl Batch {
         self.meta.clear();
         self.data.clear();
     }
+
+    /// Memory the batch holds (its buffers' capacity), for `QUEUE_BYTES`.
+    fn bytes(&self) -> usize {
+        self.data.capacity() + self.meta.capacity() * std::mem::size_of::<FrameMeta>()
+    }
+}
+
+/// The capture thread's side of the queue: sends full batches, keeps the bytes of those not yet
+/// given back under a budget (`QUEUE_BYTES`), and reuses the batches that come back.
+struct Outbox {
+    link: LinkType,
+    budget: usize,
+    /// Bytes of the batches on the analysis side (sent, not yet given back).
+    outstanding: usize,
+    /// Batches given back, for reuse.
+    spare: Vec<Batch>,
+}
+
+impl Outbox {
+    fn new(link: LinkType, budget: usize) -> Outbox {
+        Outbox {
+            link,
+            budget,
+            outstanding: 0,
+            spare: Vec::new(),
+        }
+    }
+
+    fn take_back(&mut self, b: Batch) {
+        self.outstanding -= b.bytes();
+        self.spare.push(b);
+    }
+
+    /// Sends `batch` (leaving an empty one in its place), first waiting, while it would take the
+    /// batches on the analysis side over the budget, for batches to come back. One batch is
+    /// always let through, however large. False when the analysis side is gone.
+    fn send(
+        &mut self,
+        batch: &mut Batch,
+        tx: &std::sync::mpsc::SyncSender<Msg>,
+        back: &std::sync::mpsc::Receiver<Batch>,
+    ) -> bool {
+        while let Ok(b) = back.try_recv() {
+            self.take_back(b);
+        }
+        while self.outstanding > 0 && self.outstanding + batch.bytes() > self.budget {
+            match back.recv() {
+                Ok(b) => self.take_back(b),
+                Err(_) => return false,
+            }
+        }
+        let next = self.spare.pop().unwrap_or_else(|| Batch::new(self.link));
+        self.outstanding += batch.bytes();
+        tx.send(Msg::Frames(std::mem::replace(batch, next))).is_ok()
+    }
 }
 
 /// What the capture thread sends: frames, and the ticks in between (in capture order).
@@ -223,7 +291,7 @@ fn run_threads(
     use std::sync::atomic::Ordering::Relaxed;
     use std::sync::mpsc;
     let link = src.link();
-    let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE_BATCHES);
+    let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE_MESSAGES);
     // Emptied batches go back to the capture thread.
     let (back_tx, back_rx) = mpsc::channel::<Batch>();
     std::thread::scope(|scope| {
@@ -234,14 +302,11 @@ fn run_threads(
                 let mut packets = 0u64;
                 let mut sent_files = 0usize;
                 let mut last_files: Vec<PathBuf> = Vec::new();
+                let outbox = RefCell::new(Outbox::new(link, QUEUE_BYTES));
                 // A send fails only when the analysis side is gone (it stopped early): then
                 // the capture stops too.
                 let flush = |batch: &mut Batch, tx: &mpsc::SyncSender<Msg>| {
-                    if batch.meta.is_empty() {
-                        return true;
-                    }
-                    let next = back_rx.try_recv().unwrap_or_else(|_| Batch::new(link));
-                    tx.send(Msg::Frames(std::mem::replace(batch, next))).is_ok()
+                    batch.meta.is_empty() || outbox.borrow_mut().send(batch, tx, &back_rx)
                 };
                 let r = src.run(
                     stop,
@@ -559,4 +624,94 @@ pub fn run(
 /// Seconds as a Duration, for flags.
 pub fn secs(v: f64) -> Duration {
     Duration::from_nanos((v * NANOS_PER_SEC as f64) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    fn full_batch(frame: &[u8]) -> Batch {
+        let mut b = Batch::new(LinkType::Ethernet);
+        for n in 1..=BATCH_FRAMES as u64 {
+            b.push(&Frame {
+                file: 0,
+                number: n,
+                ts: Timestamp(0),
+                caplen: frame.len() as u32,
+                wire_len: frame.len() as u32,
+                link: LinkType::Ethernet,
+                data: frame,
+            });
+        }
+        b
+    }
+
+    /// Frames received so far, waiting until `want` arrive (or two seconds pass).
+    fn received(rx: &mpsc::Receiver<Msg>, got: &mut Vec<Batch>, want: usize) {
+        let until = Instant::now() + Duration::from_secs(2);
+        while got.len() < want && Instant::now() < until {
+            if let Ok(Msg::Frames(b)) = rx.recv_timeout(Duration::from_millis(10)) {
+                got.push(b);
+            }
+        }
+    }
+
+    #[test]
+    fn the_queue_holds_batches_up_to_its_byte_budget_and_waits_for_them_back() {
+        let one = full_batch(&[0u8; 200]).bytes();
+        // Room for three batches and a half.
+        let budget = one * 7 / 2;
+        let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE_MESSAGES);
+        let (back_tx, back_rx) = mpsc::channel::<Batch>();
+        let sender = std::thread::spawn(move || {
+            let mut out = Outbox::new(LinkType::Ethernet, budget);
+            for _ in 0..5 {
+                let mut b = full_batch(&[0u8; 200]);
+                assert!(out.send(&mut b, &tx, &back_rx));
+            }
+            out.spare.len()
+        });
+        let mut got = Vec::new();
+        received(&rx, &mut got, 4);
+        // The sender is now waiting: a fourth batch would exceed the budget.
+        std::thread::sleep(Duration::from_millis(200));
+        while let Ok(Msg::Frames(b)) = rx.try_recv() {
+            got.push(b);
+        }
+        assert_eq!(got.len(), 3, "batches let through before any came back");
+        assert!(!sender.is_finished());
+        // One back: one more through; then the rest.
+        let mut b = got.pop().unwrap();
+        b.clear();
+        back_tx.send(b).unwrap();
+        received(&rx, &mut got, 3);
+        assert_eq!(got.len(), 3);
+        for mut b in got.drain(..) {
+            b.clear();
+            back_tx.send(b).unwrap();
+        }
+        received(&rx, &mut got, 1);
+        assert_eq!(got.len(), 1);
+        // The batches given back were reused, not dropped.
+        assert!(sender.join().unwrap() >= 2);
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_budget_still_goes_through() {
+        let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE_MESSAGES);
+        let (_back_tx, back_rx) = mpsc::channel::<Batch>();
+        let mut out = Outbox::new(LinkType::Ethernet, 1);
+        let mut b = full_batch(&[7u8; 60]);
+        assert!(out.send(&mut b, &tx, &back_rx));
+        assert!(b.meta.is_empty(), "an empty batch is left in its place");
+        match rx.try_recv() {
+            Ok(Msg::Frames(b)) => {
+                assert_eq!(b.meta.len(), BATCH_FRAMES);
+                assert!(b.iter().all(|(_, d)| d == [7u8; 60]));
+            }
+            _ => panic!("nothing sent"),
+        }
+    }
 }
