@@ -62,8 +62,8 @@ struct Key {
     holder_is_client: bool,
 }
 
-/// A min-queue for values that arrive nearly in order: those not below the last in-order one
-/// wait in a FIFO, only the others pay for the heap.
+/// A min-queue for values that arrive nearly in order: they wait in a sorted FIFO (those a little
+/// out of order are inserted near its back), only the others pay for the heap.
 #[derive(Clone, Debug)]
 struct MinQueue<T> {
     fifo: VecDeque<T>,
@@ -79,12 +79,29 @@ impl<T> Default for MinQueue<T> {
     }
 }
 
+/// How far from the back of the FIFO a value slightly out of order is inserted into it (shifting
+/// at most this many values) instead of going to the heap: summaries finish a little out of close
+/// order all the time (capture B: about a third of the cancelled ends of 4-tuple reuses), and a
+/// heap of a minute of them costs a cache miss per level on every pop.
+const NEAR_BACK: usize = 16;
+
 impl<T: Ord + Copy> MinQueue<T> {
     fn push(&mut self, x: T) {
         if self.fifo.back().is_none_or(|b| *b <= x) {
             self.fifo.push_back(x);
-        } else {
-            self.heap.push(Reverse(x));
+            return;
+        }
+        // The FIFO stays sorted: x goes after the last value not above it, if that is near the
+        // back.
+        let n = self.fifo.len();
+        let near = self
+            .fifo
+            .range(n.saturating_sub(NEAR_BACK)..)
+            .rposition(|v| *v <= x);
+        match near {
+            Some(i) => self.fifo.insert(n.saturating_sub(NEAR_BACK) + i + 1, x),
+            None if n <= NEAR_BACK => self.fifo.push_front(x),
+            None => self.heap.push(Reverse(x)),
         }
     }
 
@@ -689,6 +706,8 @@ mod tests {
             x ^= x << 17;
             x
         };
+        // Values out of order inserted into the FIFO, and sent to the heap.
+        let (mut inserted, mut to_heap) = (0, 0);
         for disorder in [0, 1, 10, 50, 100] {
             let mut q = MinQueue::default();
             let mut heap = BinaryHeap::new();
@@ -703,8 +722,16 @@ mod tests {
                     } else {
                         t
                     };
+                    let (back, in_heap) = (q.fifo.back().copied(), q.heap.len());
                     q.push(v);
                     heap.push(Reverse(v));
+                    if back.is_some_and(|b| v < b) {
+                        if q.heap.len() > in_heap {
+                            to_heap += 1;
+                        } else {
+                            inserted += 1;
+                        }
+                    }
                 }
                 assert_eq!(q.peek(), heap.peek().map(|r| r.0));
                 assert_eq!(q.len(), heap.len());
@@ -714,6 +741,7 @@ mod tests {
             }
             assert_eq!(q.pop(), None);
         }
+        assert!(inserted > 1000 && to_heap > 100, "{} {}", inserted, to_heap);
     }
 
     fn fr(n: u64, ms: i64) -> FrameRef {
