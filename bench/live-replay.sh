@@ -11,7 +11,8 @@
 #
 # Needs root, tcpreplay, tcpdump. The namespace is removed on exit.
 # Environment: PROXYSCOPE=path (default target/release/proxyscope); LOOPS=N replays the file N
-# times (a long run: the RSS of `live` is sampled every second).
+# times (a long run: the RSS of `live` is sampled every second); RATE=N replays at N packets/s
+# (tcpreplay --pps) instead of at top speed.
 set -euo pipefail
 FILE=${1:?usage: $0 FILE [LIVE ARGS...]}
 shift
@@ -35,7 +36,9 @@ ip -n "$NS" link set cap mtu 9000 up
 ip netns exec "$NS" ethtool -K cap gro off >/dev/null 2>&1 || true
 
 replay() { # -> "packets rate"
-  ip netns exec "$NS" tcpreplay --topspeed --loop="${LOOPS:-1}" -i rpl "$FILE" >"$TMP/replay.txt" 2>&1
+  local speed=--topspeed
+  [ -n "${RATE:-}" ] && speed="--pps=$RATE"
+  ip netns exec "$NS" tcpreplay "$speed" --loop="${LOOPS:-1}" -i rpl "$FILE" >"$TMP/replay.txt" 2>&1
   local sent rate
   sent=$(awk '/Successful packets:/ {print $3}' "$TMP/replay.txt")
   rate=$(grep -o '[0-9.]* pps' "$TMP/replay.txt" | head -1)
