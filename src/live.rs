@@ -150,15 +150,17 @@ pub const BATCH_FRAMES: usize = 256;
 /// The queue is bounded by bytes, not by frames, because that is where it beats the kernel
 /// ring: libpcap's ring (TPACKET_V2, which immediate mode uses) gives every frame a slot of the
 /// snaplen, about 2 KiB, so the default 32 MiB ring holds about 16 000 frames whatever their
-/// size, while a batch keeps each frame's captured bytes only. 64 MiB (the most the queue could
-/// hold when it was bounded at 128 batches of 256 full-snaplen frames) hold about 16 000 such
-/// frames too, but about 280 000 of a busy proxy's small ones (230 bytes each with headers, on
-/// capture B): close to a second of a 300 k packet/s burst, against 50 ms in the ring.
+/// size, while a batch holds its frames' captured bytes in one buffer. A batch is charged its
+/// buffers' capacity: at least 74 KiB for 256 frames (a 64 KiB data buffer and the headers),
+/// more once it has grown for larger frames (it keeps that size when reused). So 64 MiB (the
+/// most the queue could hold when it was bounded at 128 batches of 256 full-snaplen frames) hold
+/// about 32 000 full-snaplen frames, and up to about 226 000 of a busy proxy's small ones (capture
+/// B's are under 256 bytes): most of a second of a 300 k packet/s burst, against 50 ms in the
+/// ring.
 pub const QUEUE_BYTES: usize = 64 << 20;
 
-/// Messages (batches and ticks) queued at most: a second bound that the byte bound reaches first
-/// (64 MiB of batches of 256 frames are at least 1 000 batches only for frames of 250 bytes or
-/// more).
+/// Messages (batches and ticks) queued at most: a second bound, above the byte bound's at most
+/// 885 batches (of the smallest size), so only a backlog of ticks could reach it.
 const QUEUE_MESSAGES: usize = 4096;
 
 /// One captured frame's header in a batch; its bytes are `data[off..off + caplen]`.
@@ -295,6 +297,9 @@ fn run_threads(
     // Emptied batches go back to the capture thread.
     let (back_tx, back_rx) = mpsc::channel::<Batch>();
     std::thread::scope(|scope| {
+        // Owned by this closure: if the analysis panics, unwinding drops them, so the capture
+        // thread's sends and waits fail (and it stops) instead of blocking the scope for ever.
+        let (rx, back_tx) = (rx, back_tx);
         let capture = std::thread::Builder::new()
             .name("capture".into())
             .spawn_scoped(scope, move || {
@@ -648,9 +653,9 @@ mod tests {
         b
     }
 
-    /// Frames received so far, waiting until `want` arrive (or two seconds pass).
+    /// Frames received so far, waiting until `want` arrive (or ten seconds pass: a loaded machine).
     fn received(rx: &mpsc::Receiver<Msg>, got: &mut Vec<Batch>, want: usize) {
-        let until = Instant::now() + Duration::from_secs(2);
+        let until = Instant::now() + Duration::from_secs(10);
         while got.len() < want && Instant::now() < until {
             if let Ok(Msg::Frames(b)) = rx.recv_timeout(Duration::from_millis(10)) {
                 got.push(b);
@@ -658,44 +663,64 @@ mod tests {
         }
     }
 
+    /// No more frames arrive within 200 ms (the sender is waiting).
+    fn nothing_more(rx: &mpsc::Receiver<Msg>) -> bool {
+        std::thread::sleep(Duration::from_millis(200));
+        rx.try_recv().is_err()
+    }
+
     #[test]
     fn the_queue_holds_batches_up_to_its_byte_budget_and_waits_for_them_back() {
-        let one = full_batch(&[0u8; 200]).bytes();
+        let frame = [0u8; 200];
+        let fill = move |b: &mut Batch| {
+            for n in 1..=BATCH_FRAMES as u64 {
+                b.push(&Frame {
+                    file: 0,
+                    number: n,
+                    ts: Timestamp(0),
+                    caplen: 200,
+                    wire_len: 200,
+                    link: LinkType::Ethernet,
+                    data: &frame,
+                });
+            }
+        };
+        let one = full_batch(&frame).bytes();
         // Room for three batches and a half.
         let budget = one * 7 / 2;
         let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE_MESSAGES);
         let (back_tx, back_rx) = mpsc::channel::<Batch>();
         let sender = std::thread::spawn(move || {
             let mut out = Outbox::new(LinkType::Ethernet, budget);
+            // As the capture thread does: the batch left in place is filled next.
+            let mut b = Batch::new(LinkType::Ethernet);
             for _ in 0..5 {
-                let mut b = full_batch(&[0u8; 200]);
+                fill(&mut b);
                 assert!(out.send(&mut b, &tx, &back_rx));
             }
-            out.spare.len()
         });
         let mut got = Vec::new();
-        received(&rx, &mut got, 4);
-        // The sender is now waiting: a fourth batch would exceed the budget.
-        std::thread::sleep(Duration::from_millis(200));
-        while let Ok(Msg::Frames(b)) = rx.try_recv() {
-            got.push(b);
-        }
+        received(&rx, &mut got, 3);
         assert_eq!(got.len(), 3, "batches let through before any came back");
-        assert!(!sender.is_finished());
-        // One back: one more through; then the rest.
-        let mut b = got.pop().unwrap();
-        b.clear();
-        back_tx.send(b).unwrap();
+        assert!(nothing_more(&rx), "a fourth batch went over the budget");
+        // One back: the fourth goes through, the fifth waits.
+        let mut first = got.remove(0);
+        let reused = first.data.as_ptr();
+        first.clear();
+        back_tx.send(first).unwrap();
         received(&rx, &mut got, 3);
         assert_eq!(got.len(), 3);
+        assert!(nothing_more(&rx), "a fifth batch went over the budget");
         for mut b in got.drain(..) {
             b.clear();
             back_tx.send(b).unwrap();
         }
         received(&rx, &mut got, 1);
         assert_eq!(got.len(), 1);
-        // The batches given back were reused, not dropped.
-        assert!(sender.join().unwrap() >= 2);
+        sender.join().unwrap();
+        // The fifth batch was filled in the buffer given back first: reused, not reallocated.
+        assert_eq!(got[0].data.as_ptr(), reused);
+        assert_eq!(got[0].meta.len(), BATCH_FRAMES);
     }
 
     #[test]

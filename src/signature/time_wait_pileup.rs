@@ -9,8 +9,8 @@
 //! connection closed and which side held it); the peak is the largest number of overlapping
 //! intervals, not the number of distinct 4-tuples. Summaries arrive in the order connections
 //! finish, not in close order, so closes wait `REORDER_NS` behind the latest close before the
-//! sweep applies them (in a FIFO when they arrive in time order, nearly always; in a heap
-//! otherwise), and a later one counts from the sweep's time; every TIME_WAIT
+//! sweep applies them (in a sorted FIFO when they arrive in time order or nearly, as they do
+//! almost always; in a heap otherwise), and a later one counts from the sweep's time; every TIME_WAIT
 //! lasts the same, so the ends of applied closes wait in a FIFO of 8-byte times: memory is
 //! about 8 bytes per socket in TIME_WAIT plus the closes of `REORDER_NS`.
 //!

@@ -449,19 +449,20 @@ impl Collector {
     /// left from (matches, backends), and the (front, back address) pairs where a matched
     /// request's backend connection was opened on demand and its answer relayed.
     ///
-    /// Every pair of requests less than `MATCH_WINDOW` apart is looked at, so on a busy proxy
-    /// (thousands of requests in a window) this is the inference's hot loop, and `live` runs it
-    /// at every verdict check: the pairs are compared as numbers (addresses and method + target
+    /// Every pair of requests less than `MATCH_WINDOW` apart (up to the first one's answer) is
+    /// looked at, so on a busy proxy (thousands of requests in a window) this is the
+    /// inference's hot loop, and `live` runs it at every verdict check: the pairs are compared as numbers (addresses and method + target
     /// replaced by small ids), and one request's matches are gathered before they are counted
-    /// into the maps, in the order they were found (so the maps are built exactly as one insert
-    /// per match would build them).
+    /// into the maps, in the order they were found (so `votes` is built exactly as one insert
+    /// per match would build it; `opened`, only ever looked up, may get its keys in another
+    /// order).
     fn request_matches(&self) -> (TieMap, FxHashMap<(SocketAddr, IpAddr), u32>) {
         let slim = Slim::of(&self.requests);
         let mut votes = TieMap::default();
         let mut opened: FxHashMap<(SocketAddr, IpAddr), u32> = FxHashMap::default();
         // One request's matches: per backend-side address (client id), in the order first
-        // matched: (client id, matches, relayed-and-opened matches); and the (client id, server
-        // id) pairs seen, in order, for the backend sets.
+        // matched: (client id, matches, relayed-and-opened matches); and the backends seen,
+        // in order, as (index in `per_client`, server id), for the backend sets.
         let mut per_client: Vec<(u32, u32, u32)> = Vec::new();
         let mut client_at: FxHashMap<u32, usize> = FxHashMap::default();
         let mut servers: Vec<(u32, u32)> = Vec::new();
@@ -506,24 +507,24 @@ impl Collector {
                 per_client[k].1 += 1;
                 per_client[k].2 += u32::from(was_opened);
                 if server_seen.insert((r2.client, r2.server)) {
-                    servers.push((r2.client, r2.server));
+                    servers.push((k as u32, r2.server));
                 }
             }
             if per_client.is_empty() {
                 continue;
             }
+            // Each address's backends together, in the order they were found (a stable sort).
+            servers.sort_by_key(|s| s.0);
+            let mut sv = servers.iter().peekable();
             let front = self.requests[i].server;
             let v = votes.entry(front).or_default();
-            for &(c, n, o) in &per_client {
+            for (k, &(c, n, o)) in per_client.iter().enumerate() {
                 let ip = slim.clients[c as usize];
                 let e = v.entry(ip).or_default();
                 e.0 += n;
-                e.1.extend(
-                    servers
-                        .iter()
-                        .filter(|s| s.0 == c)
-                        .map(|s| slim.servers[s.1 as usize]),
-                );
+                while let Some(s) = sv.next_if(|s| s.0 as usize == k) {
+                    e.1.insert(slim.servers[s.1 as usize]);
+                }
                 if o > 0 {
                     *opened.entry((front, ip)).or_default() += o;
                 }
