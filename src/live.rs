@@ -637,8 +637,8 @@ mod tests {
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
-    fn full_batch(frame: &[u8]) -> Batch {
-        let mut b = Batch::new(LinkType::Ethernet);
+    /// Adds `BATCH_FRAMES` copies of `frame` to `b`.
+    fn fill(b: &mut Batch, frame: &[u8]) {
         for n in 1..=BATCH_FRAMES as u64 {
             b.push(&Frame {
                 file: 0,
@@ -650,6 +650,11 @@ mod tests {
                 data: frame,
             });
         }
+    }
+
+    fn full_batch(frame: &[u8]) -> Batch {
+        let mut b = Batch::new(LinkType::Ethernet);
+        fill(&mut b, frame);
         b
     }
 
@@ -672,19 +677,6 @@ mod tests {
     #[test]
     fn the_queue_holds_batches_up_to_its_byte_budget_and_waits_for_them_back() {
         let frame = [0u8; 200];
-        let fill = move |b: &mut Batch| {
-            for n in 1..=BATCH_FRAMES as u64 {
-                b.push(&Frame {
-                    file: 0,
-                    number: n,
-                    ts: Timestamp(0),
-                    caplen: 200,
-                    wire_len: 200,
-                    link: LinkType::Ethernet,
-                    data: &frame,
-                });
-            }
-        };
         let one = full_batch(&frame).bytes();
         // Room for three batches and a half.
         let budget = one * 7 / 2;
@@ -695,7 +687,7 @@ mod tests {
             // As the capture thread does: the batch left in place is filled next.
             let mut b = Batch::new(LinkType::Ethernet);
             for _ in 0..5 {
-                fill(&mut b);
+                fill(&mut b, &frame);
                 assert!(out.send(&mut b, &tx, &back_rx));
             }
         });

@@ -59,8 +59,8 @@ pub const READ_TIMEOUT_MS: i32 = 100;
 /// capture waits this long before looking again instead of waking at the next packet. A busy
 /// interface then costs one or two wake-ups per millisecond rather than one every few packets
 /// (on a 300 k packet/s replay: 90 k wake-ups of the capture thread for 1 M packets, a third of
-/// its time), and delivery is at most a millisecond later. The kernel ring holds more than that: at
-/// the default buffer and snaplen, about 16 000 frames, 16 million packets per second.
+/// its time), and delivery is at most a millisecond later. The kernel ring holds more than that:
+/// at the default buffer and snaplen, about 16 000 frames, 16 million packets per second.
 pub const GATHER: Duration = Duration::from_millis(1);
 
 /// The clock is read once per this many frames (and after every wait) to see whether a tick is

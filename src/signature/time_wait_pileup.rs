@@ -10,9 +10,9 @@
 //! intervals, not the number of distinct 4-tuples. Summaries arrive in the order connections
 //! finish, not in close order, so closes wait `REORDER_NS` behind the latest close before the
 //! sweep applies them (in a sorted FIFO when they arrive in time order or nearly, as they do
-//! almost always; in a heap otherwise), and a later one counts from the sweep's time; every TIME_WAIT
-//! lasts the same, so the ends of applied closes wait in a FIFO of 8-byte times: memory is
-//! about 8 bytes per socket in TIME_WAIT plus the closes of `REORDER_NS`.
+//! almost always; in a heap otherwise), and a later one counts from the sweep's time; every
+//! TIME_WAIT lasts the same, so the ends of applied closes wait in a FIFO of 8-byte times: memory
+//! is about 8 bytes per socket in TIME_WAIT plus the closes of `REORDER_NS`.
 //!
 //! Reported when the peak reaches `time_wait_threshold` (default 1000), or when a SYN reused a
 //! 4-tuple in TIME_WAIT. Ephemeral-port pressure is said only when the holder is the connecting
@@ -171,6 +171,29 @@ impl Group {
         }
     }
 
+    /// A close at `t` (its first FIN's frame): it waits for the sweep, or, when the sweep has
+    /// already passed `t`, it is held from the sweep's time to its own end (a TIME_WAIT that
+    /// ended before the sweep's time is not counted at all).
+    fn close(&mut self, t: i64, time_wait: i64, file: u16, number: u64) {
+        let end = t.saturating_add(time_wait);
+        if t > self.applied {
+            self.waiting.push((t, CLOSE, file, number));
+        } else if end > self.applied {
+            self.late.push((self.applied, LATE_CLOSE, file, number));
+            self.late.push((end, END, 0, 0));
+        }
+    }
+
+    /// A SYN at `syn` reused the 4-tuple of a TIME_WAIT that was to end at `end`: it ends at the
+    /// SYN instead. When the sweep already passed `end` (the reusing connection lived long and
+    /// finished late), the past is not revised.
+    fn cut_short(&mut self, syn: i64, end: i64) {
+        if end > self.applied {
+            self.reuse_ends.push((syn, END, 0, 0));
+            self.cancelled.push(end);
+        }
+    }
+
     /// Applies the events at or before `upto`, in time order, tracking the peak.
     fn drain(&mut self, upto: i64, time_wait: i64) {
         while self.step(upto, time_wait) {}
@@ -189,8 +212,8 @@ impl Group {
 
     /// Applies the earliest event if it is at or before `upto`; false when there is none.
     fn step(&mut self, upto: i64, time_wait: i64) -> bool {
-        // The earliest of the three sources; an end goes first at an equal time (`END`
-        // sorts first).
+        // The earliest of the four sources; an end goes first at an equal time (`END` sorts
+        // first).
         let candidates = [
             self.ends.front().map(|&e| (e, END, 0, 0)),
             self.waiting.peek(),
@@ -301,13 +324,7 @@ impl TimeWaitTracker {
             return;
         };
         if let Some((closed, _)) = held {
-            let end = closed.0.saturating_add(tw);
-            // When the sweep already passed that TIME_WAIT's end (the reusing connection lived
-            // long and finished late), the past is not revised.
-            if end > g.applied {
-                g.reuse_ends.push((s, END, 0, 0));
-                g.cancelled.push(end);
-            }
+            g.cut_short(s, closed.0.saturating_add(tw));
         }
         g.reuses += 1;
         // The earliest reuses in the capture (summaries arrive in the order connections finish).
@@ -369,15 +386,7 @@ impl TimeWaitTracker {
         let g = self.groups.entry(key).or_insert_with(Group::unswept);
         let fin = f.stats(first).first_fin;
         let (file, number) = fin.map_or((0, 0), |fr| (fr.file, fr.number));
-        let end = t.saturating_add(tw);
-        if t > g.applied {
-            g.waiting.push((t, CLOSE, file, number));
-        } else if end > g.applied {
-            // Later than the sweep allows for: held from where the sweep is, to its own end
-            // (a TIME_WAIT that ended before the sweep's time is not counted at all).
-            g.late.push((g.applied, LATE_CLOSE, file, number));
-            g.late.push((end, END, 0, 0));
-        }
+        g.close(t, tw, file, number);
         g.closes += 1;
         if g.last_client != Some(f.orig.ip()) {
             g.clients += 1;
@@ -647,22 +656,12 @@ mod tests {
                 // Mostly in order, sometimes from well behind the latest close.
                 let t = closes.last().map_or(0, |&c| c + next(6)) - next(4) * next(2) * 20;
                 latest = latest.max(t);
-                let end = t + tw;
-                if t > g.applied {
-                    g.waiting.push((t, CLOSE, 0, k as u64 + 1));
-                } else if end > g.applied {
-                    g.late.push((g.applied, LATE_CLOSE, 0, k as u64 + 1));
-                    g.late.push((end, END, 0, 0));
-                }
+                g.close(t, tw, 0, k as u64 + 1);
                 closes.push(t);
                 if next(5) == 0 {
                     // A SYN reusing the 4-tuple of an earlier close while it is held.
                     let c = closes[next(closes.len() as u64) as usize];
-                    let syn = c + 1 + next(tw as u64 - 1);
-                    if c + tw > g.applied && syn < c + tw {
-                        g.reuse_ends.push((syn, END, 0, 0));
-                        g.cancelled.push(c + tw);
-                    }
+                    g.cut_short(c + 1 + next(tw as u64 - 1), c + tw);
                 }
                 if next(round % 7 + 1) == 0 {
                     g.drain(latest - reorder, tw);
@@ -673,9 +672,7 @@ mod tests {
                 // them.
                 g.drain(latest + tw / 2, tw);
                 for k in 0..next(3 * n as u64) {
-                    let t = g.applied - next(tw as u64 - 1);
-                    g.late.push((g.applied, LATE_CLOSE, 1, k as u64 + 1));
-                    g.late.push((t + tw, END, 0, 0));
+                    g.close(g.applied - next(tw as u64 - 1), tw, 1, k as u64 + 1);
                 }
             }
             let mut full = g.clone();

@@ -165,12 +165,9 @@ struct Req {
 
 /// The requests (sorted by time) as request matching compares them: client address, server
 /// endpoint and method + target replaced by small ids, so that a pair is compared as numbers.
+/// The `i`-th is `Collector::requests[i]`.
 struct Slim {
     reqs: Vec<SlimReq>,
-    /// Client address of each client id.
-    clients: Vec<IpAddr>,
-    /// Server endpoint of each server id.
-    servers: Vec<SocketAddr>,
 }
 
 struct SlimReq {
@@ -204,16 +201,7 @@ impl Slim {
                 answer_ts: r.answer.map(|a| a.1 .0),
             })
             .collect();
-        fn by_id<K: Copy>(m: FxHashMap<K, u32>) -> Vec<K> {
-            let mut v: Vec<(u32, K)> = m.into_iter().map(|(k, i)| (i, k)).collect();
-            v.sort_unstable_by_key(|x| x.0);
-            v.into_iter().map(|x| x.1).collect()
-        }
-        Slim {
-            reqs,
-            clients: by_id(clients),
-            servers: by_id(servers),
-        }
+        Slim { reqs }
     }
 }
 
@@ -451,21 +439,21 @@ impl Collector {
     ///
     /// Every pair of requests less than `MATCH_WINDOW` apart (up to the first one's answer) is
     /// looked at, so on a busy proxy (thousands of requests in a window) this is the
-    /// inference's hot loop, and `live` runs it at every verdict check: the pairs are compared as numbers (addresses and method + target
-    /// replaced by small ids), and one request's matches are gathered before they are counted
-    /// into the maps, in the order they were found (so `votes` is built exactly as one insert
+    /// inference's hot loop, and `live` runs it at every verdict check: the pairs are compared
+    /// as numbers (addresses and method + target replaced by small ids), and one request's
+    /// matches are gathered before they are counted into the maps, in the order they were found (so `votes` is built exactly as one insert
     /// per match would build it; `opened`, only ever looked up, may get its keys in another
     /// order).
     fn request_matches(&self) -> (TieMap, FxHashMap<(SocketAddr, IpAddr), u32>) {
         let slim = Slim::of(&self.requests);
         let mut votes = TieMap::default();
         let mut opened: FxHashMap<(SocketAddr, IpAddr), u32> = FxHashMap::default();
-        // One request's matches: per backend-side address (client id), in the order first
-        // matched: (client id, matches, relayed-and-opened matches); and the backends seen,
-        // in order, as (index in `per_client`, server id), for the backend sets.
-        let mut per_client: Vec<(u32, u32, u32)> = Vec::new();
+        // One request's matches: per backend-side address, in the order first matched: (the
+        // first matching request, matches, relayed-and-opened matches); and the backends seen,
+        // in order, as (index in `per_client`, a request to it), for the backend sets.
+        let mut per_client: Vec<(usize, u32, u32)> = Vec::new();
         let mut client_at: FxHashMap<u32, usize> = FxHashMap::default();
-        let mut servers: Vec<(u32, u32)> = Vec::new();
+        let mut servers: Vec<(usize, usize)> = Vec::new();
         let mut server_seen: FxHashSet<(u32, u32)> = FxHashSet::default();
         for (i, r) in slim.reqs.iter().enumerate() {
             // Where the connections started after this request begin (found once per request).
@@ -483,7 +471,8 @@ impl Collector {
                 if r2.client == r.client || r2.server == r.server || r2.what != r.what {
                     continue;
                 }
-                let q2 = &self.requests[i + 1 + j];
+                let j = i + 1 + j;
+                let q2 = &self.requests[j];
                 // A second hint from the same match: the answers match too — the backend
                 // answered with the same status before the front did — and the backend
                 // connection was opened after the client's request arrived (a proxy
@@ -501,13 +490,13 @@ impl Collector {
                         .any(|st| st.0 == q2.client && st.1 == q2.server)
                 };
                 let k = *client_at.entry(r2.client).or_insert_with(|| {
-                    per_client.push((r2.client, 0, 0));
+                    per_client.push((j, 0, 0));
                     per_client.len() - 1
                 });
                 per_client[k].1 += 1;
                 per_client[k].2 += u32::from(was_opened);
                 if server_seen.insert((r2.client, r2.server)) {
-                    servers.push((k as u32, r2.server));
+                    servers.push((k, j));
                 }
             }
             if per_client.is_empty() {
@@ -518,12 +507,12 @@ impl Collector {
             let mut sv = servers.iter().peekable();
             let front = self.requests[i].server;
             let v = votes.entry(front).or_default();
-            for (k, &(c, n, o)) in per_client.iter().enumerate() {
-                let ip = slim.clients[c as usize];
+            for (k, &(first, n, o)) in per_client.iter().enumerate() {
+                let ip = self.requests[first].client;
                 let e = v.entry(ip).or_default();
                 e.0 += n;
-                while let Some(s) = sv.next_if(|s| s.0 as usize == k) {
-                    e.1.insert(slim.servers[s.1 as usize]);
+                while let Some(&(_, to)) = sv.next_if(|s| s.0 == k) {
+                    e.1.insert(self.requests[to].server);
                 }
                 if o > 0 {
                     *opened.entry((front, ip)).or_default() += o;
