@@ -278,6 +278,9 @@ struct Conn {
     /// The last `DUP_RING` segment fingerprints per direction (a packet seen at two vantage
     /// points may arrive interleaved with its neighbours).
     last_fp: [[Option<Fingerprint>; DUP_RING]; 2],
+    /// Where each direction's next fingerprint goes in `last_fp` (the oldest is overwritten;
+    /// the ring is searched whole, so its order does not matter).
+    fp_next: [u8; 2],
     last_data_from: Option<Direction>,
     /// Per-direction retransmitted-segment tracker, allocated on the first retransmission.
     retx: [Option<Box<RetxTracker>>; 2],
@@ -686,6 +689,7 @@ impl FlowTable {
             reused_in_time_wait: false,
             reused_close: None,
             last_fp: [[None; DUP_RING]; 2],
+            fp_next: [0; 2],
             last_data_from: None,
             retx: [None, None],
             last_advance: [None, None],
@@ -878,7 +882,7 @@ impl FlowTable {
             }
             _ => None,
         };
-        let mut summary = conn.summarize(reason);
+        let mut summary = conn.take_summary(reason);
         self.slab[idx as usize] = None;
         self.map.remove(&key);
         self.free.push(idx);
@@ -1212,8 +1216,9 @@ impl Conn {
                 && Fingerprint { ts: fr.ts, ..*p } == fp
         });
         if !duplicate {
-            self.last_fp[di].rotate_right(1);
-            self.last_fp[di][0] = Some(fp);
+            let next = &mut self.fp_next[di];
+            self.last_fp[di][*next as usize] = Some(fp);
+            *next = ((*next as usize + 1) % DUP_RING) as u8;
         }
         duplicate
     }
@@ -1436,7 +1441,16 @@ impl Conn {
     }
 
     fn summarize(&self, reason: EndReason) -> FlowSummary {
-        let [o, r] = self.dir.clone();
+        self.summary_with(self.dir.clone(), reason)
+    }
+
+    /// `summarize` for a connection being dropped: its counters are moved, not copied.
+    fn take_summary(&mut self, reason: EndReason) -> FlowSummary {
+        let dir = std::mem::take(&mut self.dir);
+        self.summary_with(dir, reason)
+    }
+
+    fn summary_with(&self, [o, r]: [DirStats; 2], reason: EndReason) -> FlowSummary {
         let history = HistoryText::from(&self.history);
         let conn_state = ConnState::compute(o.state, r.state, o.bytes, r.bytes, &history);
         let rtt_ns = match (self.last_syn, self.synack, self.handshake_ack) {
