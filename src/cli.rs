@@ -507,21 +507,26 @@ fn use_color() -> bool {
 /// Width of the terminal report: `COLUMNS` when set to a number, else the terminal's width when
 /// standard output is one, else `report::analyze::DEFAULT_WIDTH`.
 fn table_width() -> usize {
+    given_width().unwrap_or(report::analyze::DEFAULT_WIDTH)
+}
+
+/// `COLUMNS` when set to a number, else the terminal's width when standard output is one.
+fn given_width() -> Option<usize> {
     if let Some(n) = std::env::var("COLUMNS")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|n| *n > 0)
     {
-        return n;
+        return Some(n);
     }
     if std::io::stdout().is_terminal() {
         if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size() {
             if w > 0 {
-                return w as usize;
+                return Some(w as usize);
             }
         }
     }
-    report::analyze::DEFAULT_WIDTH
+    None
 }
 
 /// Runs the parsed command; returns the process exit code.
@@ -565,7 +570,7 @@ pub fn run(cli: Cli) -> Exit {
                 input,
                 format: Format::Table,
                 color: use_color(),
-                width: table_width(),
+                width: given_width(),
             };
             with_progress(cfg, |cfg| flows(cfg, format))
         }),

@@ -70,9 +70,9 @@ pub struct FlowsConfig {
     pub format: Format,
     /// Use colors (only on a terminal and without NO_COLOR).
     pub color: bool,
-    /// Width of the table in columns (the terminal's, `COLUMNS`, or
-    /// `report::analyze::DEFAULT_WIDTH`).
-    pub width: usize,
+    /// Width of the table in columns (`COLUMNS` or the terminal's); none on a pipe without
+    /// `COLUMNS` (rows are then never wrapped).
+    pub width: Option<usize>,
 }
 
 /// `proxyscope analyze`.

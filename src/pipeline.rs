@@ -1006,7 +1006,9 @@ fn replay<O: Observer>(b: &mut Batch, sink: &mut SinkAdapter<O>, front: &mut Opt
 
 /// Reads `set` on a reader thread and runs the back half on this one. The front runs on the
 /// reader thread when the observer wants the application layer (the parsers then balance the
-/// two threads), otherwise on this thread (the reader then only reads and decodes).
+/// two threads) or no segments (only finished connections cross, and the observer's work on
+/// each, such as formatting a `flows` row, balances the tracker); otherwise on this thread (the
+/// reader then only reads and decodes).
 fn run_reader_thread<O: Observer>(
     set: &mut OfflineSet,
     tracker: TrackerConfig,
@@ -1019,7 +1021,8 @@ fn run_reader_thread<O: Observer>(
     let streams = sink.want_app;
     let segments = sink.segments;
     let headers_only = !sink.obs.wants_frame_data();
-    let mut front_here = (!streams).then(|| Front::new(tracker, files));
+    let front_there = streams || segments == Segments::None;
+    let mut front_here = (!front_there).then(|| Front::new(tracker, files));
     use std::sync::mpsc::sync_channel;
     let (full_tx, full_rx) = sync_channel::<Batch>(QUEUE_BATCHES);
     // Emptied batches go back to the reader; this queue never fills (it can hold every batch).
@@ -1028,7 +1031,7 @@ fn run_reader_thread<O: Observer>(
         let reader = std::thread::Builder::new()
             .name("proxyscope-reader".into())
             .spawn_scoped(s, move || {
-                let mut front = streams.then(|| Front::new(tracker, files));
+                let mut front = front_there.then(|| Front::new(tracker, files));
                 let mut rec = Recorder {
                     b: Batch::new(),
                     full_tx,

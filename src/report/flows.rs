@@ -124,11 +124,123 @@ impl FlowRow {
     }
 }
 
+impl FlowRow {
+    /// Appends the row as `serde_json::to_writer` writes it, byte for byte (tested against it),
+    /// without serde's per-key escaping and number formatting machinery: `flows` writes
+    /// hundreds of thousands of rows.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"id\":");
+        json_uint(out, self.id);
+        out.extend_from_slice(b",\"orig\":");
+        json_str(out, &self.orig);
+        out.extend_from_slice(b",\"resp\":");
+        json_str(out, &self.resp);
+        out.extend_from_slice(b",\"conn_state\":");
+        json_str(out, self.conn_state);
+        out.extend_from_slice(b",\"history\":");
+        json_str(out, self.history.as_str());
+        for (k, v) in [
+            (&b",\"orig_pkts\":"[..], self.orig_pkts),
+            (b",\"resp_pkts\":", self.resp_pkts),
+            (b",\"orig_bytes\":", self.orig_bytes),
+            (b",\"resp_bytes\":", self.resp_bytes),
+            (b",\"retransmissions\":", self.retransmissions.into()),
+            (
+                b",\"fast_retransmissions\":",
+                self.fast_retransmissions.into(),
+            ),
+            (
+                b",\"spurious_retransmissions\":",
+                self.spurious_retransmissions.into(),
+            ),
+            (
+                b",\"max_segment_retransmits\":",
+                self.max_segment_retransmits.into(),
+            ),
+            (b",\"out_of_order\":", self.out_of_order.into()),
+            (b",\"capture_duplicates\":", self.capture_duplicates.into()),
+            (b",\"zero_windows\":", self.zero_windows.into()),
+            (b",\"syn_count\":", self.syn_count.into()),
+            (b",\"first_frame\":", self.first_frame),
+            (b",\"last_frame\":", self.last_frame),
+        ] {
+            out.extend_from_slice(k);
+            json_uint(out, v);
+        }
+        if let Some(f) = &self.file {
+            out.extend_from_slice(b",\"file\":");
+            json_str(out, f);
+        }
+        out.extend_from_slice(b",\"start\":");
+        json_str(out, &self.start);
+        out.extend_from_slice(b",\"duration\":");
+        json_value(out, &self.duration);
+        if let Some(rtt) = &self.rtt {
+            out.extend_from_slice(b",\"rtt\":");
+            json_value(out, rtt);
+        }
+        out.extend_from_slice(b",\"partial\":");
+        out.extend_from_slice(if self.partial { b"true" } else { b"false" });
+        if let Some(from) = self.rst_from {
+            out.extend_from_slice(b",\"rst_from\":");
+            json_str(out, from);
+        }
+        if let Some(frame) = self.rst_frame {
+            out.extend_from_slice(b",\"rst_frame\":");
+            json_uint(out, frame);
+        }
+        if let Some(from) = self.first_fin_from {
+            out.extend_from_slice(b",\"first_fin_from\":");
+            json_str(out, from);
+        }
+        out.extend_from_slice(b",\"port_reused\":");
+        out.extend_from_slice(if self.port_reused { b"true" } else { b"false" });
+        out.extend_from_slice(b",\"end_reason\":");
+        json_str(out, self.end_reason);
+        out.push(b'}');
+    }
+}
+
+/// `v` in decimal.
+fn json_uint(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// `s` as a JSON string: copied between quotes when nothing in it needs an escape, else
+/// escaped by serde_json.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        json_value(out, s);
+    }
+}
+
+/// Anything else as serde_json writes it.
+fn json_value<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    serde_json::to_writer(out, v).expect("writing JSON to memory");
+}
+
 /// Restores first-frame (id) order of rows that arrive in end order, holding at most
-/// `REORDER_MAX` rows.
+/// `REORDER_MAX` rows. The rows stay where they were put (`slots`); only their ids move in the
+/// heap, so a held row is not copied at every push and pop.
 #[derive(Default)]
 pub struct Reorder {
-    pending: BinaryHeap<Reverse<FlowRow>>,
+    pending: BinaryHeap<Reverse<(u64, u32)>>,
+    slots: Vec<Option<FlowRow>>,
+    free: Vec<u32>,
     next_id: u64,
 }
 
@@ -139,21 +251,45 @@ impl Reorder {
         row: FlowRow,
         mut emit: impl FnMut(FlowRow) -> io::Result<()>,
     ) -> io::Result<()> {
-        self.pending.push(Reverse(row));
-        while let Some(Reverse(top)) = self.pending.peek() {
-            if top.id > self.next_id && self.pending.len() <= REORDER_MAX {
+        if row.id <= self.next_id && self.pending.is_empty() {
+            // In order and nothing held: no need to hold it.
+            self.next_id = self.next_id.max(row.id + 1);
+            return emit(row);
+        }
+        let id = row.id;
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(row);
+                i
+            }
+            None => {
+                self.slots.push(Some(row));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.pending.push(Reverse((id, slot)));
+        while let Some(&Reverse((top, _))) = self.pending.peek() {
+            if top > self.next_id && self.pending.len() <= REORDER_MAX {
                 break;
             }
-            let Reverse(row) = self.pending.pop().expect("peeked");
+            let row = self.pop();
             self.next_id = self.next_id.max(row.id + 1);
             emit(row)?;
         }
         Ok(())
     }
 
+    /// The held row with the lowest id.
+    fn pop(&mut self) -> FlowRow {
+        let Reverse((_, slot)) = self.pending.pop().expect("a held row");
+        self.free.push(slot);
+        self.slots[slot as usize].take().expect("a held row's slot")
+    }
+
     /// Passes every held row to `emit`, in order.
     pub fn finish(&mut self, mut emit: impl FnMut(FlowRow) -> io::Result<()>) -> io::Result<()> {
-        while let Some(Reverse(row)) = self.pending.pop() {
+        while !self.pending.is_empty() {
+            let row = self.pop();
             emit(row)?;
         }
         Ok(())
@@ -163,6 +299,8 @@ impl Reorder {
 /// Writes rows in id order as they arrive, as one JSON array.
 pub struct JsonStream<W: Write> {
     out: W,
+    /// One row's bytes, reused.
+    line: Vec<u8>,
     order: Reorder,
     written: u64,
     pub error: Option<io::Error>,
@@ -172,6 +310,7 @@ impl<W: Write> JsonStream<W> {
     pub fn new(out: W) -> JsonStream<W> {
         JsonStream {
             out,
+            line: Vec::new(),
             order: Reorder::default(),
             written: 0,
             error: None,
@@ -190,12 +329,14 @@ impl<W: Write> JsonStream<W> {
     }
 
     fn write_row(&mut self, row: &FlowRow) -> io::Result<()> {
-        self.out.write_all(if self.written == 0 {
+        self.line.clear();
+        self.line.extend_from_slice(if self.written == 0 {
             b"[\n  "
         } else {
             b",\n  "
-        })?;
-        serde_json::to_writer(&mut self.out, row).map_err(json_io_error)?;
+        });
+        row.write_json(&mut self.line);
+        self.out.write_all(&self.line)?;
         self.written += 1;
         Ok(())
     }
@@ -216,6 +357,8 @@ impl<W: Write> JsonStream<W> {
 /// same objects as the JSON array, so `jq` can read them one at a time.
 pub struct NdjsonStream<W: Write> {
     out: W,
+    /// One row's bytes, reused.
+    line: Vec<u8>,
     order: Reorder,
     pub error: Option<io::Error>,
 }
@@ -224,6 +367,7 @@ impl<W: Write> NdjsonStream<W> {
     pub fn new(out: W) -> NdjsonStream<W> {
         NdjsonStream {
             out,
+            line: Vec::new(),
             order: Reorder::default(),
             error: None,
         }
@@ -234,7 +378,7 @@ impl<W: Write> NdjsonStream<W> {
             return;
         }
         let mut order = std::mem::take(&mut self.order);
-        if let Err(e) = order.push(row, |r| ndjson_line(&mut self.out, &r)) {
+        if let Err(e) = order.push(row, |r| ndjson_line(&mut self.out, &mut self.line, &r)) {
             self.error = Some(e);
         }
         self.order = order;
@@ -245,14 +389,16 @@ impl<W: Write> NdjsonStream<W> {
             return Err(e);
         }
         let mut order = std::mem::take(&mut self.order);
-        order.finish(|r| ndjson_line(&mut self.out, &r))?;
+        order.finish(|r| ndjson_line(&mut self.out, &mut self.line, &r))?;
         self.out.flush()
     }
 }
 
-fn ndjson_line<W: Write>(out: &mut W, row: &FlowRow) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, row).map_err(json_io_error)?;
-    out.write_all(b"\n")
+fn ndjson_line<W: Write>(out: &mut W, line: &mut Vec<u8>, row: &FlowRow) -> io::Result<()> {
+    line.clear();
+    row.write_json(line);
+    line.push(b'\n');
+    out.write_all(line)
 }
 
 /// The columns of Zeek's `conn.log` (`base/protocols/conn/main.zeek`, `Conn::Info`), in its
@@ -390,15 +536,6 @@ impl<W: Write> ConnLogStream<W> {
     }
 }
 
-/// A serde_json error as an `io::Error` that keeps the underlying I/O error's kind, so that a
-/// closed pipe stays `BrokenPipe` (and the command exits 0 quietly).
-fn json_io_error(e: serde_json::Error) -> io::Error {
-    match e.io_error_kind() {
-        Some(kind) => io::Error::new(kind, e),
-        None => io::Error::other(e),
-    }
-}
-
 /// Rows per page of the streamed table.
 pub const TABLE_PAGE: usize = 1_000;
 
@@ -408,7 +545,7 @@ pub const TABLE_PAGE: usize = 1_000;
 pub struct TableStream<W: Write> {
     out: W,
     color: bool,
-    width: usize,
+    width: Option<usize>,
     order: Reorder,
     page: Vec<FlowRow>,
     paged: bool,
@@ -417,7 +554,7 @@ pub struct TableStream<W: Write> {
 }
 
 impl<W: Write> TableStream<W> {
-    pub fn new(out: W, color: bool, width: usize) -> TableStream<W> {
+    pub fn new(out: W, color: bool, width: Option<usize>) -> TableStream<W> {
         TableStream {
             out,
             color,
@@ -485,62 +622,273 @@ impl<W: Write> TableStream<W> {
     }
 }
 
-/// The terminal table: one row per connection, in first-frame order, `width` columns wide
-/// (cells wrap when the terminal is narrower than the rows).
-pub fn table(rows: &mut [FlowRow], color: bool, width: usize) -> String {
-    use comfy_table::{Cell, CellAlignment, Color};
+/// The flows table's columns: header, right-aligned.
+const COLUMNS: [(&str, bool); 9] = [
+    ("orig", false),
+    ("resp", false),
+    ("state", false),
+    ("history", false),
+    ("pkts o/r", true),
+    ("bytes o/r", true),
+    ("retx", true),
+    ("duration", true),
+    ("first frame", true),
+];
+
+/// The terminal table: one row per connection, in first-frame order, in the box style of the
+/// `analyze` table. Columns are as wide as their widest cell; with a `width`, a table wider than
+/// it first wraps its header words, then narrows its widest columns (their cells wrap, at
+/// spaces if they can). Without one (standard output is a pipe and `COLUMNS` is unset), nothing
+/// wraps, so every address stays on one line for `grep`.
+///
+/// Written by hand rather than with comfy-table: `flows` writes a table of hundreds of
+/// thousands of rows, and laying out each page with comfy-table took most of its time.
+pub fn table(rows: &mut [FlowRow], color: bool, width: Option<usize>) -> String {
     rows.sort_by_key(|r| r.id);
-    let mut t = super::analyze::new_table(color, width);
-    t.set_header(vec![
-        "orig",
-        "resp",
-        "state",
-        "history",
-        "pkts o/r",
-        "bytes o/r",
-        "retx",
-        "duration",
-        "first frame",
-    ]);
+    let mut cells = Cells::default();
     for r in rows.iter() {
-        let state_color = match r.conn_state {
-            "SF" | "S1" => None,
-            "REJ" | "S0" | "RSTOS0" => Some(Color::Red),
-            "RSTO" | "RSTR" | "RSTRH" => Some(Color::Yellow),
-            _ => None,
-        };
-        let mut state = Cell::new(format!(
-            "{}{}",
-            r.conn_state,
-            if r.partial { " (partial)" } else { "" }
-        ));
-        if let (true, Some(c)) = (color, state_color) {
-            state = state.fg(c);
-        }
-        let retx = if r.retransmissions > 0 {
-            format!("{} (max {}×)", r.retransmissions, r.max_segment_retransmits)
-        } else {
-            "0".to_string()
-        };
-        t.add_row(vec![
-            Cell::new(&r.orig),
-            Cell::new(&r.resp),
-            state,
-            Cell::new(r.history),
-            Cell::new(format!("{}/{}", r.orig_pkts, r.resp_pkts))
-                .set_alignment(CellAlignment::Right),
-            Cell::new(format!("{}/{}", r.orig_bytes, r.resp_bytes))
-                .set_alignment(CellAlignment::Right),
-            Cell::new(retx).set_alignment(CellAlignment::Right),
-            Cell::new(human_duration(r.duration.0)).set_alignment(CellAlignment::Right),
-            Cell::new(match &r.file {
-                Some(f) => format!("{}#{}", super::escape::terminal(f), r.first_frame),
-                None => r.first_frame.to_string(),
-            })
-            .set_alignment(CellAlignment::Right),
-        ]);
+        cells.row(r);
     }
-    t.to_string()
+    let widths = layout(&cells, width);
+    let mut out = String::with_capacity(cells.text.len() * 2);
+    rule(&mut out, &widths, ['┌', '─', '┬', '┐']);
+    let header: Vec<&str> = COLUMNS.iter().map(|c| c.0).collect();
+    line(&mut out, &widths, &header, &[None; 9]);
+    rule(&mut out, &widths, ['╞', '═', '╪', '╡']);
+    for (i, r) in rows.iter().enumerate() {
+        let texts: [&str; 9] = std::array::from_fn(|c| cells.get(i, c));
+        let state = if color {
+            state_color(r.conn_state)
+        } else {
+            None
+        };
+        let mut colors = [None; 9];
+        colors[2] = state;
+        line(&mut out, &widths, &texts, &colors);
+    }
+    rule(&mut out, &widths, ['└', '─', '┴', '┘']);
+    out.pop(); // the last newline (the caller ends the table)
+    out
+}
+
+/// The colour of a connection state (comfy-table's escapes for red and yellow).
+fn state_color(state: &str) -> Option<&'static str> {
+    match state {
+        "REJ" | "S0" | "RSTOS0" => Some("\x1b[38;5;9m"),
+        "RSTO" | "RSTR" | "RSTRH" => Some("\x1b[38;5;11m"),
+        _ => None,
+    }
+}
+
+/// A page's cell texts in one buffer: cell `c` of row `r` is `text[ends[9r + c - 1]..ends[9r + c]]`.
+#[derive(Default)]
+struct Cells {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Cells {
+    fn row(&mut self, r: &FlowRow) {
+        use std::fmt::Write as _;
+        let t = &mut self.text;
+        let ends = &mut self.ends;
+        let mut end = |t: &String| ends.push(t.len());
+        t.push_str(&r.orig);
+        end(t);
+        t.push_str(&r.resp);
+        end(t);
+        t.push_str(r.conn_state);
+        if r.partial {
+            t.push_str(" (partial)");
+        }
+        end(t);
+        t.push_str(r.history.as_str());
+        end(t);
+        let _ = write!(t, "{}/{}", r.orig_pkts, r.resp_pkts);
+        end(t);
+        let _ = write!(t, "{}/{}", r.orig_bytes, r.resp_bytes);
+        end(t);
+        if r.retransmissions > 0 {
+            let _ = write!(
+                t,
+                "{} (max {}×)",
+                r.retransmissions, r.max_segment_retransmits
+            );
+        } else {
+            t.push('0');
+        }
+        end(t);
+        t.push_str(&human_duration(r.duration.0));
+        end(t);
+        match &r.file {
+            Some(f) => {
+                let _ = write!(t, "{}#{}", super::escape::terminal(f), r.first_frame);
+            }
+            None => {
+                let _ = write!(t, "{}", r.first_frame);
+            }
+        }
+        end(t);
+    }
+
+    fn get(&self, row: usize, col: usize) -> &str {
+        let k = row * COLUMNS.len() + col;
+        let start = if k == 0 { 0 } else { self.ends[k - 1] };
+        &self.text[start..self.ends[k]]
+    }
+
+    fn rows(&self) -> usize {
+        self.ends.len() / COLUMNS.len()
+    }
+}
+
+/// Characters on screen (every cell is escaped for the terminal; none holds a wide character
+/// but a file name might, which then counts one).
+fn text_width(s: &str) -> usize {
+    if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().count()
+    }
+}
+
+/// Column widths for `cells` within `width` (see `table`).
+fn layout(cells: &Cells, width: Option<usize>) -> [usize; 9] {
+    let mut content = [0usize; 9];
+    for r in 0..cells.rows() {
+        for (c, w) in content.iter_mut().enumerate() {
+            *w = (*w).max(text_width(cells.get(r, c)));
+        }
+    }
+    let header_word = |c: usize| COLUMNS[c].0.split(' ').map(text_width).max().unwrap_or(0);
+    let mut widths: [usize; 9] = std::array::from_fn(|c| content[c].max(text_width(COLUMNS[c].0)));
+    let Some(width) = width else {
+        return widths;
+    };
+    // Borders: "│ " before each column, " ┆ " between, " │" after.
+    let room = width
+        .max(super::analyze::MIN_WIDTH)
+        .saturating_sub(3 * COLUMNS.len() + 1);
+    if widths.iter().sum::<usize>() <= room {
+        return widths;
+    }
+    widths = std::array::from_fn(|c| content[c].max(header_word(c)).max(1));
+    // Narrow the widest column, one character at a time: first none below its header's longest
+    // word, then any down to 3.
+    for words_whole in [true, false] {
+        let floor = |c: usize| if words_whole { header_word(c) } else { 3 };
+        while widths.iter().sum::<usize>() > room {
+            let Some((c, w)) = widths
+                .iter()
+                .enumerate()
+                .filter(|&(c, &w)| w > floor(c).max(3))
+                .max_by_key(|&(c, &w)| (w, std::cmp::Reverse(c)))
+                .map(|(c, &w)| (c, w))
+            else {
+                break;
+            };
+            widths[c] = w - 1;
+        }
+    }
+    widths
+}
+
+fn rule(out: &mut String, widths: &[usize; 9], [left, fill, cross, right]: [char; 4]) {
+    out.push(left);
+    for (c, &w) in widths.iter().enumerate() {
+        if c > 0 {
+            out.push(cross);
+        }
+        for _ in 0..w + 2 {
+            out.push(fill);
+        }
+    }
+    out.push(right);
+    out.push('\n');
+}
+
+/// One table row: each cell wrapped to its column's width (at spaces where it can, else within
+/// a word), on as many lines as its longest cell needs.
+fn line(out: &mut String, widths: &[usize; 9], texts: &[&str], colors: &[Option<&str>; 9]) {
+    let fits = texts.iter().zip(widths).all(|(t, &w)| text_width(t) <= w);
+    let wrapped: Vec<Vec<&str>>;
+    let lines = if fits {
+        wrapped = Vec::new();
+        1
+    } else {
+        wrapped = texts
+            .iter()
+            .zip(widths)
+            .map(|(t, &w)| wrap_cell(t, w))
+            .collect();
+        wrapped.iter().map(Vec::len).max().unwrap_or(1)
+    };
+    for l in 0..lines {
+        out.push('│');
+        for (c, &w) in widths.iter().enumerate() {
+            if c > 0 {
+                out.push('┆');
+            }
+            let text = if fits {
+                texts[c]
+            } else {
+                wrapped[c].get(l).copied().unwrap_or("")
+            };
+            let pad = w - text_width(text).min(w);
+            if let Some(code) = colors[c] {
+                out.push_str(code);
+            }
+            out.push(' ');
+            if COLUMNS[c].1 {
+                push_spaces(out, pad);
+                out.push_str(text);
+            } else {
+                out.push_str(text);
+                push_spaces(out, pad);
+            }
+            out.push(' ');
+            if colors[c].is_some() {
+                out.push_str("\x1b[39m");
+            }
+        }
+        out.push('│');
+        out.push('\n');
+    }
+}
+
+fn push_spaces(out: &mut String, n: usize) {
+    for _ in 0..n {
+        out.push(' ');
+    }
+}
+
+/// `text` in lines of at most `width` characters, broken at a space (dropped) or after a `:`,
+/// `/` or `#` where it can (an address then splits before its port), else within a word.
+fn wrap_cell(text: &str, width: usize) -> Vec<&str> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut rest = text;
+    while text_width(rest) > width {
+        let cut = rest
+            .char_indices()
+            .nth(width)
+            .map_or(rest.len(), |(i, _)| i);
+        let at = if rest[cut..].starts_with(' ') {
+            cut
+        } else {
+            match rest[..cut].rfind([' ', ':', '/', '#']) {
+                Some(i) if rest.as_bytes()[i] == b' ' && i > 0 => i,
+                Some(i) if rest.as_bytes()[i] != b' ' => i + 1,
+                _ => cut,
+            }
+        };
+        lines.push(rest[..at].trim_end());
+        rest = rest[at..].trim_start();
+    }
+    if !rest.is_empty() || lines.is_empty() {
+        lines.push(rest);
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -610,5 +958,203 @@ mod tests {
         assert!(h.starts_with("#separator \\x09\n"));
         assert!(h.contains("#fields\tts\tuid\tid.orig_h\t"));
         assert_eq!(h.lines().count(), 7);
+    }
+
+    /// Rows that take every path of the hand-written JSON: optional fields present and absent,
+    /// file names that need escapes, extreme numbers, durations that print as exponents.
+    fn varied_rows() -> Vec<FlowRow> {
+        let mut v = vec![row()];
+        let mut r = row();
+        r.id = u64::MAX;
+        r.orig_bytes = u64::MAX;
+        r.first_frame = 0;
+        r.file = Some("a \"quoted\" \\ path\twith\u{1}control and ünïcode.pcap".into());
+        r.rtt = Some(Duration6(6_000));
+        r.rst_from = None;
+        r.rst_frame = None;
+        r.first_fin_from = Some("orig");
+        r.partial = true;
+        r.port_reused = true;
+        r.duration = Duration6(0);
+        r.history = "".into();
+        v.push(r);
+        for (i, d) in [
+            1,
+            499,
+            500,
+            1_500,
+            123_456_789,
+            86_400_000_000_000,
+            i64::MAX / 2,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut r = row();
+            r.id = i as u64;
+            r.duration = Duration6(d);
+            r.rtt = Some(Duration6(d / 3));
+            r.retransmissions = i as u32 * 1000;
+            r.file = Some(format!("plain-{i}.pcap"));
+            v.push(r);
+        }
+        v
+    }
+
+    #[test]
+    fn hand_written_json_is_serde_jsons_byte_for_byte() {
+        for r in varied_rows() {
+            let mut mine = Vec::new();
+            r.write_json(&mut mine);
+            let serde = serde_json::to_vec(&r).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&mine),
+                String::from_utf8_lossy(&serde)
+            );
+        }
+        let mut n = Vec::new();
+        for v in [0, 7, 10, 99, 100, 12_345, u64::MAX] {
+            n.clear();
+            json_uint(&mut n, v);
+            assert_eq!(n, v.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn reorder_restores_id_order_and_holds_at_most_its_bound() {
+        // Rows end in a scrambled order; one connection (id 0) stays open past the bound.
+        let n = REORDER_MAX as u64 + 50;
+        let mut order: Vec<u64> = (1..n).collect();
+        let mut x = 12345u64;
+        for i in (1..order.len()).rev() {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            order.swap(i, (x >> 33) as usize % (i + 1));
+        }
+        order.push(0);
+        let mut re = Reorder::default();
+        let mut out = Vec::new();
+        for id in order {
+            let mut r = row();
+            r.id = id;
+            re.push(r, |r| {
+                out.push(r.id);
+                Ok(())
+            })
+            .unwrap();
+            assert!(re.pending.len() <= REORDER_MAX);
+        }
+        re.finish(|r| {
+            out.push(r.id);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(out.len() as u64, n);
+        // Held too long, id 1.. went out before 0 arrived; everything else is in order.
+        let zero = out.iter().position(|&i| i == 0).unwrap();
+        assert!(zero > 0);
+        let mut rest: Vec<u64> = out.iter().copied().filter(|&i| i != 0).collect();
+        let sorted = {
+            let mut s = rest.clone();
+            s.sort_unstable();
+            s
+        };
+        assert_eq!(rest, sorted);
+        rest.dedup();
+        assert_eq!(rest.len() as u64, n - 1);
+    }
+
+    /// Each column's text in a rendered table's body, its lines' pieces concatenated (spaces
+    /// dropped): what a reader sees in that column, top to bottom.
+    fn columns_of(table: &str) -> Vec<String> {
+        let mut cols = vec![String::new(); 9];
+        let mut body = false;
+        for l in table.lines() {
+            if l.starts_with(['┌', '└']) {
+                continue;
+            }
+            if l.starts_with('╞') {
+                body = true;
+                continue;
+            }
+            let inner = l.trim_start_matches('│').trim_end_matches('│');
+            let parts: Vec<&str> = inner.split('┆').collect();
+            assert_eq!(parts.len(), 9, "{l}");
+            if body {
+                for (c, p) in parts.into_iter().enumerate() {
+                    cols[c].push_str(&p.replace(' ', ""));
+                }
+            }
+        }
+        cols
+    }
+
+    #[test]
+    fn the_table_keeps_every_cell_whole_or_wraps_it_within_the_width() {
+        let mut rows = varied_rows();
+        let mut v6 = row();
+        v6.id = 99;
+        v6.retransmissions = 3;
+        v6.max_segment_retransmits = 2;
+        v6.conn_state = "RSTO";
+        v6.partial = true;
+        rows.push(v6);
+        for r in rows.iter_mut() {
+            r.file = None;
+        }
+        let want: Vec<String> = {
+            let mut c = Cells::default();
+            let mut sorted = rows.clone();
+            sorted.sort_by_key(|r| r.id);
+            for r in &sorted {
+                c.row(r);
+            }
+            (0..9)
+                .map(|k| {
+                    (0..c.rows())
+                        .map(|i| c.get(i, k).replace(' ', ""))
+                        .collect()
+                })
+                .collect()
+        };
+        for width in [
+            None,
+            Some(60),
+            Some(72),
+            Some(80),
+            Some(100),
+            Some(120),
+            Some(200),
+        ] {
+            let t = table(&mut rows.clone(), false, width);
+            let widths: Vec<usize> = t.lines().map(text_width).collect();
+            assert!(
+                widths.iter().all(|&w| w == widths[0]),
+                "{width:?}: ragged\n{t}"
+            );
+            if let Some(w) = width {
+                assert!(widths[0] <= w, "{w}: {} wide\n{t}", widths[0]);
+            }
+            assert_eq!(columns_of(&t), want, "{width:?}\n{t}");
+            if width.is_none_or(|w| w >= 200) {
+                // Wide enough: one line per row, addresses whole.
+                assert_eq!(t.lines().count(), rows.len() + 4, "{t}");
+                assert!(t.contains("[2001:db8::1]:40000"));
+            }
+        }
+    }
+
+    #[test]
+    fn cells_wrap_at_spaces_and_before_ports() {
+        assert_eq!(wrap_cell("10.78.1.2:46792", 12), ["10.78.1.2:", "46792"]);
+        assert_eq!(wrap_cell("RSTO (partial)", 6), ["RSTO", "(parti", "al)"]);
+        assert_eq!(wrap_cell("3 (max 2×)", 7), ["3 (max", "2×)"]);
+        assert_eq!(wrap_cell("abcdefgh", 3), ["abc", "def", "gh"]);
+        assert_eq!(wrap_cell("", 3), [""]);
+        assert_eq!(
+            wrap_cell("[2001:db8::1]:40000", 14),
+            ["[2001:db8::1]:", "40000"]
+        );
     }
 }
