@@ -161,12 +161,20 @@ pub struct SegmentRetx {
 
 /// Per-direction counters and facts (the "sender" is the endpoint of that direction).
 #[derive(Clone, Debug, Default)]
+#[repr(C)]
 pub struct DirStats {
+    // What every segment updates first (`repr(C)`: see `Conn`).
     pub state: EndpointState,
+    /// TTL / hop limit range of this sender's non-RST packets.
+    pub ttl_min: u8,
+    pub ttl_max: u8,
     /// Packets sent, capture duplicates excluded.
     pub pkts: u64,
     /// Payload bytes on the wire (`tcp.len` summed), capture duplicates excluded.
     pub bytes: u64,
+    pub first_data: Option<FrameRef>,
+    pub last_data: Option<FrameRef>,
+    pub first_fin: Option<FrameRef>,
     pub retransmissions: u32,
     pub fast_retransmissions: u32,
     pub spurious_retransmissions: u32,
@@ -179,22 +187,16 @@ pub struct DirStats {
     pub gaps: u32,
     /// Largest number of times one segment was sent again (see `SegmentRetx::times`).
     pub max_segment_retransmits: u32,
-    pub worst_segment: Option<Box<SegmentRetx>>,
-    /// TTL / hop limit range of this sender's non-RST packets.
-    pub ttl_min: u8,
-    pub ttl_max: u8,
-    pub first_data: Option<FrameRef>,
-    pub last_data: Option<FrameRef>,
-    pub first_fin: Option<FrameRef>,
     /// Frames truncated by the snaplen.
     pub truncated: u32,
     /// RSTs from this sender whose sequence number was outside the receiver's window (RFC 5961
     /// §3: the receiver drops them): possibly spoofed or injected, not counted as resets.
     pub rst_outside_window: u32,
-    pub first_rst_outside_window: Option<FrameRef>,
     /// Retransmissions whose bytes differ from the original segment's (same sequence number and
     /// length; checked only while streams are reassembled): Zeek's `retransmission_inconsistency`.
     pub inconsistent_retransmissions: u32,
+    pub worst_segment: Option<Box<SegmentRetx>>,
+    pub first_rst_outside_window: Option<FrameRef>,
     pub first_inconsistent_retransmission: Option<FrameRef>,
 }
 
@@ -243,20 +245,46 @@ pub enum EndReason {
 }
 
 /// Bookkeeping of one live connection. Frozen into a `FlowSummary` when it ends.
+///
+/// `repr(C)` to keep the declared order: what every segment reads or writes comes first, so that
+/// a segment touches a few adjacent cache lines of its connection (connections are looked up in
+/// no particular order, so each line touched is a likely cache miss), and what only a SYN, a
+/// RST, a retransmission or the end needs comes last.
 #[derive(Debug)]
+#[repr(C)]
 struct Conn {
+    // Every segment.
     id: u64,
+    last: FrameRef,
     orig: SocketAddr,
-    resp: SocketAddr,
-    partial: bool,
-    dir: [DirStats; 2],
     ws: [WsDir; 2],
     /// Wireshark's `ts_mru_syn` / `ts_first_rtt` (conversation-wide).
     ws_mru_syn: Option<Timestamp>,
     ws_first_rtt: i64,
+    /// The last acknowledgement number each direction sent with the ACK flag (RST window check).
+    acked: [Option<u32>; 2],
+    /// Where each direction's next fingerprint goes in `last_fp` (the oldest is overwritten;
+    /// the ring is searched whole, so its order does not matter).
+    fp_next: [u8; 2],
+    last_data_from: Option<Direction>,
+    first_fin_from: Option<Direction>,
+    /// In `FlowTable::retiring` (its close completed).
+    retire_queued: bool,
+    /// The frame that last advanced each direction's highest sequence number, and its seq.
+    last_advance: [Option<(u32, FrameRef)>; 2],
     history: History,
+    dir: [DirStats; 2],
+    /// The last `DUP_RING` segment fingerprints per direction, for capture-duplicate detection
+    /// (a packet seen at two vantage points may arrive interleaved with its neighbours).
+    last_fp: [[Option<Fingerprint>; DUP_RING]; 2],
+    /// Stream reassembly per direction (used only when the sink wants streams).
+    reasm: [reasm::Reassembler; 2],
+    // Some segments, and the end.
+    /// When both directions had sent a FIN (start of TIME_WAIT for the first closer).
+    closed_at: Option<Timestamp>,
+    resp: SocketAddr,
+    partial: bool,
     first: FrameRef,
-    last: FrameRef,
     syn_count: u32,
     first_syn: Option<FrameRef>,
     last_syn: Option<FrameRef>,
@@ -267,31 +295,12 @@ struct Conn {
     rst: Option<RstInfo>,
     rst_count: u32,
     icmp: Option<IcmpInfo>,
-    first_fin_from: Option<Direction>,
-    /// When both directions had sent a FIN (start of TIME_WAIT for the first closer).
-    closed_at: Option<Timestamp>,
     port_reused: bool,
     reused_in_time_wait: bool,
     /// See `FlowSummary::reused_close`.
     reused_close: Option<(Timestamp, Direction)>,
-    /// Last segment fingerprint per direction, for capture-duplicate detection.
-    /// The last `DUP_RING` segment fingerprints per direction (a packet seen at two vantage
-    /// points may arrive interleaved with its neighbours).
-    last_fp: [[Option<Fingerprint>; DUP_RING]; 2],
-    /// Where each direction's next fingerprint goes in `last_fp` (the oldest is overwritten;
-    /// the ring is searched whole, so its order does not matter).
-    fp_next: [u8; 2],
-    last_data_from: Option<Direction>,
     /// Per-direction retransmitted-segment tracker, allocated on the first retransmission.
     retx: [Option<Box<RetxTracker>>; 2],
-    /// The frame that last advanced each direction's highest sequence number, and its seq.
-    last_advance: [Option<(u32, FrameRef)>; 2],
-    /// Stream reassembly per direction (used only when the sink wants streams).
-    reasm: [reasm::Reassembler; 2],
-    /// The last acknowledgement number each direction sent with the ACK flag (RST window check).
-    acked: [Option<u32>; 2],
-    /// In `FlowTable::retiring` (its close completed).
-    retire_queued: bool,
 }
 
 /// A RST may start this far below the receiver's next expected sequence number and still be
@@ -303,16 +312,20 @@ pub const RST_WINDOW_SLACK: i64 = 65_535;
 /// receiver could have offered are called outside it.
 const RST_WINDOW_MAX_SHIFT: u32 = 14;
 
+/// What makes two segments the same packet (with a time, compared within a window). 32 bytes,
+/// as is `Option<Fingerprint>` (the `bool` leaves a niche): a direction's ring is two cache lines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Fingerprint {
-    ip_id: Option<u16>,
+    ts: Timestamp,
     seq: u32,
     ack: u32,
-    flags: u8,
+    len: u32,
     window: u16,
     checksum: u16,
-    len: u32,
-    ts: Timestamp,
+    /// The IP identification (0 when there is none: IPv6).
+    ip_id: u16,
+    has_ip_id: bool,
+    flags: u8,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -1202,7 +1215,8 @@ impl Conn {
         cfg: &TrackerConfig,
     ) -> bool {
         let fp = Fingerprint {
-            ip_id: seg.ip_id,
+            ip_id: seg.ip_id.unwrap_or(0),
+            has_ip_id: seg.ip_id.is_some(),
             seq: seg.seq,
             ack: seg.ack,
             flags: seg.flags,

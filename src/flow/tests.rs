@@ -1647,3 +1647,8 @@ fn closed_record_packs_the_connection_number_and_the_closing_side() {
         );
     }
 }
+
+#[test]
+fn a_fingerprint_ring_is_two_cache_lines() {
+    assert_eq!(std::mem::size_of::<Option<super::Fingerprint>>(), 32);
+}
