@@ -202,8 +202,20 @@ impl FlowRow {
 }
 
 /// `v` in decimal.
-fn json_uint(out: &mut Vec<u8>, mut v: u64) {
+fn json_uint(out: &mut Vec<u8>, v: u64) {
     let mut buf = [0u8; 20];
+    out.extend_from_slice(decimal(v, &mut buf));
+}
+
+/// `v` in decimal, appended to a string.
+fn push_uint(out: &mut String, v: u64) {
+    let mut buf = [0u8; 20];
+    let digits = decimal(v, &mut buf);
+    out.push_str(std::str::from_utf8(digits).expect("ASCII digits"));
+}
+
+/// `v`'s decimal digits, written at the end of `buf`.
+fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -213,7 +225,7 @@ fn json_uint(out: &mut Vec<u8>, mut v: u64) {
             break;
         }
     }
-    out.extend_from_slice(&buf[i..]);
+    &buf[i..]
 }
 
 /// `s` as a JSON string: copied between quotes when nothing in it needs an escape, else
@@ -689,7 +701,6 @@ struct Cells {
 
 impl Cells {
     fn row(&mut self, r: &FlowRow) {
-        use std::fmt::Write as _;
         let t = &mut self.text;
         let ends = &mut self.ends;
         let mut end = |t: &String| ends.push(t.len());
@@ -704,30 +715,28 @@ impl Cells {
         end(t);
         t.push_str(r.history.as_str());
         end(t);
-        let _ = write!(t, "{}/{}", r.orig_pkts, r.resp_pkts);
+        push_uint(t, r.orig_pkts);
+        t.push('/');
+        push_uint(t, r.resp_pkts);
         end(t);
-        let _ = write!(t, "{}/{}", r.orig_bytes, r.resp_bytes);
+        push_uint(t, r.orig_bytes);
+        t.push('/');
+        push_uint(t, r.resp_bytes);
         end(t);
+        push_uint(t, r.retransmissions.into());
         if r.retransmissions > 0 {
-            let _ = write!(
-                t,
-                "{} (max {}×)",
-                r.retransmissions, r.max_segment_retransmits
-            );
-        } else {
-            t.push('0');
+            t.push_str(" (max ");
+            push_uint(t, r.max_segment_retransmits.into());
+            t.push_str("×)");
         }
         end(t);
         t.push_str(&human_duration(r.duration.0));
         end(t);
-        match &r.file {
-            Some(f) => {
-                let _ = write!(t, "{}#{}", super::escape::terminal(f), r.first_frame);
-            }
-            None => {
-                let _ = write!(t, "{}", r.first_frame);
-            }
+        if let Some(f) = &r.file {
+            t.push_str(&super::escape::terminal(f));
+            t.push('#');
         }
+        push_uint(t, r.first_frame);
         end(t);
     }
 
