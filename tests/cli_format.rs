@@ -28,6 +28,16 @@ fn ok(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).expect("UTF-8 output")
 }
 
+/// `analyze --format json` of `f`, parsed.
+fn report_json(f: &std::path::Path) -> Value {
+    serde_json::from_str(&ok(&cmd()
+        .args(["analyze", "--format", "json"])
+        .arg(f)
+        .output()
+        .unwrap()))
+    .unwrap()
+}
+
 fn has_escape(s: &str) -> bool {
     s.contains('\x1b')
 }
@@ -155,12 +165,7 @@ fn table_fits_columns() {
         "pair-two-locations-nginx-any.pcap",
     ] {
         let f = capture(name);
-        let json: Value = serde_json::from_str(&ok(&cmd()
-            .args(["analyze", "--format", "json"])
-            .arg(&f)
-            .output()
-            .unwrap()))
-        .unwrap();
+        let json = report_json(&f);
         for cols in [60usize, 80, 100, 140] {
             let s = ok(&cmd()
                 .env("COLUMNS", cols.to_string())
@@ -255,4 +260,75 @@ fn on_a_tty_the_table_has_colour_and_the_terminal_width() {
         (80..=90).contains(&widest),
         "the table should fill the 90-column terminal, widest line {widest}:\n{s}"
     );
+}
+
+/// Every server address of the verdicts and the endpoints stays whole in the terminal report's
+/// tables (a cell cut inside `10.78.2.2:8080` read as port 808), piped and at 80–140 columns, on
+/// captures of several proxies, IPv6 included.
+#[test]
+fn table_cells_keep_addresses_whole() {
+    let names = [
+        "mixed-nginx-any.pcap",
+        "pair-backend502-haproxy-any.pcap",
+        "zoo-squid-forward-any.pcap",
+        "zoo-varnish-down-any.pcap",
+        "loopback-fallback-curl.pcap",
+    ];
+    for name in names {
+        let f = capture(name);
+        let j = report_json(&f);
+        let verdicts: Vec<String> = j["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["server"].as_str().unwrap().to_string())
+            .collect();
+        let endpoints: Vec<String> = j["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .take(20)
+            .map(|e| e["server"].as_str().unwrap().to_string())
+            .collect();
+        let servers = [verdicts, endpoints];
+        assert!(!servers[1].is_empty(), "{name}: no endpoint to look for");
+        for cols in [None, Some(80), Some(100), Some(120), Some(140)] {
+            let mut c = cmd();
+            if let Some(n) = cols {
+                c.env("COLUMNS", n.to_string());
+            }
+            let s = ok(&c.arg("analyze").arg(&f).output().unwrap());
+            // The tables' rows, table by table: the verdicts' (when there are verdicts), then
+            // the endpoints'.
+            let mut tables: Vec<Vec<&str>> = Vec::new();
+            for l in s.lines() {
+                if l.starts_with('┌') {
+                    tables.push(Vec::new());
+                } else if l.starts_with('│') {
+                    tables.last_mut().expect("a row inside a table").push(l);
+                }
+            }
+            let endpoints_table = tables.last().expect("an endpoints table");
+            let wanted = [
+                (
+                    &servers[0],
+                    if servers[0].is_empty() {
+                        None
+                    } else {
+                        tables.first()
+                    },
+                ),
+                (&servers[1], Some(endpoints_table)),
+            ];
+            for (list, table) in wanted {
+                for srv in list.iter() {
+                    let rows = table.expect("a table for these servers");
+                    assert!(
+                        rows.iter().any(|l| l.contains(srv.as_str())),
+                        "{name} at {cols:?} columns: {srv} is not whole in its table:\n{s}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -425,6 +425,53 @@ pub fn new_table(color: bool, width: usize) -> comfy_table::Table {
     t
 }
 
+/// Keeps every cell's words whole when the table can: each column at least as wide as the
+/// longest word in its cells (an address with its port, a status tally, a signature name), when
+/// those widths together fit `width`; the headers may still wrap. Without it comfy-table fills
+/// the width by cutting cells anywhere, and `10.78.2.2:8080` became `10.78.2.2:808` over `0`.
+pub fn keep_words_whole(tb: &mut comfy_table::Table, width: usize) {
+    use comfy_table::{ColumnConstraint, Width};
+    fn widen(longest: &mut Vec<usize>, row: &comfy_table::Row) {
+        for (c, cell) in row.cell_iter().enumerate() {
+            if longest.len() <= c {
+                longest.resize(c + 1, 0);
+            }
+            let w = cell
+                .content()
+                .split([' ', '\n'])
+                .map(|w| w.chars().count())
+                .max()
+                .unwrap_or(0);
+            longest[c] = longest[c].max(w);
+        }
+    }
+    let mut cells = Vec::new();
+    for row in tb.row_iter() {
+        widen(&mut cells, row);
+    }
+    let mut with_header = cells.clone();
+    if let Some(h) = tb.header() {
+        widen(&mut with_header, h);
+    }
+    // One space of padding each side; a border before each column and after the last.
+    let need = |l: &[usize]| l.iter().map(|w| w + 2).sum::<usize>() + l.len() + 1;
+    let width = width.max(MIN_WIDTH);
+    // The header's words too when they fit, else the cells' only.
+    let Some(longest) = [with_header, cells]
+        .into_iter()
+        .find(|l| !l.is_empty() && need(l) <= width)
+    else {
+        return;
+    };
+    for (c, w) in longest.into_iter().enumerate() {
+        if let Some(col) = tb.column_mut(c) {
+            col.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(
+                (w + 2) as u16,
+            )));
+        }
+    }
+}
+
 /// `text` (already escaped) word-wrapped to `width` columns: the first line starts with
 /// `first`, the others with `rest`; a word longer than a line is cut.
 fn wrap(out: &mut String, first: &str, rest: &str, text: &str, width: usize) {
@@ -575,6 +622,7 @@ pub fn table(a: &Analysis, color: bool, width: usize) -> String {
             }
             tb.add_row(row);
         }
+        keep_words_whole(&mut tb, width);
         out.push_str(&tb.to_string());
         out.push('\n');
         for (i, v) in a.verdicts.iter().enumerate() {
@@ -666,6 +714,7 @@ pub fn table(a: &Analysis, color: bool, width: usize) -> String {
             cells[1] = t(&cells[1]).into_owned();
             tb.add_row(cells.to_vec());
         }
+        keep_words_whole(&mut tb, width);
         out.push_str(&tb.to_string());
         out.push('\n');
         if a.endpoints.len() > ENDPOINT_ROWS {
