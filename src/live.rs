@@ -705,7 +705,9 @@ mod tests {
         assert!(nothing_more(&rx), "a fifth batch went over the budget");
         for mut b in got.drain(..) {
             b.clear();
-            back_tx.send(b).unwrap();
+            // The first one back lets the fifth through, and the sender may then be done (its
+            // end of this channel dropped) before the others come back: not an error.
+            let _ = back_tx.send(b);
         }
         received(&rx, &mut got, 1);
         assert_eq!(got.len(), 1);
