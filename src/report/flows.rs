@@ -692,7 +692,8 @@ fn state_color(state: &str) -> Option<&'static str> {
     }
 }
 
-/// A page's cell texts in one buffer: cell `c` of row `r` is `text[ends[9r + c - 1]..ends[9r + c]]`.
+/// A page's cell texts in one buffer: cell `c` of row `r` is
+/// `text[ends[9r + c - 1]..ends[9r + c]]`.
 #[derive(Default)]
 struct Cells {
     text: String,

@@ -441,9 +441,9 @@ impl Collector {
     /// looked at, so on a busy proxy (thousands of requests in a window) this is the
     /// inference's hot loop, and `live` runs it at every verdict check: the pairs are compared
     /// as numbers (addresses and method + target replaced by small ids), and one request's
-    /// matches are gathered before they are counted into the maps, in the order they were found (so `votes` is built exactly as one insert
-    /// per match would build it; `opened`, only ever looked up, may get its keys in another
-    /// order).
+    /// matches are gathered before they are counted into the maps, in the order they were found
+    /// (so `votes` is built exactly as one insert per match would build it; `opened`, only ever
+    /// looked up, may get its keys in another order).
     fn request_matches(&self) -> (TieMap, FxHashMap<(SocketAddr, IpAddr), u32>) {
         let slim = Slim::of(&self.requests);
         let mut votes = TieMap::default();
