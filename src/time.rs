@@ -32,9 +32,14 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(nanos))
     }
 
-    /// RFC 3339 in UTC with microsecond precision, e.g. `2026-11-26T08:12:37.123456Z`.
-    pub fn rfc3339(self) -> String {
-        self.to_string()
+    /// UTC year, month, day, hour, minute, second and microsecond (what `Display` writes).
+    pub fn civil(self) -> (i64, u32, u32, i64, i64, i64, i64) {
+        let secs = self.0.div_euclid(NANOS_PER_SEC);
+        let nanos = self.0.rem_euclid(NANOS_PER_SEC);
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        (y, m, d, sod / 3600, (sod / 60) % 60, sod % 60, nanos / 1000)
     }
 
     /// Seconds since the epoch as a float (Wireshark's `frame.time_epoch`).
@@ -45,21 +50,11 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = self.0.div_euclid(NANOS_PER_SEC);
-        let nanos = self.0.rem_euclid(NANOS_PER_SEC);
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
+        let (y, m, d, h, mi, s, micros) = self.civil();
         write!(
             f,
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-            y,
-            m,
-            d,
-            sod / 3600,
-            (sod / 60) % 60,
-            sod % 60,
-            nanos / 1000
+            y, m, d, h, mi, s, micros
         )
     }
 }

@@ -172,8 +172,9 @@ fn calls(
 
 #[track_caller]
 fn same_calls(files: &[PathBuf]) {
-    // With the application layer the tracker runs on the reader thread, without it on the
-    // calling thread: both ways, every kind of segment interest.
+    // With the application layer the tracker runs on the reader thread; without it, on the
+    // calling thread, or (no segments either) on a thread of its own while the calling thread
+    // reads: every way, every kind of segment interest.
     for want in [
         (true, Segments::All, true),
         (true, Segments::All, false),
@@ -182,6 +183,7 @@ fn same_calls(files: &[PathBuf]) {
         (false, Segments::All, true),
         (false, Segments::All, false),
         (false, Segments::Syn, false),
+        (false, Segments::None, false),
     ] {
         let one = calls(files, Threads::One, want);
         assert!(
