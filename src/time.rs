@@ -140,23 +140,32 @@ impl std::str::FromStr for Duration {
 /// Formats a duration in nanoseconds for humans: `850µs`, `12.3ms`, `4.20s`, `3m05s`, `2h05m`,
 /// `35d13h` (each unit truncated, never rounded up into the next).
 pub fn human_duration(nanos: i64) -> String {
+    let mut s = String::new();
+    write_human_duration(&mut s, nanos);
+    s
+}
+
+/// `human_duration` appended to `out` (the `flows` table writes one per row: no allocation).
+pub fn write_human_duration(out: &mut String, nanos: i64) {
+    use fmt::Write;
     let n = nanos.max(0);
-    if n < NANOS_PER_MILLI {
-        format!("{}µs", n / 1000)
+    // Writing to a `String` cannot fail.
+    let _ = if n < NANOS_PER_MILLI {
+        write!(out, "{}µs", n / 1000)
     } else if n < NANOS_PER_SEC {
-        format!("{:.1}ms", n as f64 / NANOS_PER_MILLI as f64)
+        write!(out, "{:.1}ms", n as f64 / NANOS_PER_MILLI as f64)
     } else if n < 60 * NANOS_PER_SEC {
-        format!("{:.2}s", n as f64 / NANOS_PER_SEC as f64)
+        write!(out, "{:.2}s", n as f64 / NANOS_PER_SEC as f64)
     } else {
         let s = n / NANOS_PER_SEC;
         if s < 3600 {
-            format!("{}m{:02}s", s / 60, s % 60)
+            write!(out, "{}m{:02}s", s / 60, s % 60)
         } else if s < 86_400 {
-            format!("{}h{:02}m", s / 3600, (s / 60) % 60)
+            write!(out, "{}h{:02}m", s / 3600, (s / 60) % 60)
         } else {
-            format!("{}d{:02}h", s / 86_400, (s / 3600) % 24)
+            write!(out, "{}d{:02}h", s / 86_400, (s / 3600) % 24)
         }
-    }
+    };
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).

@@ -7,7 +7,7 @@
 //! (each page is its own table with its header; the summary line then comes last).
 
 use crate::flow::{Direction, FlowSummary, HistoryText};
-use crate::time::{human_duration, Timestamp};
+use crate::time::{write_human_duration, Timestamp};
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -903,7 +903,7 @@ impl Cells {
             t.push_str("×)");
         }
         end(t);
-        t.push_str(&human_duration(r.duration.0));
+        write_human_duration(t, r.duration.0);
         end(t);
         if let Some(f) = &r.file {
             t.push_str(&super::escape::terminal(f));
