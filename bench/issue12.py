@@ -44,10 +44,10 @@ for f in files:
     med = {k: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v),
                max(x[2] for x in v), len(v), min(x[0] for x in v), max(x[0] for x in v)) for k, v in res.items()}
     rl = med["readloop"][0]
-    ts = med["tshark -q -z expert"][0]
+    ts = med.get("tshark -q -z expert", (None,))[0]  # none with TSHARK_RUNS 0
     print(f"\n### {os.path.basename(f)} ({os.path.getsize(f)/2**20:.0f} MiB)\n")
     print("| command | runs | median wall s | min–max wall s | median CPU s | peak RSS MiB | × read loop (wall) | tshark ÷ this (wall) |")
     print("|---|---|---|---|---|---|---|---|")
     for k, (w, c, m, n, lo, hi) in med.items():
-        print(f"| `{k}` | {n} | {w:.2f} | {lo:.2f}–{hi:.2f} | {c:.2f} | {m:.1f} | {w/rl:.2f} | {ts/w:.1f} |")
+        print(f"| `{k}` | {n} | {w:.2f} | {lo:.2f}–{hi:.2f} | {c:.2f} | {m:.1f} | {w/rl:.2f} | {f'{ts/w:.1f}' if ts else '—'} |")
     sys.stdout.flush()
