@@ -821,27 +821,19 @@ enum Back {
 #[derive(Clone, Copy)]
 struct Pre {
     frame: Frame<'static>,
-    d: PreDecoded,
+    d: Decoded<'static>,
 }
 
 impl Pre {
     fn new(f: &Frame<'_>) -> Pre {
         let d = match decode::decode(f.link, f.data) {
-            Decoded::Tcp(s) => PreDecoded::Tcp(TcpSegment { payload: &[], ..s }, 0, 0),
-            Decoded::Icmp(e) => PreDecoded::Icmp(e),
-            Decoded::Skip(k) => PreDecoded::Skip(k),
+            Decoded::Tcp(s) => Decoded::Tcp(TcpSegment { payload: &[], ..s }),
+            Decoded::Icmp(e) => Decoded::Icmp(e),
+            Decoded::Skip(k) => Decoded::Skip(k),
         };
         Pre {
             frame: Frame { data: &[], ..*f },
             d,
-        }
-    }
-
-    fn decoded(&self) -> Decoded<'static> {
-        match self.d {
-            PreDecoded::Tcp(seg, _, _) => Decoded::Tcp(seg),
-            PreDecoded::Icmp(e) => Decoded::Icmp(e),
-            PreDecoded::Skip(k) => Decoded::Skip(k),
         }
     }
 }
@@ -1216,7 +1208,7 @@ fn run_tracker_thread<O: Observer>(
                 };
                 for pres in pre_rx {
                     for p in &pres {
-                        front.frame(&p.frame, p.decoded(), &mut rec);
+                        front.frame(&p.frame, p.d, &mut rec);
                     }
                     if !rec.b.log.is_empty() {
                         rec.send();

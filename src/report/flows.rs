@@ -6,6 +6,7 @@
 //! rather than by the capture's size. The table is streamed too, in pages of `TABLE_PAGE` rows
 //! (each page is its own table with its header; the summary line then comes last).
 
+use crate::app::text::ShortText;
 use crate::flow::{Direction, FlowSummary, HistoryText};
 use crate::time::{write_human_duration, Timestamp};
 use serde::Serialize;
@@ -22,8 +23,8 @@ pub const REORDER_MAX: usize = 8_192;
 #[derive(Clone, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FlowRow {
     pub id: u64,
-    pub orig: RowText,
-    pub resp: RowText,
+    pub orig: ShortText,
+    pub resp: ShortText,
     pub conn_state: &'static str,
     pub history: HistoryText,
     pub orig_pkts: u64,
@@ -45,7 +46,7 @@ pub struct FlowRow {
     /// File of the first frame (only with several input files).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
-    pub start: RowText,
+    pub start: ShortText,
     /// Seconds from first to last frame, as a decimal string-free number.
     pub duration: Duration6,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,78 +62,41 @@ pub struct FlowRow {
     pub end_reason: &'static str,
 }
 
-/// A row's address or time, kept in place: a `String` each cost an allocation, a `fmt` pass and
-/// a free per connection, a fifth of `flows`' CPU time on capture B. Written by hand
-/// (IPv4 addresses and times; IPv6 through `fmt`, still without allocating) as `Display` writes
-/// them, byte for byte (tested). Reads, compares, prints and serializes as a `str`.
-#[derive(Clone, Copy)]
-pub struct RowText {
-    buf: [u8; ROW_TEXT_MAX],
-    len: u8,
+/// A row's address or start time as `Display` writes it, byte for byte (tested), but without a
+/// `String`: one each cost an allocation, a `fmt` pass and a free per connection, a fifth of
+/// `flows`' CPU time on capture B. IPv4 addresses and times are written by hand, IPv6 addresses
+/// through `fmt` into the same buffer; the text is then kept inline (`ShortText`: up to 30
+/// bytes, which every IPv4 address and every time fits).
+fn addr_text(a: &std::net::SocketAddr) -> ShortText {
+    let mut t = TextBuf::default();
+    match a {
+        std::net::SocketAddr::V4(v4) => {
+            for (i, o) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    t.push(b".");
+                }
+                t.push_padded(o as u64, 1);
+            }
+            t.push(b":");
+            t.push_padded(v4.port() as u64, 1);
+        }
+        std::net::SocketAddr::V6(_) => {
+            use std::fmt::Write;
+            // Cannot fail: `TEXT_BUF` holds the longest.
+            let _ = write!(t, "{}", a);
+        }
+    }
+    ShortText::new(t.as_str())
 }
 
-/// The longest `SocketAddr` text: `[` 45-byte IPv6 `%` 10-digit scope `]:` 5-digit port.
-const ROW_TEXT_MAX: usize = 64;
-
-impl RowText {
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("")
-    }
-
-    fn push(&mut self, b: &[u8]) {
-        let at = self.len as usize;
-        let end = (at + b.len()).min(ROW_TEXT_MAX);
-        self.buf[at..end].copy_from_slice(&b[..end - at]);
-        self.len = end as u8;
-    }
-
-    fn push_uint(&mut self, v: u64) {
-        let mut buf = [0u8; 20];
-        self.push(decimal(v, &mut buf));
-    }
-
-    /// `v` with at least `width` digits, zero-padded (`{:0width$}` of a non-negative number).
-    fn push_padded(&mut self, v: u64, width: usize) {
-        let mut buf = [0u8; 20];
-        let digits = decimal(v, &mut buf);
-        for _ in digits.len()..width {
-            self.push(b"0");
-        }
-        self.push(digits);
-    }
-
-    /// `a` as `SocketAddr`'s `Display` writes it.
-    pub fn addr(a: &std::net::SocketAddr) -> RowText {
-        let mut t = RowText::default();
-        match a {
-            std::net::SocketAddr::V4(v4) => {
-                for (i, o) in v4.ip().octets().into_iter().enumerate() {
-                    if i > 0 {
-                        t.push(b".");
-                    }
-                    t.push_uint(o as u64);
-                }
-                t.push(b":");
-                t.push_uint(v4.port() as u64);
-            }
-            std::net::SocketAddr::V6(_) => {
-                use std::fmt::Write;
-                // Cannot overflow: `ROW_TEXT_MAX` holds the longest.
-                let _ = write!(t, "{}", a);
-            }
-        }
-        t
-    }
-
-    /// `ts` as `Timestamp`'s `Display` (RFC 3339, microseconds, UTC) writes it.
-    pub fn timestamp(ts: Timestamp) -> RowText {
-        let (y, mo, d, h, mi, s, micros) = ts.civil();
-        let mut t = RowText::default();
-        if !(0..=9999).contains(&y) {
-            use std::fmt::Write;
-            let _ = write!(t, "{}", ts);
-            return t;
-        }
+/// `ts` as `Timestamp`'s `Display` (RFC 3339, microseconds, UTC) writes it (see `addr_text`).
+fn time_text(ts: Timestamp) -> ShortText {
+    let (y, mo, d, h, mi, s, micros) = ts.civil();
+    let mut t = TextBuf::default();
+    if !(0..=9999).contains(&y) {
+        use std::fmt::Write;
+        let _ = write!(t, "{}", ts);
+    } else {
         for (v, width, then) in [
             (y as u64, 4, b"-"),
             (mo as u64, 2, b"-"),
@@ -145,91 +109,61 @@ impl RowText {
             t.push_padded(v, width);
             t.push(then);
         }
-        t
     }
+    ShortText::new(t.as_str())
 }
 
-impl Default for RowText {
+/// The longest `SocketAddr` text: `[` 45-byte IPv6 `%` 10-digit scope `]:` 5-digit port.
+const TEXT_BUF: usize = 64;
+
+/// A stack buffer the two functions above write into (ASCII only, or whole `&str`s).
+struct TextBuf {
+    buf: [u8; TEXT_BUF],
+    len: usize,
+}
+
+impl Default for TextBuf {
     fn default() -> Self {
-        RowText {
-            buf: [0; ROW_TEXT_MAX],
+        TextBuf {
+            buf: [0; TEXT_BUF],
             len: 0,
         }
     }
 }
 
-impl std::fmt::Write for RowText {
+impl TextBuf {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+
+    /// Appends `b` if it fits whole (it always does: `TEXT_BUF` holds the longest text).
+    fn push(&mut self, b: &[u8]) -> bool {
+        let Some(dst) = self.buf.get_mut(self.len..self.len + b.len()) else {
+            return false;
+        };
+        dst.copy_from_slice(b);
+        self.len += b.len();
+        true
+    }
+
+    /// `v` with at least `width` digits, zero-padded (`{:0width$}` of a non-negative number).
+    fn push_padded(&mut self, v: u64, width: usize) {
+        let mut buf = [0u8; 20];
+        let digits = decimal(v, &mut buf);
+        for _ in digits.len()..width {
+            self.push(b"0");
+        }
+        self.push(digits);
+    }
+}
+
+impl std::fmt::Write for TextBuf {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        if self.len as usize + s.len() > ROW_TEXT_MAX {
-            return Err(std::fmt::Error);
+        if self.push(s.as_bytes()) {
+            Ok(())
+        } else {
+            Err(std::fmt::Error)
         }
-        self.push(s.as_bytes());
-        Ok(())
-    }
-}
-
-/// Its first `ROW_TEXT_MAX` bytes, cut at a character boundary.
-impl From<&str> for RowText {
-    fn from(s: &str) -> Self {
-        let mut end = s.len().min(ROW_TEXT_MAX);
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        let mut t = RowText::default();
-        t.push(&s.as_bytes()[..end]);
-        t
-    }
-}
-
-impl std::ops::Deref for RowText {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl PartialEq for RowText {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for RowText {}
-
-/// Ordered as its text (rows sort by it).
-impl PartialOrd for RowText {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for RowText {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
-    }
-}
-
-impl PartialEq<&str> for RowText {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-impl std::fmt::Display for RowText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::fmt::Debug for RowText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl Serialize for RowText {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
     }
 }
 
@@ -258,8 +192,8 @@ impl FlowRow {
         let r = &s.resp_stats;
         FlowRow {
             id: s.id,
-            orig: RowText::addr(&s.orig),
-            resp: RowText::addr(&s.resp),
+            orig: addr_text(&s.orig),
+            resp: addr_text(&s.resp),
             conn_state: s.conn_state.name(),
             history: s.history,
             orig_pkts: o.pkts,
@@ -277,7 +211,7 @@ impl FlowRow {
             first_frame: s.first.number,
             last_frame: s.last.number,
             file: (files.len() > 1).then(|| files[s.first.file as usize].display().to_string()),
-            start: RowText::timestamp(s.start),
+            start: time_text(s.start),
             duration: Duration6(s.duration_ns()),
             rtt: s.rtt_ns.map(Duration6),
             partial: s.partial,
@@ -1113,7 +1047,7 @@ mod tests {
         }
     }
 
-    /// `RowText` writes addresses and times as `Display` does, byte for byte, at every edge: each
+    /// `addr_text` and `time_text` write addresses and times as `Display` does, byte for byte, at every edge: each
     /// octet's width, ports 0 and 65535, IPv6 compression, v4-mapped and scoped addresses, times
     /// before 1970, at day, month, leap-year and year ends, and the extremes of `i64` nanoseconds.
     #[test]
@@ -1139,7 +1073,7 @@ mod tests {
             addrs.push(SocketAddr::V6(SocketAddrV6::new(ip, 1, 0, u32::MAX)));
         }
         for a in &addrs {
-            assert_eq!(RowText::addr(a).as_str(), a.to_string());
+            assert_eq!(addr_text(a).as_str(), a.to_string());
         }
         let day = 86_400 * 1_000_000_000i64;
         let mut times = vec![
@@ -1161,9 +1095,13 @@ mod tests {
         }
         for ns in times {
             let ts = Timestamp(ns);
-            assert_eq!(RowText::timestamp(ts).as_str(), ts.to_string(), "{ns}");
+            assert_eq!(time_text(ts).as_str(), ts.to_string(), "{ns}");
         }
-        assert_eq!(RowText::from("x".repeat(100).as_str()).len(), ROW_TEXT_MAX);
+        // The buffer never cuts: a piece that does not fit whole is refused.
+        let mut t = TextBuf::default();
+        assert!(t.push(&[b'x'; TEXT_BUF - 1]));
+        assert!(!t.push(b"yz"));
+        assert_eq!(t.as_str().len(), TEXT_BUF - 1);
     }
 
     #[test]
