@@ -1,6 +1,6 @@
 //! Whole capture files (pcap and pcapng bytes) through the full `analyze` pipeline, every output
-//! format rendered (JSON, table, Markdown). libpcap reads files, so each input is written to a
-//! file in /dev/shm (tmpfs) first; it is read on one thread or with the reader thread.
+//! format rendered (JSON, table, Markdown). Inputs are opened by path as a user's are, so each
+//! is written to a file in /dev/shm (tmpfs) first; it is read on one thread or with the reader thread.
 //! Invariants: a bad file is a one-line error, never a panic; every frame a report names is a
 //! frame of the capture; every "n of m" has n ≤ m; per-verdict counts are within their totals;
 //! the JSON report parses back to what was written.

@@ -16,7 +16,6 @@
 //! - A stream that ends in the middle of a record, or a malformed block, stops reading with a
 //!   message (`StreamError`); what was read before stays valid.
 
-use super::mapped::Mapped;
 use crate::time::{Timestamp, NANOS_PER_SEC};
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -206,33 +205,11 @@ enum Layout {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamError(pub String);
 
-/// Where the records' bytes are: a reused buffer filled from the source, or a whole regular
-/// file mapped (`Mapped`, borrowed in place: no copy at all).
-enum Store {
-    Buffer(Vec<u8>),
-    Mapped(Mapped),
-}
-
-impl Store {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Store::Buffer(b) => b,
-            Store::Mapped(m) => m.bytes(),
-        }
-    }
-}
-
-impl std::ops::Index<std::ops::Range<usize>> for Store {
-    type Output = [u8];
-    fn index(&self, r: std::ops::Range<usize>) -> &[u8] {
-        &self.bytes()[r]
-    }
-}
-
 /// A forward-only pcap / pcapng reader (see the module doc).
 pub struct RecordReader {
     src: Box<dyn Read + Send>,
-    buf: Store,
+    /// The bytes read from `src` and not yet consumed are `buf[pos..end]`.
+    buf: Vec<u8>,
     pos: usize,
     end: usize,
     eof: bool,
@@ -248,31 +225,12 @@ impl RecordReader {
     /// Reads the file header (pcap) or up to the first interface (pcapng). `Err` carries why the
     /// stream is not a capture.
     pub fn new(src: Box<dyn Read + Send>) -> Result<RecordReader, StreamError> {
-        RecordReader::with_store(src, Store::Buffer(vec![0; READ_CHUNK]))
-    }
-
-    /// A reader over a whole mapped file: records are borrowed from the mapping.
-    pub fn mapped(m: Mapped) -> Result<RecordReader, StreamError> {
-        RecordReader::with_store(Box::new(io::empty()), Store::Mapped(m))
-    }
-
-    /// Bytes of a mapped file parsed so far (None when reading from a stream).
-    pub fn mapped_position(&self) -> Option<u64> {
-        matches!(self.buf, Store::Mapped(_)).then_some(self.pos as u64)
-    }
-
-    fn with_store(src: Box<dyn Read + Send>, buf: Store) -> Result<RecordReader, StreamError> {
-        // A mapping holds the whole file: all of it is there, and there is nothing more to read.
-        let (end, eof) = match &buf {
-            Store::Buffer(_) => (0, false),
-            Store::Mapped(m) => (m.bytes().len(), true),
-        };
         let mut r = RecordReader {
             src,
-            buf,
+            buf: vec![0; READ_CHUNK],
             pos: 0,
-            end,
-            eof,
+            end: 0,
+            eof: false,
             layout: Layout::Pcapng {
                 swapped: false,
                 ifaces: Vec::new(),
@@ -376,14 +334,7 @@ impl RecordReader {
     /// Makes at least `n` bytes available from `pos` unless the source ends first; returns the
     /// bytes available (up to what is buffered, possibly more than `n`).
     fn fill(&mut self, n: usize) -> io::Result<usize> {
-        let buf = match &mut self.buf {
-            Store::Buffer(b) => b,
-            Store::Mapped(m) => {
-                // Everything is there; what is behind `pos` is no longer borrowed.
-                m.release_before(self.pos);
-                return Ok(self.end - self.pos);
-            }
-        };
+        let buf = &mut self.buf;
         if self.end - self.pos >= n {
             return Ok(self.end - self.pos);
         }
