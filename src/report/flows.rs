@@ -659,13 +659,17 @@ pub const TABLE_PAGE: usize = 1_000;
 
 /// The table, streamed: with at most `TABLE_PAGE` connections the output is exactly
 /// `header` + `table(rows)`; with more, full pages are written as they fill (each a table with
-/// its own header) and the header line comes last. Holds at most `REORDER_MAX + TABLE_PAGE` rows.
+/// its own header) and the header line comes last. Holds at most `REORDER_MAX` rows, and the
+/// cell texts of one page: a row's cells are written when it arrives, and the page's cells and
+/// text buffers are reused from page to page.
 pub struct TableStream<W: Write> {
     out: W,
     color: bool,
     width: Option<usize>,
     order: Reorder,
-    page: Vec<FlowRow>,
+    page: Page,
+    /// A laid-out page, reused.
+    text: String,
     paged: bool,
     pub rows: u64,
     pub error: Option<io::Error>,
@@ -678,7 +682,8 @@ impl<W: Write> TableStream<W> {
             color,
             width,
             order: Reorder::default(),
-            page: Vec::new(),
+            page: Page::default(),
+            text: String::new(),
             paged: false,
             rows: 0,
             error: None,
@@ -691,30 +696,30 @@ impl<W: Write> TableStream<W> {
             return;
         }
         let mut order = std::mem::take(&mut self.order);
-        if let Err(e) = order.push(row, |r| self.add(r)) {
+        if let Err(e) = order.push(row, |r| self.add(&r)) {
             self.error = Some(e);
         }
         self.order = order;
     }
 
-    fn add(&mut self, row: FlowRow) -> io::Result<()> {
-        self.page.push(row);
-        if self.page.len() > TABLE_PAGE {
+    fn add(&mut self, row: &FlowRow) -> io::Result<()> {
+        if !self.paged && self.page.rows() == TABLE_PAGE {
             // More than one page: from now on pages are written as they fill.
-            let rest = self.page.split_off(TABLE_PAGE);
             self.flush_page()?;
             self.paged = true;
-            self.page = rest;
-        } else if self.paged && self.page.len() == TABLE_PAGE {
+        }
+        self.page.add(row, self.color);
+        if self.paged && self.page.rows() == TABLE_PAGE {
             self.flush_page()?;
         }
         Ok(())
     }
 
     fn flush_page(&mut self) -> io::Result<()> {
-        let t = table(&mut self.page, self.color, self.width);
+        self.text.clear();
+        self.page.render(&mut self.text, self.width);
         self.page.clear();
-        self.out.write_all(t.as_bytes())?;
+        self.out.write_all(self.text.as_bytes())?;
         self.out.write_all(b"\n")
     }
 
@@ -724,13 +729,13 @@ impl<W: Write> TableStream<W> {
             return Err(e);
         }
         let mut order = std::mem::take(&mut self.order);
-        order.finish(|r| self.add(r))?;
+        order.finish(|r| self.add(&r))?;
         if !self.paged {
             self.out.write_all(header.as_bytes())?;
             self.out.write_all(b"\n")?;
             self.flush_page()?;
         } else {
-            if !self.page.is_empty() {
+            if self.page.rows() > 0 {
                 self.flush_page()?;
             }
             self.out.write_all(header.as_bytes())?;
@@ -761,32 +766,75 @@ const COLUMNS: [(&str, bool); 9] = [
 ///
 /// Written by hand rather than with comfy-table: `flows` writes a table of hundreds of
 /// thousands of rows, and laying out each page with comfy-table took most of its time.
-pub fn table(rows: &mut [FlowRow], color: bool, width: Option<usize>) -> String {
-    rows.sort_by_key(|r| r.id);
-    let mut cells = Cells::default();
-    for r in rows.iter() {
-        cells.row(r);
+pub fn table(rows: &[FlowRow], color: bool, width: Option<usize>) -> String {
+    let mut page = Page::default();
+    for r in rows {
+        page.add(r, color);
     }
-    let widths = layout(&cells, width);
-    let mut out = String::with_capacity(cells.text.len() * 2);
-    rule(&mut out, &widths, ['┌', '─', '┬', '┐']);
-    let header: Vec<&str> = COLUMNS.iter().map(|c| c.0).collect();
-    line(&mut out, &widths, &header, &[None; 9]);
-    rule(&mut out, &widths, ['╞', '═', '╪', '╡']);
-    for (i, r) in rows.iter().enumerate() {
-        let texts: [&str; 9] = std::array::from_fn(|c| cells.get(i, c));
-        let state = if color {
+    let mut out = String::new();
+    page.render(&mut out, width);
+    out
+}
+
+/// The rows of one table: their cells' texts, their ids and their state colours.
+#[derive(Default)]
+struct Page {
+    cells: Cells,
+    ids: Vec<u64>,
+    colors: Vec<Option<&'static str>>,
+    /// Row indices in id order (reused).
+    order: Vec<u32>,
+}
+
+impl Page {
+    fn add(&mut self, r: &FlowRow, color: bool) {
+        self.cells.row(r);
+        self.ids.push(r.id);
+        self.colors.push(if color {
             state_color(r.conn_state)
         } else {
             None
-        };
-        let mut colors = [None; 9];
-        colors[2] = state;
-        line(&mut out, &widths, &texts, &colors);
+        });
     }
-    rule(&mut out, &widths, ['└', '─', '┴', '┘']);
-    out.pop(); // the last newline (the caller ends the table)
-    out
+
+    fn rows(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn clear(&mut self) {
+        self.cells.text.clear();
+        self.cells.ends.clear();
+        self.ids.clear();
+        self.colors.clear();
+    }
+
+    /// Appends the table of these rows, in id order (rows come in id order but for those the
+    /// reorder buffer let go of early), to `out`; without the last newline (the caller ends the
+    /// table).
+    fn render(&mut self, out: &mut String, width: Option<usize>) {
+        self.order.clear();
+        self.order.extend(0..self.rows() as u32);
+        if !self.ids.is_sorted() {
+            let ids = &self.ids;
+            self.order.sort_by_key(|&i| ids[i as usize]);
+        }
+        let cells = &self.cells;
+        let widths = layout(cells, width);
+        out.reserve(cells.text.len() * 2);
+        rule(out, &widths, ['┌', '─', '┬', '┐']);
+        let header: [&str; 9] = std::array::from_fn(|c| COLUMNS[c].0);
+        line(out, &widths, &header, &[None; 9]);
+        rule(out, &widths, ['╞', '═', '╪', '╡']);
+        for &i in &self.order {
+            let i = i as usize;
+            let texts: [&str; 9] = std::array::from_fn(|c| cells.get(i, c));
+            let mut colors = [None; 9];
+            colors[2] = self.colors[i];
+            line(out, &widths, &texts, &colors);
+        }
+        rule(out, &widths, ['└', '─', '┴', '┘']);
+        out.pop(); // the last newline
+    }
 }
 
 /// The colour of a connection state (comfy-table's escapes for red and yellow).
@@ -925,8 +973,9 @@ fn rule(out: &mut String, widths: &[usize; 9], [left, fill, cross, right]: [char
 
 /// One table row: each cell wrapped to its column's width (at spaces where it can, else within
 /// a word), on as many lines as its longest cell needs.
-fn line(out: &mut String, widths: &[usize; 9], texts: &[&str], colors: &[Option<&str>; 9]) {
-    let fits = texts.iter().zip(widths).all(|(t, &w)| text_width(t) <= w);
+fn line(out: &mut String, widths: &[usize; 9], texts: &[&str; 9], colors: &[Option<&str>; 9]) {
+    let text_widths: [usize; 9] = std::array::from_fn(|c| text_width(texts[c]));
+    let fits = text_widths.iter().zip(widths).all(|(t, w)| t <= w);
     let wrapped: Vec<Vec<&str>>;
     let lines = if fits {
         wrapped = Vec::new();
@@ -945,12 +994,13 @@ fn line(out: &mut String, widths: &[usize; 9], texts: &[&str], colors: &[Option<
             if c > 0 {
                 out.push('┆');
             }
-            let text = if fits {
-                texts[c]
+            let (text, text_w) = if fits {
+                (texts[c], text_widths[c])
             } else {
-                wrapped[c].get(l).copied().unwrap_or("")
+                let t = wrapped[c].get(l).copied().unwrap_or("");
+                (t, text_width(t))
             };
-            let pad = w - text_width(text).min(w);
+            let pad = w - text_w.min(w);
             if let Some(code) = colors[c] {
                 out.push_str(code);
             }
@@ -972,9 +1022,12 @@ fn line(out: &mut String, widths: &[usize; 9], texts: &[&str], colors: &[Option<
     }
 }
 
-fn push_spaces(out: &mut String, n: usize) {
-    for _ in 0..n {
-        out.push(' ');
+fn push_spaces(out: &mut String, mut n: usize) {
+    const SPACES: &str = "                                ";
+    while n > 0 {
+        let k = n.min(SPACES.len());
+        out.push_str(&SPACES[..k]);
+        n -= k;
     }
 }
 
@@ -1263,6 +1316,36 @@ mod tests {
         cols
     }
 
+    /// A page lists its rows by id whatever order they came in (the reorder buffer lets go of a
+    /// row held too long, and a later, lower id then follows it), and each row keeps its own
+    /// state colour when its place changes.
+    #[test]
+    fn a_page_is_in_id_order_and_rows_keep_their_colours() {
+        let mut rows: Vec<FlowRow> = (0..5)
+            .map(|i| {
+                let mut r = row();
+                r.id = 10 - i;
+                r.first_frame = 100 - i;
+                r.conn_state = if i == 1 { "REJ" } else { "SF" };
+                r
+            })
+            .collect();
+        let shuffled = table(&rows, true, None);
+        rows.sort_by_key(|r| r.id);
+        assert_eq!(shuffled, table(&rows, true, None));
+        let lines: Vec<&str> = shuffled.lines().filter(|l| l.starts_with('│')).collect();
+        let frames: Vec<&str> = lines[1..]
+            .iter()
+            .map(|l| l.trim_end_matches('│').rsplit('┆').next().unwrap().trim())
+            .collect();
+        assert_eq!(frames, ["96", "97", "98", "99", "100"]);
+        // The REJ row (id 9, first frame 99) is the only red one.
+        let red: Vec<usize> = (1..lines.len())
+            .filter(|&i| lines[i].contains("\x1b[38;5;9m"))
+            .collect();
+        assert_eq!(red, [4]);
+    }
+
     #[test]
     fn the_table_keeps_every_cell_whole_or_wraps_it_within_the_width() {
         let mut rows = varied_rows();
@@ -1300,7 +1383,7 @@ mod tests {
             Some(120),
             Some(200),
         ] {
-            let t = table(&mut rows.clone(), false, width);
+            let t = table(&rows, false, width);
             let widths: Vec<usize> = t.lines().map(text_width).collect();
             assert!(
                 widths.iter().all(|&w| w == widths[0]),
