@@ -421,10 +421,29 @@ pub struct SegmentOutcome {
 }
 
 /// Direction-free key: the two socket addresses in canonical order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct FlowKey {
     lo: (IpAddr, u16),
     hi: (IpAddr, u16),
+}
+
+/// Each side as one or two integers: the derived `Hash` wrote an address's discriminant, its
+/// octets as a length-prefixed slice and the port apart, several hasher calls a side, once per
+/// segment (the flow map) and per new or closed connection (`tuple_id`). An IPv4 side is one
+/// `u64`, an IPv6 side a `u128` and a `u16`: within a family the encoding is one-to-one, and a
+/// key's two sides are of one family.
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        for (ip, port) in [self.lo, self.hi] {
+            match ip {
+                IpAddr::V4(a) => h.write_u64((u64::from(a.to_bits()) << 16) | u64::from(port)),
+                IpAddr::V6(a) => {
+                    h.write_u128(a.to_bits());
+                    h.write_u16(port);
+                }
+            }
+        }
+    }
 }
 
 impl FlowKey {
