@@ -289,9 +289,10 @@ pub struct InputArgs {
     /// Time without a packet after which an open connection is considered finished (300, 5m, 90s; a bare number is seconds).
     #[arg(long, value_name = "DURATION", default_value_t = Duration::from_nanos(TrackerConfig::default().idle_timeout_ns), value_parser = duration_arg)]
     pub idle_timeout: Duration,
-    /// 1: read and analyse on one thread; 2: a reader thread (libpcap, decoding and, for
-    /// `analyze`, connection tracking) feeds the rest of the analysis [default: 2 when there are
-    /// two or more CPUs]. Results are identical.
+    /// 1: read and analyse on one thread; 2: use two threads (`analyze`: one reads, decodes and
+    /// tracks connections while the other parses HTTP/TLS and runs the rules; `flows`: one
+    /// tracks while the other reads and writes rows) [default: 2 when there are two or more
+    /// CPUs]. Results are identical.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=2))]
     pub threads: Option<u8>,
     /// Connections tracked at once at most; when the table is full, the least recently active

@@ -5,8 +5,9 @@
 //!
 //! ```text
 //!  capture/ ──Frame<'a>──▶ decode/ ──TcpSegment<'a>──▶ flow/ ──FlowSummary──▶ signature/
-//!  (libpcap: files,        (link layer, IPv4/IPv6,     (flow table, Zeek states,    (one pure rule
-//!   BPF, frame numbers)     TCP, ICMP errors; lax)      Wireshark retransmission      per outage)
+//!  (files, libpcap:        (link layer, IPv4/IPv6,     (flow table, Zeek states,    (one pure rule
+//!   live, BPF; frame        TCP, ICMP errors; lax)
+//!   numbers)      Wireshark retransmission      per outage)
 //!                                                        classes, expiry)                 │ Finding
 //!                                                                                         ▼
 //!                                            report/ ◀──Verdict── verdict/ (one per signature,
@@ -17,8 +18,8 @@
 //! sees clap, never reads the wall clock (capture time is the only clock), and borrows packet data
 //! on the hot path.
 
-// `unsafe` only where libpcap and libc are called (`capture/`: the FILE* handed to libpcap, its
-// page-aligned buffer, live-capture file descriptors, glibc's malloc trim threshold). `deny`
+// `unsafe` only in `capture/`, where libpcap and libc are called (live-capture file descriptors,
+// glibc's malloc trim threshold) and where a record is borrowed across the reader's loop. `deny`
 // rather than `forbid` so that this one module can allow it; everything else is safe Rust.
 #![deny(unsafe_code)]
 

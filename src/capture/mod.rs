@@ -211,7 +211,8 @@ impl FrameBatch {
 pub struct FileInfo {
     pub path: PathBuf,
     pub link: Option<LinkType>,
-    /// The link type as libpcap reported it (kept when writing evidence captures).
+    /// The file's link type number (DLT), as the file header or first interface gives it (kept
+    /// when writing evidence captures).
     pub dlt: i32,
     pub snaplen: u32,
     /// Records read (including those the filter rejected).
@@ -225,8 +226,8 @@ pub struct FileInfo {
     pub cut_range: Option<(u32, u32)>,
     pub first_ts: Option<Timestamp>,
     pub last_ts: Option<Timestamp>,
-    /// Set when reading stopped before the end of the file (truncated/corrupt record): libpcap's
-    /// message and the last good frame number.
+    /// Set when reading stopped before the end of the file (a truncated or corrupt record, a
+    /// file that shrank while read): why, and the last good frame number.
     pub stopped_early: Option<String>,
     /// With several files: this file's clock minus the first file's, estimated from packets seen
     /// in both, and how many matched; timestamps are corrected by it while merging.
@@ -535,11 +536,9 @@ fn open_input(path: &Path, progress: &Option<Arc<Progress>>) -> Result<(Opened, 
             len,
             read: n as u64,
         };
+        // The sniffed bytes were read from the file directly (not counted); the reader counts
+        // them once, from the front of the chain.
         let chained = std::io::Cursor::new(head[..n].to_vec()).chain(file);
-        if let Some(p) = progress {
-            // The sniffed bytes were read already; the reader counts them again.
-            p.bytes.fetch_sub(n as u64, Ordering::Relaxed);
-        }
         Box::new(CountingReader {
             inner: chained,
             progress: progress.clone(),
@@ -594,8 +593,18 @@ impl CaptureFile {
     }
 
     pub fn open_with(path: &Path, index: u16, opts: &ReadOptions) -> Result<CaptureFile> {
+        CaptureFile::open_chunked(path, index, opts, stream::READ_CHUNK)
+    }
+
+    /// `open_with`, reading `chunk` bytes at a time.
+    fn open_chunked(
+        path: &Path,
+        index: u16,
+        opts: &ReadOptions,
+        chunk: usize,
+    ) -> Result<CaptureFile> {
         let (opened, regular) = open_input(path, &opts.progress)?;
-        CaptureFile::from_opened(path, index, opts, opened, regular)
+        CaptureFile::from_opened(path, index, opts, opened, regular, chunk)
     }
 
     fn from_opened(
@@ -604,9 +613,10 @@ impl CaptureFile {
         opts: &ReadOptions,
         opened: Opened,
         regular: bool,
+        chunk: usize,
     ) -> Result<CaptureFile> {
         let Opened { src, compression } = opened;
-        let reader = RecordReader::new(src).map_err(|e| Error::NotACapture {
+        let reader = RecordReader::with_chunk(src, chunk).map_err(|e| Error::NotACapture {
             path: path.to_path_buf(),
             reason: match compression {
                 Some(c) => format!("{}-compressed, but inside: {}", c.name(), e.0),
@@ -804,9 +814,14 @@ impl OfflineSet {
                 )));
             }
         }
+        let chunk = if paths.len() > 1 {
+            stream::READ_CHUNK_SHARED
+        } else {
+            stream::READ_CHUNK
+        };
         let mut files = Vec::with_capacity(paths.len());
         for (i, p) in paths.iter().enumerate() {
-            files.push(CaptureFile::open_with(p, i as u16, opts)?);
+            files.push(CaptureFile::open_chunked(p, i as u16, opts, chunk)?);
         }
         Ok(OfflineSet {
             files,
@@ -1121,6 +1136,83 @@ mod tests {
                 Err(_) => return Some((frames, true)),
             }
         }
+    }
+
+    /// A pcap file of `records` records of 100 bytes each (116 with the record header).
+    fn write_pcap(path: &Path, records: usize) {
+        let mut b = Vec::new();
+        for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 1] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        for i in 0..records as u32 {
+            for v in [i, 0, 100, 100] {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            b.extend_from_slice(&[0u8; 100]);
+        }
+        std::fs::write(path, b).unwrap();
+    }
+
+    /// A regular file cut shorter than it was at open, while it is read, at a record boundary
+    /// past what the reader has buffered: the frames before the cut are read, and reading stops
+    /// with a warning that says the file shrank (a cut at a boundary would otherwise look like a
+    /// clean end). A file that grows while it is read is read to its new end, with no warning.
+    #[test]
+    fn a_file_that_shrinks_while_read_says_so_and_one_that_grows_is_read_on() {
+        let dir = std::env::temp_dir().join(format!("proxyscope-shrink-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("cut.pcap");
+        // 3 MiB: more than the first read (1 MiB) takes in.
+        let records = 3 * (1 << 20) / 116;
+        write_pcap(&path, records);
+        let mut f = CaptureFile::open(&path, 0, None).unwrap();
+        assert_eq!(f.next_frame().map(|fr| fr.number), Some(1));
+        let keep = (1 << 20) * 3 / 2 / 116; // records left: past the first read
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(24 + 116 * keep as u64)
+            .unwrap();
+        let mut n = 1;
+        while f.next_frame().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, keep as u64);
+        let why = f.info().stopped_early.clone().unwrap_or_default();
+        assert!(
+            why.contains("the file shrank while it was being read"),
+            "{why:?}"
+        );
+        assert!(
+            why.contains(&format!("{} bytes when opened", 24 + 116 * records)),
+            "{why:?}"
+        );
+
+        let path = dir.join("grows.pcap");
+        write_pcap(&path, 10);
+        let mut f = CaptureFile::open(&path, 0, None).unwrap();
+        assert!(f.next_frame().is_some());
+        let mut more = Vec::new();
+        for v in [10u32, 0, 100, 100] {
+            more.extend_from_slice(&v.to_le_bytes());
+        }
+        more.extend_from_slice(&[0u8; 100]);
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&more)
+            .unwrap();
+        let mut n = 1;
+        while f.next_frame().is_some() {
+            n += 1;
+        }
+        // The small file was read whole at open: the appended record comes after, from the file.
+        assert_eq!(n, 11);
+        assert_eq!(f.info().stopped_early, None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Every regular file is read by our reader. It must give libpcap's frames (numbers, times,

@@ -1,6 +1,7 @@
-//! A pcap / pcapng reader of our own, over any `Read`: standard input, pipes, FIFOs, process
-//! substitution and decompressed streams (gzip, zstd, xz), and pcapng files whose interfaces
-//! have different link types (libpcap refuses those).
+//! A pcap / pcapng reader of our own, over any `Read`: every input is read with it (regular
+//! files, standard input, pipes, FIFOs, process substitution, decompressed streams — gzip, zstd,
+//! xz), pcapng files whose interfaces have different link types (libpcap refuses those)
+//! included.
 //!
 //! Owns: the two file formats' framing (byte order, timestamp resolution, interfaces), reading
 //! strictly forwards (never seeks), and detecting compression by magic bytes. Must not: decode
@@ -18,11 +19,12 @@
 
 use crate::time::{Timestamp, NANOS_PER_SEC};
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
-/// Bytes read from the source at a time (and the buffer's initial size).
-const READ_CHUNK: usize = 1 << 20;
+/// Bytes read from the source at a time (and the buffer's initial size), for one input.
+pub const READ_CHUNK: usize = 1 << 20;
+/// The same with several inputs, each with a buffer of its own: as fast on the benchmark
+/// captures (`bench/RESULTS.md`, tenth pass), and 40 merged files then hold 10 MiB, not 40.
+pub const READ_CHUNK_SHARED: usize = 256 << 10;
 /// The largest pcapng block or pcap record accepted; a larger length is taken as corruption
 /// (libpcap's limit for pcapng blocks is 16 MiB).
 pub const MAX_BLOCK_BYTES: usize = 16 << 20;
@@ -150,21 +152,6 @@ impl<R: io::BufRead> Read for ZstdFrames<R> {
     }
 }
 
-/// Counts the bytes read from the underlying source (compressed bytes for a compressed file),
-/// for the progress line.
-pub struct CountingReader<R> {
-    pub inner: R,
-    pub counter: Arc<AtomicU64>,
-}
-
-impl<R: Read> Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.counter.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
 /// One packet record, borrowed from the reader until the next call.
 #[derive(Clone, Copy, Debug)]
 pub struct RawPacket<'a> {
@@ -214,8 +201,6 @@ pub struct RecordReader {
     end: usize,
     eof: bool,
     layout: Layout,
-    /// Packet records returned so far.
-    pub records: u64,
 }
 
 /// The pcap record header is 16 bytes; a pcapng block header 8 (type, total length).
@@ -225,9 +210,17 @@ impl RecordReader {
     /// Reads the file header (pcap) or up to the first interface (pcapng). `Err` carries why the
     /// stream is not a capture.
     pub fn new(src: Box<dyn Read + Send>) -> Result<RecordReader, StreamError> {
+        RecordReader::with_chunk(src, READ_CHUNK)
+    }
+
+    /// `new`, reading `chunk` bytes at a time.
+    pub fn with_chunk(
+        src: Box<dyn Read + Send>,
+        chunk: usize,
+    ) -> Result<RecordReader, StreamError> {
         let mut r = RecordReader {
             src,
-            buf: vec![0; READ_CHUNK],
+            buf: vec![0; chunk.max(64)],
             pos: 0,
             end: 0,
             eof: false,
@@ -235,7 +228,6 @@ impl RecordReader {
                 swapped: false,
                 ifaces: Vec::new(),
             },
-            records: 0,
         };
         let io = |e: io::Error| StreamError(e.to_string());
         if r.fill(24).map_err(io)? < 4 {
@@ -315,22 +307,6 @@ impl RecordReader {
         }
     }
 
-    /// Every link type seen so far (pcapng interfaces), in interface order, without repeats.
-    pub fn link_types(&self) -> Vec<i32> {
-        match &self.layout {
-            Layout::Pcap { linktype, .. } => vec![*linktype],
-            Layout::Pcapng { ifaces, .. } => {
-                let mut v: Vec<i32> = Vec::new();
-                for i in ifaces {
-                    if !v.contains(&i.linktype) {
-                        v.push(i.linktype);
-                    }
-                }
-                v
-            }
-        }
-    }
-
     /// Makes at least `n` bytes available from `pos` unless the source ends first; returns the
     /// bytes available (up to what is buffered, possibly more than `n`).
     fn fill(&mut self, n: usize) -> io::Result<usize> {
@@ -344,7 +320,11 @@ impl RecordReader {
             self.pos = 0;
         }
         if buf.len() < n {
-            buf.resize(n.next_power_of_two(), 0);
+            // The next power of two, but never beyond the largest block and its header.
+            buf.resize(
+                n.next_power_of_two().min(MAX_BLOCK_BYTES + PCAP_HDR).max(n),
+                0,
+            );
         }
         while self.end < n && !self.eof {
             match self.src.read(&mut buf[self.end..]) {
@@ -365,7 +345,6 @@ impl RecordReader {
         loop {
             match self.next_block()? {
                 Block::Packet(p) => {
-                    self.records += 1;
                     // Re-borrow: `next_block` returns offsets, the data lives in `buf`.
                     return Ok(Some(RawPacket {
                         data: &self.buf[p.off..p.off + p.caplen as usize],
@@ -424,7 +403,6 @@ impl RecordReader {
         }
         let off = self.pos + PCAP_HDR;
         self.pos += need;
-        self.records += 1;
         let nanos = if nanos { frac } else { frac * 1000 };
         Ok(Some(RawPacket {
             ts: Timestamp::from_parts(secs, nanos),

@@ -1132,9 +1132,6 @@ mod tests {
         }
     }
 
-    /// `addr_text` and `time_text` write addresses and times as `Display` does, byte for byte, at every edge: each
-    /// octet's width, ports 0 and 65535, IPv6 compression, v4-mapped and scoped addresses, times
-    /// before 1970, at day, month, leap-year and year ends, and the extremes of `i64` nanoseconds.
     /// `decimal` writes what `to_string` writes: every number below 100 000, each power of ten
     /// and its neighbours, and a spread of large values up to `u64::MAX`.
     #[test]
@@ -1162,6 +1159,9 @@ mod tests {
         check(u64::MAX);
     }
 
+    /// `addr_text` and `time_text` write addresses and times as `Display` does, byte for byte, at every edge: each
+    /// octet's width, ports 0 and 65535, IPv6 compression, v4-mapped and scoped addresses, times
+    /// before 1970, at day, month, leap-year and year ends, and the extremes of `i64` nanoseconds.
     #[test]
     fn row_text_is_displays_text() {
         use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};

@@ -11,8 +11,9 @@
 //! finish, not in close order, so closes wait `REORDER_NS` behind the latest close before the
 //! sweep applies them (in a sorted FIFO when they arrive in time order or nearly, as they do
 //! almost always; in a heap otherwise), and a later one counts from the sweep's time; every
-//! TIME_WAIT lasts the same, so the ends of applied closes wait in a FIFO of 8-byte times: memory
-//! is about 8 bytes per socket in TIME_WAIT plus the closes of `REORDER_NS`.
+//! TIME_WAIT lasts the same, so the ends of applied closes wait in a FIFO of times, each kept as
+//! its 4-byte distance from the one before (`Ends`): memory is about 4 bytes per socket in
+//! TIME_WAIT plus the closes of `REORDER_NS`.
 //!
 //! Reported when the peak reaches `time_wait_threshold` (default 1000), or when a SYN reused a
 //! 4-tuple in TIME_WAIT. Ephemeral-port pressure is said only when the holder is the connecting
