@@ -356,25 +356,24 @@ fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
 /// `s` as a JSON string: copied between quotes when nothing in it needs an escape, else
 /// escaped by serde_json.
 fn json_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        json_value(out, s);
-    }
+    json_quoted(out, s.as_bytes(), || s);
 }
 
 /// `json_str` of a `ShortText`, reading its bytes without the UTF-8 check of `as_str` (they
 /// are a whole `str`'s); the check runs only when something needs an escape.
 fn json_text(out: &mut Vec<u8>, t: &ShortText) {
-    let b = t.as_bytes();
+    json_quoted(out, t.as_bytes(), || t.as_str());
+}
+
+/// The bytes `b` of a text between quotes when none needs an escape; else the text (`text`)
+/// escaped by serde_json.
+fn json_quoted<'a>(out: &mut Vec<u8>, b: &[u8], text: impl FnOnce() -> &'a str) {
     if b.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\') {
         out.push(b'"');
         out.extend_from_slice(b);
         out.push(b'"');
     } else {
-        json_value(out, t.as_str());
+        json_value(out, text());
     }
 }
 
